@@ -1,0 +1,32 @@
+"""Canonical names of the data contract: AnnData obs columns, obsm/uns keys, HDF5 datasets
+and attributes. Every stage imports its keys from here so writers and readers cannot drift.
+"""
+
+from __future__ import annotations
+
+# obs columns (level-0 pixel coordinates of the tile/spot *top-left* corner unless stated)
+X = "x"
+Y = "y"
+SLIDE_ID = "slide_id"
+PATIENT_ID = "patient_id"
+SPOT_ID = "spot_id"
+IN_TISSUE = "in_tissue"
+
+# HDF5 coordinate store (CLAM/TRIDENT layout): one file per slide
+H5_COORDS = "coords"  # (N, 2) int64, level-0 top-left x, y
+H5_FEATURES = "features"
+ATTR_PATCH_SIZE = "patch_size"  # side in pixels at the target mpp
+ATTR_PATCH_SIZE_LEVEL0 = "patch_size_level0"  # side in level-0 pixels
+ATTR_PATCH_LEVEL = "patch_level"  # pyramid level read before resizing
+ATTR_MPP = "mpp"  # target microns per pixel
+ATTR_LEVEL0_MPP = "level0_mpp"
+ATTR_STRIDE = "stride_px"
+ATTR_SAMPLER = "sampler"
+ATTR_SLIDE_PATH = "slide_path"
+ATTR_SLIDE_SHA256 = "slide_sha256"
+ATTR_NAME = "name"
+
+# uns keys
+UNS_TILE_SPEC = "tile_spec"
+UNS_STAIN = "stain"
+UNS_ENCODER = "encoder"

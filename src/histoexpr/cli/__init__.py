@@ -1,0 +1,92 @@
+"""The ``histoexpr`` command line: one module per command, each a thin layer over the
+public API. Errors caused by input end in one line naming the file and what to do, with
+exit status 2; ``--debug`` shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+
+from ..errors import HistoexprError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: command name → module in this package (each has ``add_parser(subparsers)``)
+COMMANDS = {
+    "info": "info",
+    "tile": "tile",
+    "demo": "demo",
+}
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options every command takes (also accepted before the command name)."""
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings and errors; no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = argparse.ArgumentParser(
+        prog="histoexpr",
+        description="Predict gene expression from H&E histology. Stages: slide → tissue → "
+        "tiles → stain → features → model → metrics → report.",
+    )
+    p.add_argument("--version", action="version", version=f"histoexpr {__version__}")
+    add_common(p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for module in COMMANDS.values():
+        importlib.import_module(f"{__name__}.{module}").add_parser(sub)
+    return p
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    log = logging.getLogger("histoexpr")
+    log.handlers.clear()
+    handler = RichHandler(show_time=False, show_path=debug, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 1 internal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug, quiet = getattr(args, "debug", False), getattr(args, "quiet", False)
+    args.debug, args.quiet = debug, quiet
+    if not args.command:
+        parser.print_help()
+        return 0
+    _setup_logging(debug, quiet)
+    try:
+        return int(args.func(args) or 0)
+    except HistoexprError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished slides are kept and a rerun resumes", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an unwrapped library error: still one line
+        if debug:
+            traceback.print_exc()
+        print(
+            f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def entry() -> None:  # console script
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The one slide protocol every reader implements.
+
+All coordinates are level-0 pixels, ``(x, y)`` = (column, row) of the top-left corner, as in
+OpenSlide. Pixels come back as ``(H, W, 3)`` RGB ``uint8`` arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MppMissingError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Slide", "resize_rgb", "resolve_mpp"]
+
+#: a level is used directly when its downsample is within this relative distance of the target
+LEVEL_TOLERANCE = 1e-3
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W, 3)`` uint8 image to ``size = (width, height)``.
+
+    Area averaging (PIL ``BOX``) when shrinking — the right filter for downsampling
+    histology without aliasing — and bilinear when enlarging.
+    """
+    from PIL import Image
+
+    w, h = size
+    if rgb.shape[1] == w and rgb.shape[0] == h:
+        return rgb
+    shrinking = rgb.shape[1] >= w and rgb.shape[0] >= h
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(rgb).resize((w, h), resample=resample))
+
+
+def resolve_mpp(found: float | None, given: float | None, path: str | Path) -> float:
+    """Pick the slide's microns per pixel.
+
+    The caller's ``given`` value wins (a user who passes ``--mpp`` means it); a disagreement
+    with the file's metadata of more than 5 % is logged. With neither, raise
+    :class:`MppMissingError` telling the user what to pass.
+    """
+    if given is not None:
+        if not (given > 0 and math.isfinite(given)):
+            raise InputError(f"{path}: mpp must be a positive number, got {given!r}")
+        if found is not None and abs(given - found) / found > 0.05:
+            logger.warning(
+                "%s: metadata says %.4f µm/px but %.4f was given; using the given value",
+                path, found, given,
+            )
+        return float(given)
+    if found is not None and found > 0 and math.isfinite(found):
+        return float(found)
+    raise MppMissingError(
+        f"{path}: the file records no pixel size (microns per pixel); "
+        "pass it with --mpp (histoexpr info) or --slide-mpp (histoexpr tile), e.g. 0.5 for a "
+        "20x scan, or open_slide(..., mpp=...)"
+    )
+
+
+class Slide(ABC):
+    """A whole-slide image behind one interface.
+
+    Subclasses provide the level geometry and :meth:`_read` ; everything else
+    (:meth:`read_region` checks, :meth:`read_at_mpp`, :meth:`thumbnail`) lives here.
+    """
+
+    #: registry name of the reader that opened the slide
+    reader: str = "?"
+
+    def __init__(self, path: str | Path, *, mpp: float) -> None:
+        self.path = Path(path)
+        self.mpp = float(mpp)
+
+    # -- geometry supplied by readers -------------------------------------------------------
+    @property
+    @abstractmethod
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """``(width, height)`` of each level, level 0 first."""
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Downsample of each level relative to level 0 (mean of the two axes)."""
+        w0, h0 = self.level_dimensions[0]
+        return tuple((w0 / w + h0 / h) / 2 for w, h in self.level_dimensions)
+
+    @property
+    def vendor(self) -> str:
+        return "unknown"
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Raw metadata as strings (empty when the format has none)."""
+        return {}
+
+    @abstractmethod
+    def _read(self, x: int, y: int, w: int, h: int, level: int) -> np.ndarray:
+        """Read an in-bounds-or-not region; (x, y) level 0, (w, h) at ``level``."""
+
+    # -- derived ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Slide id: the file name without its extension(s)."""
+        n = self.path.name
+        for ext in (".ome.tiff", ".ome.tif"):
+            if n.lower().endswith(ext):
+                return n[: -len(ext)]
+        return self.path.stem if self.path.suffix else n
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """``(width, height)`` of level 0."""
+        return self.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    def level_mpp(self, level: int) -> float:
+        return self.mpp * self.level_downsamples[level]
+
+    def best_level_for_downsample(self, downsample: float) -> int:
+        """The coarsest level whose downsample does not exceed ``downsample``.
+
+        A level within :data:`LEVEL_TOLERANCE` of the target counts as equal, so a request
+        that matches a level exactly is served from it without resizing.
+        """
+        best = 0
+        for i, ds in enumerate(self.level_downsamples):
+            if ds <= downsample * (1 + LEVEL_TOLERANCE):
+                best = i if ds >= self.level_downsamples[best] else best
+        return best
+
+    def read_region(self, x: int, y: int, w: int, h: int, level: int = 0) -> np.ndarray:
+        """Read ``(h, w, 3)`` RGB uint8 pixels at ``level``; ``(x, y)`` in level-0 pixels.
+
+        Areas outside the slide come back white (255), as OpenSlide renders them over a
+        white background.
+
+        Examples
+        --------
+        >>> from histoexpr.slide import ArraySlide
+        >>> s = ArraySlide(np.zeros((64, 64, 3), np.uint8), mpp=0.5)
+        >>> s.read_region(0, 0, 8, 4).shape
+        (4, 8, 3)
+        """
+        if not 0 <= level < self.level_count:
+            raise InputError(
+                f"{self.path}: level {level} does not exist (the slide has {self.level_count})"
+            )
+        if w <= 0 or h <= 0:
+            raise InputError(f"{self.path}: region size must be positive, got {w} x {h}")
+        out = self._read(int(x), int(y), int(w), int(h), level)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8, (out.shape, out.dtype)
+        return out
+
+    def read_at_mpp(self, x: int, y: int, size_px: int, mpp: float) -> np.ndarray:
+        """Read a ``size_px`` square at ``mpp`` whose top-left corner is level-0 ``(x, y)``.
+
+        The region covers ``size_px * mpp / self.mpp`` level-0 pixels. It is read from the
+        coarsest level that is at least as fine as ``mpp`` and resized (area averaging), so
+        the result equals reading level 0 and resizing, at a fraction of the cost; when a
+        level's mpp equals ``mpp`` it is returned without resampling.
+        """
+        if mpp <= 0:
+            raise InputError(f"target mpp must be positive, got {mpp}")
+        ds = mpp / self.mpp
+        level = self.best_level_for_downsample(ds)
+        lds = self.level_downsamples[level]
+        span0 = size_px * ds  # level-0 pixels covered
+        n = max(1, round(span0 / lds))
+        if abs(n - span0 / lds) > 1e-6 * span0:
+            n = math.ceil(span0 / lds)  # read whole pixels; the resize absorbs the fraction
+        region = self.read_region(x, y, n, n, level)
+        return resize_rgb(region, (size_px, size_px))
+
+    def read_at_mpp_batch(
+        self, coords: np.ndarray, size_px: int, mpp: float
+    ) -> np.ndarray:
+        """:meth:`read_at_mpp` for every row of an ``(N, 2)`` array; returns ``(N, s, s, 3)``."""
+        out = np.empty((len(coords), size_px, size_px, 3), np.uint8)
+        for i, (x, y) in enumerate(np.asarray(coords)):
+            out[i] = self.read_at_mpp(int(x), int(y), size_px, mpp)
+        return out
+
+    def thumbnail(self, max_size: int = 1024) -> np.ndarray:
+        """The whole slide, scaled so its longer side is at most ``max_size`` pixels."""
+        w0, h0 = self.dimensions
+        scale = max(w0, h0) / max_size
+        if scale <= 1:
+            return self.read_region(0, 0, w0, h0, 0)
+        tw, th = max(1, round(w0 / scale)), max(1, round(h0 / scale))
+        level = self.best_level_for_downsample(scale)
+        lw, lh = self.level_dimensions[level]
+        return resize_rgb(self.read_region(0, 0, lw, lh, level), (tw, th))
+
+    def info(self) -> dict[str, object]:
+        """A summary for ``histoexpr info``."""
+        return {
+            "path": str(self.path),
+            "reader": self.reader,
+            "vendor": self.vendor,
+            "dimensions": list(self.dimensions),
+            "mpp": round(self.mpp, 6),
+            "level_count": self.level_count,
+            "level_dimensions": [list(d) for d in self.level_dimensions],
+            "level_downsamples": [round(d, 4) for d in self.level_downsamples],
+        }
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file handles (readers that hold none need not override)."""
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        w, h = self.dimensions
+        return (
+            f"<{type(self).__name__} {self.path.name!r} {w}x{h} levels={self.level_count} "
+            f"mpp={self.mpp:.4g} reader={self.reader}>"
+        )
+
+
+def pad_region(
+    src: np.ndarray, x: int, y: int, w: int, h: int, fill: int = 255
+) -> np.ndarray:
+    """Cut ``(x, y, w, h)`` (in ``src``'s pixels) out of ``src``, white outside its bounds."""
+    H, W = src.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x0 == x and y0 == y and x1 == x + w and y1 == y + h:
+        return np.ascontiguousarray(src[y0:y1, x0:x1, :3])
+    out = np.full((h, w, 3), fill, np.uint8)
+    if x1 > x0 and y1 > y0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = src[y0:y1, x0:x1, :3]
+    return out

@@ -1,0 +1,211 @@
+"""Pyramidal whole-slide formats through OpenSlide (openslide-python + openslide-bin) and
+tiffslide (pure Python, tifffile-based)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SlideError
+from .base import Slide, resolve_mpp
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OpenSlideSlide", "TiffSlideSlide", "check_tiff_complete"]
+
+TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".svslide", ".qptiff")
+
+
+def _float(v: object) -> float | None:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if f > 0 else None
+
+
+def check_tiff_complete(path: Path) -> None:
+    """Raise :class:`SlideError` when a TIFF-based slide's image data runs past the end of
+    the file (a truncated download or copy). Reads only the directory, not the pixels."""
+    import tifffile
+
+    size = os.path.getsize(path)
+    try:
+        with tifffile.TiffFile(path) as tf:
+            end = 0
+            for page in tf.pages:
+                offs, counts = page.dataoffsets, page.databytecounts
+                if offs:
+                    end = max(end, max(o + c for o, c in zip(offs, counts)))
+    except tifffile.TiffFileError as e:
+        raise SlideError(
+            f"{path}: not a readable TIFF-based slide ({e}); is it a complete whole-slide "
+            "image? Re-export or re-download it"
+        ) from e
+    except (OSError, ValueError, IndexError, KeyError) as e:
+        raise SlideError(
+            f"{path}: the TIFF directory is damaged ({e}); re-download or re-export the slide"
+        ) from e
+    if end > size:
+        raise SlideError(
+            f"{path}: the file is truncated ({size:,} bytes, image data runs to {end:,}); "
+            "re-download or re-copy the slide"
+        )
+
+
+def _blend_rgba(rgba: np.ndarray) -> np.ndarray:
+    """RGBA → RGB over a white background (OpenSlide's transparent outside-slide areas)."""
+    if rgba.shape[2] == 3:
+        return rgba
+    rgb, a = rgba[..., :3], rgba[..., 3:4]
+    if a.min() == 255:
+        return np.ascontiguousarray(rgb)
+    af = a.astype(np.float32) / 255.0
+    return (rgb * af + 255.0 * (1.0 - af) + 0.5).astype(np.uint8)
+
+
+class OpenSlideSlide(Slide):
+    """Any format OpenSlide reads: Aperio .svs, Hamamatsu, Leica, MIRAX, generic tiled TIFF."""
+
+    reader = "openslide"
+
+    def __init__(self, path: str | Path, *, mpp: float | None = None) -> None:
+        import openslide
+
+        path = Path(path)
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            check_tiff_complete(path)
+        try:
+            self._osr = openslide.OpenSlide(str(path))
+        except openslide.OpenSlideError as e:
+            raise SlideError(
+                f"{path}: OpenSlide cannot read it ({e}); is the file complete?"
+            ) from e
+        props = self._osr.properties
+        mx, my = _float(props.get("openslide.mpp-x")), _float(props.get("openslide.mpp-y"))
+        found = (mx + my) / 2 if mx and my else (mx or my)
+        super().__init__(path, mpp=resolve_mpp(found, mpp, path))
+
+    @staticmethod
+    def can_open(path: Path) -> bool:
+        import openslide
+
+        if path.is_dir():
+            return False
+        try:
+            return openslide.OpenSlide.detect_format(str(path)) is not None
+        except Exception:
+            return False
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return tuple(self._osr.level_dimensions)
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        return tuple(float(d) for d in self._osr.level_downsamples)
+
+    @property
+    def vendor(self) -> str:
+        return str(self._osr.properties.get("openslide.vendor", "unknown"))
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._osr.properties)
+
+    def _read(self, x: int, y: int, w: int, h: int, level: int) -> np.ndarray:
+        import openslide
+
+        try:
+            img = self._osr.read_region((x, y), level, (w, h))
+        except openslide.OpenSlideError as e:
+            raise SlideError(
+                f"{self.path}: reading ({x}, {y}) {w}x{h} at level {level} failed ({e}); "
+                "the file may be damaged: re-download it"
+            ) from e
+        return _blend_rgba(np.asarray(img))
+
+    def close(self) -> None:
+        self._osr.close()
+
+
+class TiffSlideSlide(Slide):
+    """TIFF-based slides through tiffslide, for files OpenSlide does not take."""
+
+    reader = "tiffslide"
+
+    def __init__(self, path: str | Path, *, mpp: float | None = None) -> None:
+        import tiffslide
+
+        path = Path(path)
+        check_tiff_complete(path)
+        try:
+            self._ts = tiffslide.TiffSlide(path)
+            dims = self._ts.level_dimensions
+        except Exception as e:
+            raise SlideError(
+                f"{path}: tiffslide cannot read it ({e}); is the file complete?"
+            ) from e
+        props = self._ts.properties
+        mx, my = _float(props.get("tiffslide.mpp-x")), _float(props.get("tiffslide.mpp-y"))
+        found = (mx + my) / 2 if mx and my else (mx or my)
+        self._dims = tuple((int(w), int(h)) for w, h in dims)
+        super().__init__(path, mpp=resolve_mpp(found, mpp, path))
+
+    @staticmethod
+    def can_open(path: Path) -> bool:
+        import tifffile
+
+        if path.is_dir():
+            return False
+        try:
+            with tifffile.TiffFile(path):
+                return True
+        except Exception:
+            return False
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return self._dims
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        return tuple(float(d) for d in self._ts.level_downsamples)
+
+    @property
+    def vendor(self) -> str:
+        return str(self._ts.properties.get("tiffslide.vendor") or "generic-tiff")
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self._ts.properties.items()}
+
+    def _read(self, x: int, y: int, w: int, h: int, level: int) -> np.ndarray:
+        # read the in-bounds part ourselves so outside-slide areas are white, as in OpenSlide
+        ds = self.level_downsamples[level]
+        lw, lh = self._dims[level]
+        lx, ly = round(x / ds), round(y / ds)
+        x0, y0, x1, y1 = max(lx, 0), max(ly, 0), min(lx + w, lw), min(ly + h, lh)
+        out = np.full((h, w, 3), 255, np.uint8)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        try:
+            arr = self._ts.read_region(
+                (round(x0 * ds), round(y0 * ds)), level, (x1 - x0, y1 - y0), as_array=True
+            )
+        except Exception as e:
+            raise SlideError(
+                f"{self.path}: reading ({x}, {y}) {w}x{h} at level {level} failed ({e}); "
+                "the file may be damaged: re-download it"
+            ) from e
+        arr = np.asarray(arr)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        out[y0 - ly : y1 - ly, x0 - lx : x1 - lx] = _blend_rgba(arr.astype(np.uint8))
+        return out
+
+    def close(self) -> None:
+        self._ts.close()

@@ -1,0 +1,139 @@
+"""Macenko stain normalisation (Macenko et al., ISBI 2009) through ``torchstain``.
+
+The reference stain matrix and 99th-percentile concentrations are fitted by torchstain's
+numpy ``MacenkoNormalizer``; each tile of a batch is then normalised by the same
+torchstain code (the method estimates a stain matrix per image, so that part is per tile).
+Tiles with too little tissue for the eigen-decomposition (fewer than ``min_tissue_pixels``
+pixels whose OD exceeds ``beta`` in every channel, e.g. background) or whose estimate
+breaks down numerically are returned unchanged, and the number of such tiles is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .base import STAIN_NORMALISERS, StainNormalizer, log_passed_through, positive_float
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MacenkoNormalizer"]
+
+_NUMERIC_ERRORS = (FloatingPointError, np.linalg.LinAlgError, IndexError, ValueError)
+
+
+def _torchstain_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torchstain")
+    except PackageNotFoundError:  # pragma: no cover - vendored copies
+        return "unknown"
+
+
+@STAIN_NORMALISERS.register("macenko")
+class MacenkoNormalizer(StainNormalizer):
+    """Macenko normalisation, fitted and applied with torchstain's numpy backend.
+
+    Parameters
+    ----------
+    io
+        Transmitted light intensity ``Io`` in ``OD = -log((I + 1) / Io)`` (torchstain's 240).
+    alpha
+        Percentile (and ``100 - alpha``) of the stain angles taken as the extreme stain vectors.
+    beta
+        OD threshold below which (in any channel) a pixel counts as background.
+    min_tissue_pixels
+        Tiles with fewer pixels above ``beta`` are passed through unchanged (and logged).
+
+    Attributes
+    ----------
+    stain_matrix_ : ndarray of shape (2, 3)
+        Reference stain vectors in OD space, rows haematoxylin then eosin.
+    max_concentrations_ : ndarray of shape (2,)
+        Reference 99th-percentile stain concentrations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from histoexpr.stain import MacenkoNormalizer
+    >>> rng = np.random.default_rng(0)
+    >>> target = rng.integers(60, 200, (64, 64, 3), dtype=np.uint8)
+    >>> norm = MacenkoNormalizer().fit(target)
+    >>> norm.stain_matrix_.shape
+    (2, 3)
+    >>> norm.transform(target[None]).dtype
+    dtype('uint8')
+    """
+
+    name = "macenko"
+    _fitted_attrs = ("stain_matrix_", "max_concentrations_")
+
+    def __init__(
+        self,
+        *,
+        io: float = 240.0,
+        alpha: float = 1.0,
+        beta: float = 0.15,
+        min_tissue_pixels: int = 16,
+    ) -> None:
+        self.io = positive_float(io, "io")
+        self.alpha = positive_float(alpha, "alpha", allow_zero=True)
+        if self.alpha >= 50:
+            raise InputError(f"alpha must be a percentile below 50, got {alpha!r}")
+        self.beta = positive_float(beta, "beta", allow_zero=True)
+        self.min_tissue_pixels = max(3, int(min_tissue_pixels))
+
+    def _torchstain(self) -> Any:
+        import torchstain
+
+        return torchstain.normalizers.MacenkoNormalizer(backend="numpy")
+
+    def _n_od_pixels(self, batch: np.ndarray) -> np.ndarray:
+        # torchstain keeps pixels with OD >= beta in all channels, i.e. max(I) + 1 <= Io e^-beta
+        limit = self.io * np.exp(-self.beta) - 1.0
+        return (batch.max(axis=-1) <= limit).sum(axis=(-2, -1))
+
+    def _fit(self, target: np.ndarray) -> None:
+        n_od = int(self._n_od_pixels(target[None])[0])
+        if n_od < self.min_tissue_pixels:
+            raise InputError(
+                f"target has too little stain for Macenko: {n_od} pixels with OD > "
+                f"{self.beta} (need {self.min_tissue_pixels}); choose a tile with tissue"
+            )
+        ts = self._torchstain()
+        try:
+            with np.errstate(divide="raise", invalid="raise", over="ignore", under="ignore"):
+                ts.fit(target, Io=self.io, alpha=self.alpha, beta=self.beta)
+        except _NUMERIC_ERRORS as exc:
+            raise InputError(f"Macenko fit failed on the target ({exc}); choose another") from exc
+        self.stain_matrix_ = np.asarray(ts.HERef, dtype=float).T.copy()
+        self.max_concentrations_ = np.asarray(ts.maxCRef, dtype=float).copy()
+
+    def _transform(self, batch: np.ndarray) -> np.ndarray:
+        ts = self._torchstain()
+        ts.HERef = self.stain_matrix_.T.copy()
+        ts.maxCRef = self.max_concentrations_.copy()
+        ok = self._n_od_pixels(batch) >= self.min_tissue_pixels
+        out = batch.copy()
+        failed = 0
+        for i in np.flatnonzero(ok):  # the stain matrix is estimated per tile
+            try:
+                with np.errstate(divide="raise", invalid="raise", over="ignore", under="ignore"):
+                    norm, _, _ = ts.normalize(
+                        batch[i], Io=self.io, alpha=self.alpha, beta=self.beta, stains=False
+                    )
+            except _NUMERIC_ERRORS:
+                failed += 1
+                continue
+            out[i] = norm
+        log_passed_through(
+            self.name, int((~ok).sum()) + failed, len(batch), "too little tissue for Macenko"
+        )
+        return out
+
+    def _extra_params(self) -> dict[str, Any]:
+        return {"backend": f"torchstain {_torchstain_version()} (numpy)"}
