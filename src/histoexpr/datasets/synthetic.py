@@ -82,7 +82,7 @@ def synthetic_he(
     Examples
     --------
     >>> s = synthetic_he(256, 192, seed=1)
-    >>> s.rgb.shape, s.rgb.dtype, 0 < s.tissue.mean() < 1
+    >>> s.rgb.shape, s.rgb.dtype, bool(0 < s.tissue.mean() < 1)
     ((192, 256, 3), dtype('uint8'), True)
     """
     from scipy import ndimage

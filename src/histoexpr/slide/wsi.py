@@ -142,10 +142,14 @@ class TiffSlideSlide(Slide):
 
         path = Path(path)
         check_tiff_complete(path)
+        ts = None
         try:
-            self._ts = tiffslide.TiffSlide(path)
-            dims = self._ts.level_dimensions
+            ts = tiffslide.TiffSlide(path)
+            dims = ts.level_dimensions
+            self._ts = ts
         except Exception as e:
+            if ts is not None:
+                ts.close()
             raise SlideError(
                 f"{path}: tiffslide cannot read it ({e}); is the file complete?"
             ) from e

@@ -31,7 +31,7 @@ from .base import (
     od_to_rgb,
     rgb_to_od,
 )
-from .luminosity import LuminosityStandardizer
+from .luminosity_standardizer import LuminosityStandardizer
 from .macenko import MacenkoNormalizer
 from .reinhard import ReinhardNormalizer, lab_to_rgb, rgb_to_lab
 from .vahadane import VahadaneNormalizer, fit_stain_matrix, positive_lasso_2stain

@@ -43,12 +43,13 @@ __all__ = [
 #: every stain normaliser, by name; see :func:`get_normalizer`
 STAIN_NORMALISERS: Registry[type[StainNormalizer]] = Registry("stain normaliser")
 
-# sRGB -> linear lookup table for uint8 values, and OD lookup table (float32)
+# per-channel lookup tables: sRGB uint8 -> contribution to CIE Y (relative luminance)
 _LINEAR = np.where(
     np.arange(256) / 255 > 0.04045,
     ((np.arange(256) / 255 + 0.055) / 1.055) ** 2.4,
     np.arange(256) / 255 / 12.92,
 )
+_Y_LUT = (_LINEAR[:, None] * np.array([0.212671, 0.715160, 0.072169])).T.astype(np.float32)
 _OD = np.log(256.0 / (np.arange(256) + 1.0)).astype(np.float32)
 
 
@@ -88,10 +89,10 @@ def luminosity(rgb: np.ndarray) -> np.ndarray:
     >>> luminosity(np.array([[255, 255, 255], [0, 0, 0]], dtype=np.uint8)).round(3).tolist()
     [1.0, 0.0]
     """
-    lin = _LINEAR[rgb]
-    y = lin @ np.array([0.212671, 0.715160, 0.072169])
-    f = np.where(y > 0.008856, np.cbrt(y), 7.787 * y + 16.0 / 116.0)
-    return np.clip((116.0 * f - 16.0) / 100.0, 0.0, 1.0).astype(np.float32)
+    rgb = np.asarray(rgb)
+    y = _Y_LUT[0][rgb[..., 0]] + _Y_LUT[1][rgb[..., 1]] + _Y_LUT[2][rgb[..., 2]]
+    f = np.where(y > 0.008856, np.cbrt(y), 7.787 * y + np.float32(16.0 / 116.0))
+    return np.clip((116.0 * f - 16.0) / 100.0, 0.0, 1.0)
 
 
 def check_image(image: Any, *, what: str = "target_rgb") -> np.ndarray:
