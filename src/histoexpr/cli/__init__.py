@@ -46,16 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(debug: bool, quiet: bool) -> None:
+def _setup_logging(debug: bool, quiet: bool) -> tuple:
+    """Send the package's log records to stderr through rich; returns the previous state
+    so :func:`main` can restore it (the CLI may run in-process, e.g. from tests or demo)."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
     log = logging.getLogger("histoexpr")
-    log.handlers.clear()
-    handler = RichHandler(show_time=False, show_path=debug, markup=False)
+    before = (list(log.handlers), log.level, log.propagate)
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=debug,
+                          markup=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
+    log.handlers = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+    return before
+
+
+def _restore_logging(before: tuple) -> None:
+    log = logging.getLogger("histoexpr")
+    log.handlers, level, log.propagate = before
+    log.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
-    _setup_logging(debug, quiet)
+    before = _setup_logging(debug, quiet)
     try:
         return int(args.func(args) or 0)
     except HistoexprError as e:
@@ -86,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        _restore_logging(before)
 
 
 def entry() -> None:  # console script

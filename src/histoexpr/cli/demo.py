@@ -2,7 +2,8 @@
 
 Writes a synthetic pyramidal TIFF (H&E-like tissue blobs, 0.5 µm/px), a tumour heatmap and
 a spot table for it, then runs ``info`` and ``tile`` three ways (grid with the white and
-K-means filters, heatmap-guided, spot-centred) and says where the QC images are.
+K-means filters, heatmap-guided, spot-centred), stain-normalises a few tiles, and says where
+the QC images are.
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ def make_demo_inputs(out: Path, *, size: tuple[int, int], seed: int) -> dict[str
             "spots": inputs / "synthetic_slide.csv"}
 
 
+def stain_montage(slide_path: Path, coords_path: Path, out: Path, *, n: int = 8) -> Path:
+    """Normalise ``n`` tiles to a reference whose stain was shifted, save before/after."""
+    from ..plot import save_png
+    from ..slide import open_slide
+    from ..stain import get_normalizer, od_to_rgb, rgb_to_od
+    from ..tiling import load_coords
+
+    coords, attrs = load_coords(coords_path)
+    with open_slide(slide_path) as slide:
+        tiles = slide.read_at_mpp_batch(coords[:n], 224, float(attrs["mpp"]))
+    # a reference tile from "another lab": the same tissue with a bluer, paler stain
+    reference = od_to_rgb(rgb_to_od(tiles[0]) * np.array([1.1, 0.8, 0.7]))
+    after = get_normalizer("vahadane").fit(reference).transform(tiles)
+    rows = [np.concatenate(list(b[:, ::2, ::2]), axis=1) for b in (tiles, after)]
+    return save_png(out, np.concatenate(rows, axis=0))
+
+
 def run(args: argparse.Namespace) -> int:
     from . import main
 
@@ -65,18 +83,22 @@ def run(args: argparse.Namespace) -> int:
     inp = make_demo_inputs(out, size=tuple(args.size), seed=args.seed)
     flags = ["--debug"] if args.debug else []
     flags += ["--quiet"] if args.quiet else []
-    print("[2/4] histoexpr info")
+    print("[2/5] histoexpr info")
     rc = main([*flags, "info", str(inp["slide"])])
-    print("[3/4] histoexpr tile: grid in tissue, white + K-means filters")
+    print("[3/5] histoexpr tile: grid in tissue, white + K-means filters")
     rc |= main([*flags, "tile", str(inp["slide"]), "--out", str(out / "grid"),
                 "--tile-size", "224", "512", "--mpp", "0.5", "--filter", "white,kmeans",
                 "--overwrite"])
-    print("[4/4] histoexpr tile: heatmap-guided (top 10) and spot-centred (112 µm)")
+    print("[4/5] histoexpr tile: heatmap-guided (top 10) and spot-centred (112 µm)")
     rc |= main([*flags, "tile", str(inp["slide"]), "--out", str(out / "heatmap"),
                 "--heatmap", str(inp["heatmap"]), "--n-tiles", "10", "--filter", "kmeans",
                 "--overwrite"])
     rc |= main([*flags, "tile", str(inp["slide"]), "--out", str(out / "spots"),
                 "--spots", str(inp["spots"]), "--filter", "white", "--overwrite"])
+    print("[5/5] stain: Vahadane-normalise grid tiles to a re-stained reference tile")
+    montage = stain_montage(inp["slide"], out / "grid" / "224px_0.5mpp" / "synthetic_slide.h5",
+                            out / "stain_montage.png")
+    print(f"  before (top) / after (bottom): {montage}")
     qcs = sorted(out.glob("*/*/qc/*.png"))
     print("QC images (thumbnail, tissue outline in green, tiles in blue):")
     for q in qcs:
