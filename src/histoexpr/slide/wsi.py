@@ -27,6 +27,12 @@ def _float(v: object) -> float | None:
     return f if f > 0 else None
 
 
+def _metadata_mpp(props: dict, prefix: str) -> float | None:
+    """Mean of ``<prefix>.mpp-x`` and ``-y`` (either alone when only one is set)."""
+    mx, my = _float(props.get(f"{prefix}.mpp-x")), _float(props.get(f"{prefix}.mpp-y"))
+    return (mx + my) / 2 if mx and my else (mx or my)
+
+
 def check_tiff_complete(path: Path) -> None:
     """Raise :class:`SlideError` when a TIFF-based slide's image data runs past the end of
     the file (a truncated download or copy). Reads only the directory, not the pixels."""
@@ -84,9 +90,7 @@ class OpenSlideSlide(Slide):
             raise SlideError(
                 f"{path}: OpenSlide cannot read it ({e}); is the file complete?"
             ) from e
-        props = self._osr.properties
-        mx, my = _float(props.get("openslide.mpp-x")), _float(props.get("openslide.mpp-y"))
-        found = (mx + my) / 2 if mx and my else (mx or my)
+        found = _metadata_mpp(self._osr.properties, "openslide")
         super().__init__(path, mpp=resolve_mpp(found, mpp, path))
 
     @staticmethod
@@ -153,9 +157,7 @@ class TiffSlideSlide(Slide):
             raise SlideError(
                 f"{path}: tiffslide cannot read it ({e}); is the file complete?"
             ) from e
-        props = self._ts.properties
-        mx, my = _float(props.get("tiffslide.mpp-x")), _float(props.get("tiffslide.mpp-y"))
-        found = (mx + my) / 2 if mx and my else (mx or my)
+        found = _metadata_mpp(self._ts.properties, "tiffslide")
         self._dims = tuple((int(w), int(h)) for w, h in dims)
         super().__init__(path, mpp=resolve_mpp(found, mpp, path))
 
