@@ -109,12 +109,12 @@ def test_plain_tiff_resolution_tags_give_mpp(tmp_path):
         assert s.dimensions == (80, 64)
 
 
-def test_given_mpp_overrides_metadata_with_a_warning(synthetic_tiff, caplog):
+def test_file_mpp_wins_over_a_given_one_with_a_warning(synthetic_tiff, caplog):
     with caplog.at_level(logging.WARNING, logger="histoexpr"), open_slide(
         synthetic_tiff, mpp=0.25
     ) as s:
-        assert s.mpp == 0.25
-    assert "metadata says 0.5000" in caplog.text
+        assert s.mpp == 0.5
+    assert "the file says 0.5000" in caplog.text
 
 
 def _write_tiles(folder, rgb, slide_id="SLIDE-1", x0=1000, y0=2000, size=64):

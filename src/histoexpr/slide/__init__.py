@@ -53,8 +53,8 @@ def open_slide(path: str | Path, *, mpp: float | None = None, reader: str | None
         A whole-slide file (.svs, .tif, .ndpi, ...), a plain image (.jpg, .png, .tif), or a
         folder of tiles named ``<slide> [x=..,y=..,w=..,h=..].png``.
     mpp
-        Microns per pixel at level 0. Overrides the file's own value (a mismatch is logged);
-        required when the file has none (JPEG/PNG, tile folders).
+        Microns per pixel at level 0, used when the file records none (JPEG/PNG, tile
+        folders); the file's own value wins otherwise (a mismatch is logged).
     reader
         Force one reader by name (see ``SLIDE_READERS.list()``).
 

@@ -42,21 +42,22 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def resolve_mpp(found: float | None, given: float | None, path: str | Path) -> float:
     """Pick the slide's microns per pixel.
 
-    The caller's ``given`` value wins (a user who passes ``--mpp`` means it); a disagreement
-    with the file's metadata of more than 5 % is logged. With neither, raise
+    The file's own value (``found``) comes first; the caller's ``given`` value is used when
+    the file records none, so one ``--slide-mpp`` can serve a batch that mixes scanner files
+    and plain images. A disagreement of more than 5 % is logged. With neither, raise
     :class:`MppMissingError` telling the user what to pass.
     """
-    if given is not None:
-        if not (given > 0 and math.isfinite(given)):
-            raise InputError(f"{path}: mpp must be a positive number, got {given!r}")
-        if found is not None and abs(given - found) / found > 0.05:
+    if given is not None and not (given > 0 and math.isfinite(given)):
+        raise InputError(f"{path}: mpp must be a positive number, got {given!r}")
+    if found is not None and found > 0 and math.isfinite(found):
+        if given is not None and abs(given - found) / found > 0.05:
             logger.warning(
-                "%s: metadata says %.4f µm/px but %.4f was given; using the given value",
+                "%s: the file says %.4f µm/px; using it rather than the given %.4f",
                 path, found, given,
             )
-        return float(given)
-    if found is not None and found > 0 and math.isfinite(found):
         return float(found)
+    if given is not None:
+        return float(given)
     raise MppMissingError(
         f"{path}: the file records no pixel size (microns per pixel); "
         "pass it with --mpp (histoexpr info) or --slide-mpp (histoexpr tile), e.g. 0.5 for a "
