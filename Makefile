@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tiling.py
+	$(BIN)/python benchmarks/bench_image_open.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

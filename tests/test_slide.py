@@ -192,3 +192,13 @@ def test_tcga_tile_folder_opens_as_a_slide(shared_data):
     tile = s.read_region(int(x), int(y), int(w), int(h))
     assert tile.shape == (224, 224, 3) and tile.std() > 5  # real tissue, not blank
     assert s.thumbnail(256).shape[0] == 256
+
+
+def test_threaded_batch_reads_equal_sequential_reads(synthetic_tiff, rng):
+    coords = rng.integers(0, 1800, (24, 2))
+    with open_slide(synthetic_tiff) as s:
+        seq = s.read_at_mpp_batch(coords, 64, 1.0, workers=1)
+        par = s.read_at_mpp_batch(coords, 64, 1.0, workers=3)
+        one = s.read_at_mpp(int(coords[5, 0]), int(coords[5, 1]), 64, 1.0)
+    np.testing.assert_array_equal(seq, par)
+    np.testing.assert_array_equal(seq[5], one)

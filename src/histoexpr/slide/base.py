@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -21,6 +22,11 @@ __all__ = ["Slide", "resize_rgb", "resolve_mpp"]
 
 #: a level is used directly when its downsample is within this relative distance of the target
 LEVEL_TOLERANCE = 1e-3
+
+
+def default_read_workers() -> int:
+    """Threads for batched tile reads: one per core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -182,12 +188,29 @@ class Slide(ABC):
         return resize_rgb(region, (size_px, size_px))
 
     def read_at_mpp_batch(
-        self, coords: np.ndarray, size_px: int, mpp: float
+        self, coords: np.ndarray, size_px: int, mpp: float, *, workers: int | None = None
     ) -> np.ndarray:
-        """:meth:`read_at_mpp` for every row of an ``(N, 2)`` array; returns ``(N, s, s, 3)``."""
-        out = np.empty((len(coords), size_px, size_px, 3), np.uint8)
-        for i, (x, y) in enumerate(np.asarray(coords)):
-            out[i] = self.read_at_mpp(int(x), int(y), size_px, mpp)
+        """:meth:`read_at_mpp` for every row of an ``(N, 2)`` array; returns ``(N, s, s, 3)``.
+
+        Tiles are read by ``workers`` threads (default: up to 4, one per core). Decoding and
+        resizing release the GIL in OpenSlide, libtiff/imagecodecs and PIL, so this scales
+        with cores; ``workers=1`` reads sequentially.
+        """
+        c = np.asarray(coords, np.int64).reshape(-1, 2)
+        out = np.empty((len(c), size_px, size_px, 3), np.uint8)
+        n_workers = default_read_workers() if workers is None else max(1, int(workers))
+
+        def one(i: int) -> None:
+            out[i] = self.read_at_mpp(int(c[i, 0]), int(c[i, 1]), size_px, mpp)
+
+        if n_workers == 1 or len(c) < 2 * n_workers:
+            for i in range(len(c)):
+                one(i)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_workers) as ex:
+                list(ex.map(one, range(len(c))))
         return out
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
