@@ -353,7 +353,7 @@ def test_real_tile_normalised_toward_target(real_target: np.ndarray, name: str) 
 def test_real_vahadane_stains_and_fit_time(real_target: np.ndarray) -> None:
     start = time.perf_counter()
     norm = VahadaneNormalizer().fit(real_target)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 5.0  # measured 0.08-0.36 s; CI slack
     h, e = norm.stain_matrix_
     # haematoxylin absorbs more red than eosin; it passes blue more than red (blue-purple)
     assert h[0] > e[0] and h[2] < h[0]
