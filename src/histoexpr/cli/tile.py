@@ -155,7 +155,7 @@ def _tile_one(path: Path, args, filters, kmeans_state: dict) -> list[SlideOutcom
 
     with open_slide(path, mpp=None if slide_mpp is None else float(slide_mpp)) as slide:
         checksum = slide_checksum(slide)
-        tissue = None
+        tissue = thumb = None
         outcomes = []
         for spec, out in zip(specs, outs):
             t0 = time.perf_counter()
@@ -182,7 +182,7 @@ def _tile_one(path: Path, args, filters, kmeans_state: dict) -> list[SlideOutcom
                 logger.info("saved the K-means patch filter to %s", kmeans_state["path"])
             save_coords(out, result.coords, result.attrs(slide, checksum=checksum))
             if not args.no_qc:
-                thumb = slide.thumbnail(1024)
+                thumb = slide.thumbnail(1024) if thumb is None else thumb
                 w0, h0 = slide.dimensions
                 scale = (w0 / thumb.shape[1], h0 / thumb.shape[0])
                 qc = qc_image(
