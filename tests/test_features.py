@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+from histoexpr.errors import UnknownNameError
+from histoexpr.features import (
+    ENCODERS,
+    WEIGHTS_ENV,
+    WeightsError,
+    build_encoder,
+    get_card,
+    resolve_weights,
+)
+
+#: cards whose networks are built in the smoke test; bigger ones are skipped by this cap
+SIZE_CAP_M = 100.0
+
+
+@pytest.mark.parametrize("name", ENCODERS.list())
+def test_every_card_builds_and_gives_its_embedding_size(name):
+    card = get_card(name)
+    if card.n_params_m > SIZE_CAP_M:
+        pytest.skip(f"{name}: {card.n_params_m:.0f}M parameters > {SIZE_CAP_M:.0f}M test cap")
+    if card.builder == "hf":
+        pytest.importorskip("transformers")
+    enc = build_encoder(name, pretrained=False)
+    tiles = np.random.default_rng(0).integers(0, 255, (2, 48, 48, 3), dtype=np.uint8)
+    out = enc(tiles)  # 48 px tiles are resized to the card's input size
+    assert out.shape == (2, card.embed_dim) and out.dtype == np.float32
+    assert np.isfinite(out).all()
+
+
+def test_toy_encoder_is_deterministic():
+    tiles = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    a, b = build_encoder("toy")(tiles), build_encoder("toy")(tiles)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], a[1])
+
+
+def test_preprocess_follows_the_card():
+    enc = build_encoder("toy")
+    x = enc.preprocess(np.full((1, 64, 64, 3), 255, np.uint8))
+    assert tuple(x.shape) == (1, 3, 32, 32)
+    expect = (1 - np.array(enc.card.mean)) / np.array(enc.card.std)
+    np.testing.assert_allclose(x[0, :, 0, 0].numpy(), expect, rtol=1e-5)
+    with pytest.raises(Exception, match="uint8 tiles"):
+        enc.preprocess(np.zeros((1, 8, 8, 3), np.float32))
+
+
+def test_unknown_encoder_lists_the_valid_ones():
+    with pytest.raises(UnknownNameError, match=r"efficientnet_lite0.*resnet50"):
+        build_encoder("resnet5000")
+
+
+def test_weight_resolution_order(tmp_path, monkeypatch):
+    card = get_card("resnet50")
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    explicit = tmp_path / "mine.pth"
+    explicit.write_bytes(b"x")
+    folder = tmp_path / "weights"
+    (folder / "resnet50").mkdir(parents=True)
+    (folder / "resnet50" / "model.safetensors").write_bytes(b"x")
+    monkeypatch.setenv(WEIGHTS_ENV, str(folder))
+    assert resolve_weights(card, path=explicit).source == "explicit"
+    r = resolve_weights(card)
+    assert r.source == "weights folder" and r.path.name == "model.safetensors"
+    (folder / "resnet50.pth").write_bytes(b"x")  # a top-level file beats the subfolder
+    assert resolve_weights(card).path == folder / "resnet50.pth"
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "empty"))
+    with pytest.raises(WeightsError, match=r"resnet50: no local weights.*resnet50\.safetensors"):
+        resolve_weights(card)
+    with pytest.raises(WeightsError, match="not found"):
+        resolve_weights(card, path=tmp_path / "nope.pth")
+
+
+def test_gated_weights_need_a_token_or_a_file(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
+    with pytest.raises(WeightsError, match=r"gated.*HF_TOKEN"):
+        resolve_weights(get_card("uni"))
+
+
+def test_weights_of_the_wrong_architecture_name_the_keys(tmp_path):
+    import timm
+    import torch
+
+    wrong = tmp_path / "effnet.pth"
+    torch.save(timm.create_model("efficientnet_b0", num_classes=0).state_dict(), wrong)
+    with pytest.raises(WeightsError, match=r"do not fit densenet121.*missing keys.*unexpected"):
+        build_encoder("densenet121", weights=wrong)
+
+
+def test_right_weights_load_from_an_explicit_file(tmp_path):
+    import timm
+    import torch
+
+    net = timm.create_model("densenet121", num_classes=0)
+    path = tmp_path / "densenet121.pth"
+    torch.save(net.state_dict(), path)
+    enc = build_encoder("densenet121", weights=path)
+    tiles = np.random.default_rng(2).integers(0, 255, (1, 224, 224, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        ref = net.eval()(enc.preprocess(tiles)).numpy()
+    np.testing.assert_allclose(enc(tiles), ref, rtol=1e-5, atol=1e-5)
+    assert enc.weights.source == "explicit"
