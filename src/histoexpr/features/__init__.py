@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .cards import ENCODERS, EncoderCard, register_card
 from .encoders import Encoder, build_encoder, get_card
+from .extract import embed, embed_to_h5, load_features, save_features
 from .weights import WEIGHTS_ENV, ResolvedWeights, WeightsError, resolve_weights
 
 __all__ = [
@@ -17,7 +18,11 @@ __all__ = [
     "ResolvedWeights",
     "WeightsError",
     "build_encoder",
+    "embed",
+    "embed_to_h5",
     "get_card",
+    "load_features",
     "register_card",
     "resolve_weights",
+    "save_features",
 ]

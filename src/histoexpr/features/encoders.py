@@ -157,7 +157,8 @@ class Encoder:
             t = t[None]
         if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
             raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(t)).permute(0, 3, 1, 2).float().div_(255)
+        x = torch.from_numpy(np.require(t, requirements=["C", "W"]))
+        x = x.permute(0, 3, 1, 2).float().div_(255)
         s = self.card.input_size
         if x.shape[-2:] != (s, s):
             mode = "bicubic" if self.card.interpolation == "bicubic" else "bilinear"

@@ -1,0 +1,264 @@
+"""Tile → feature extraction and the per-slide feature store.
+
+:func:`embed` turns a slide and its tile coordinates into an ``(N, D)`` float32 array: a
+``DataLoader`` reads and preprocesses tiles in worker processes (each opens the slide
+itself) while the model runs; ``inference_mode``, optional ``channels_last``, AMP and
+pinned memory on GPU, optional ``torch.compile``, an optional stain normaliser in the
+loader; the order of rows is the order of ``coords``.
+
+:func:`embed_to_h5` writes one HDF5 per slide (``coords``, ``features`` and attributes:
+encoder card, tile spec, histoexpr version) atomically, skips slides already done, and
+takes a lock file so several workers can share one output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _keys as K
+from ..errors import HistoexprError, InputError
+from .encoders import Encoder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SlideLocked", "embed", "embed_to_h5", "load_features", "save_features"]
+
+
+class SlideLocked(HistoexprError):
+    """Another worker holds this slide's lock."""
+
+
+class _TileDataset:
+    """Reads tile ``i`` at the spec's mpp, optionally stain-normalises it, preprocesses it
+    for the encoder. Opens the slide lazily so each DataLoader worker has its own handle."""
+
+    def __init__(self, slide_path, slide_mpp, coords, size_px, mpp, encoder, stain, slide=None):
+        self.slide_path, self.slide_mpp = slide_path, slide_mpp
+        self.coords, self.size_px, self.mpp = np.asarray(coords, np.int64), size_px, mpp
+        self.encoder, self.stain = encoder, stain
+        self._slide = slide
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def __getitem__(self, i: int):
+        if self._slide is None:
+            from ..slide import open_slide
+
+            self._slide = open_slide(self.slide_path, mpp=self.slide_mpp)
+        x, y = self.coords[i]
+        tile = self._slide.read_at_mpp(int(x), int(y), self.size_px, self.mpp)
+        if self.stain is not None:
+            tile = self.stain.transform(tile)
+        return self.encoder.preprocess(tile[None])[0]
+
+    def __getstate__(self) -> dict[str, Any]:  # worker processes reopen the slide
+        d = dict(self.__dict__)
+        d["_slide"] = None
+        d["encoder"] = _PreprocessOnly(self.encoder)
+        return d
+
+
+class _PreprocessOnly:
+    """The part of an :class:`Encoder` a loader worker needs (not the network)."""
+
+    def __init__(self, enc: Encoder) -> None:
+        self.card = enc.card
+
+    def preprocess(self, tiles):
+        return Encoder.preprocess(self, tiles)  # type: ignore[arg-type]
+
+
+def embed(
+    slide: Any,
+    coords: np.ndarray,
+    encoder: Encoder,
+    *,
+    size_px: int,
+    mpp: float,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    stain: Any = None,
+    device: str | None = None,
+    channels_last: bool = True,
+    amp: bool | None = None,
+    compile: bool = False,
+) -> np.ndarray:
+    """Features of every tile, ``(N, D)`` float32, rows in the order of ``coords``.
+
+    Parameters
+    ----------
+    slide
+        An open :class:`~histoexpr.slide.Slide`. With ``num_workers > 0`` each worker
+        reopens it from its path (in-memory slides need ``num_workers=0``).
+    coords
+        ``(N, 2)`` level-0 top-left corners (e.g. from :func:`histoexpr.load_coords`).
+    encoder
+        From :func:`histoexpr.features.build_encoder`.
+    size_px, mpp
+        Tile size and pixel size to read; tiles are then resized to the encoder's input.
+    stain
+        A fitted :class:`histoexpr.stain.StainNormalizer` applied to each tile.
+    device
+        ``"cuda"`` when available, else ``"cpu"`` by default.
+    channels_last, amp, compile
+        Speed options: NHWC memory layout; bfloat16/float16 autocast (default: on GPU);
+        ``torch.compile`` the network.
+
+    Examples
+    --------
+    >>> from histoexpr.slide import ArraySlide
+    >>> from histoexpr.features import build_encoder
+    >>> s = ArraySlide(np.full((256, 256, 3), 200, np.uint8), mpp=0.5)
+    >>> embed(s, np.array([[0, 0], [128, 128]]), build_encoder("toy"), size_px=64,
+    ...       mpp=1.0).shape
+    (2, 16)
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    c = np.asarray(coords, np.int64).reshape(-1, 2)
+    d = encoder.card.embed_dim
+    if len(c) == 0:
+        return np.zeros((0, d), np.float32)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_gpu = device.startswith("cuda")
+    amp = on_gpu if amp is None else amp
+    if num_workers > 0 and not Path(slide.path).exists():
+        raise InputError(f"{slide.path}: in-memory slides need num_workers=0")
+    ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder, stain,
+                      slide=slide if num_workers == 0 else None)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=on_gpu, persistent_workers=False)
+    net = encoder.network.to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    run = torch.compile(net) if compile else net
+    out = np.empty((len(c), d), np.float32)
+    i = 0
+    with torch.inference_mode(), torch.autocast(
+        device.split(":")[0], dtype=torch.bfloat16, enabled=amp
+    ):
+        for batch in loader:
+            batch = batch.to(device, non_blocking=on_gpu)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            f = run(batch).float().cpu().numpy()
+            out[i : i + len(f)] = f
+            i += len(f)
+    return out
+
+
+def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
+                  attrs: dict[str, Any]) -> Path:
+    """Write ``coords`` + ``features`` (+ attributes) to HDF5 atomically."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset(K.H5_COORDS, data=np.asarray(coords, np.int64))
+            f.create_dataset(K.H5_FEATURES, data=np.asarray(features, np.float32))
+            for k, v in attrs.items():
+                f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else v
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(coords, features, attrs)`` from :func:`save_features`."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {}
+            for k, v in f.attrs.items():
+                if isinstance(v, str) and v[:1] in "{[":
+                    v = json.loads(v)
+                attrs[k] = v.item() if isinstance(v, np.generic) else v
+            return f[K.H5_COORDS][:], f[K.H5_FEATURES][:], attrs
+    except (OSError, KeyError) as e:
+        raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
+
+
+def _take_lock(lock: Path) -> None:
+    """Create ``lock`` exclusively; a lock left by a dead process on this host is taken over."""
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = lock.read_text().strip() if lock.exists() else ""
+            host, _, pid = owner.partition(":")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                logger.warning("%s: removing the stale lock of dead process %s", lock, pid)
+                lock.unlink(missing_ok=True)
+                continue
+            raise SlideLocked(f"{lock}: held by {owner or 'another worker'}") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return
+    raise SlideLocked(f"{lock}: could not be taken")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def embed_to_h5(
+    out: str | Path,
+    slide: Any,
+    coords: np.ndarray,
+    encoder: Encoder,
+    *,
+    size_px: int,
+    mpp: float,
+    overwrite: bool = False,
+    extra_attrs: dict[str, Any] | None = None,
+    **embed_kwargs: Any,
+) -> tuple[Path, str]:
+    """Embed one slide into ``out`` (HDF5); returns ``(path, status)`` with status
+    ``"done"``, ``"done before"`` or ``"locked"`` (another worker is on it)."""
+    from .. import __version__
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        return out, "done before"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_name(out.name + ".lock")
+    try:
+        _take_lock(lock)
+    except SlideLocked as e:
+        logger.info("%s", e)
+        return out, "locked"
+    try:
+        feats = embed(slide, coords, encoder, size_px=size_px, mpp=mpp, **embed_kwargs)
+        attrs = {
+            "encoder": encoder.card.to_dict(),
+            "encoder_weights": encoder.weights.source,
+            "tile_spec": {"size_px": size_px, "mpp": mpp},
+            "histoexpr_version": __version__,
+            K.ATTR_SLIDE_PATH: str(Path(slide.path).resolve()),
+            **(extra_attrs or {}),
+        }
+        save_features(out, coords, feats, attrs)
+    finally:
+        lock.unlink(missing_ok=True)
+    return out, "done"
