@@ -153,3 +153,26 @@ def test_cli_on_real_slides(capsys, shared_data, tmp_path):
                    "--slide-mpp", "from-spots", "--filter", "white")
     coords, attrs = load_coords(tmp_path / "224px_0.5mpp" / "C3.h5")
     assert rc == 0 and len(coords) > 150 and attrs["level0_mpp"] == pytest.approx(0.69, abs=0.02)
+
+
+def test_embed_after_tile_then_resume_and_checksum_guard(capsys, synthetic_tiff, tmp_path):
+    pytest.importorskip("torch")
+    from histoexpr.features import load_features
+
+    tiles = tmp_path / "tiles"
+    assert run(capsys, "-q", "tile", synthetic_tiff, "--out", tiles, "--tile-size", "128")[0] == 0
+    feats = tmp_path / "feats"
+    args = ["embed", synthetic_tiff, "--coords", tiles / "128px_0.5mpp", "--encoder", "toy",
+            "--out", feats]
+    rc, out, _ = run(capsys, *args)
+    coords, f, attrs = load_features(feats / "synthetic.h5")
+    assert rc == 0 and f.shape == (len(coords), 16) and attrs["encoder"]["name"] == "toy"
+    assert "done" in out
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0 and "done before" in out
+    # coordinates of another slide are refused
+    other = tmp_path / "synthetic.tif"
+    other.write_bytes(synthetic_tiff.read_bytes()[:-1] + b"\x00")
+    rc, _, err = run(capsys, "embed", other, "--coords", tiles / "128px_0.5mpp", "--encoder",
+                     "toy", "--out", tmp_path / "f2")
+    assert_one_line_error(rc, err, "checksum differs")

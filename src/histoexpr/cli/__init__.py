@@ -18,6 +18,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = {
     "info": "info",
     "tile": "tile",
+    "embed": "embed",
     "demo": "demo",
 }
 
