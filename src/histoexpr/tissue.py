@@ -22,6 +22,7 @@ __all__ = [
     "TissueMask",
     "box_fractions",
     "detect_tissue",
+    "mean_in_squares",
     "tissue_mask",
     "tissue_mask_saturation",
 ]
@@ -136,6 +137,28 @@ def box_fractions(integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+def mean_in_squares(
+    integral: np.ndarray, coords: np.ndarray, size0: float, scale: tuple[float, float]
+) -> np.ndarray:
+    """Mean of a slide-aligned map over level-0 squares ``(x, y, size0)``.
+
+    ``integral`` is the :func:`summed_area` of a map whose pixel covers ``scale = (sx, sy)``
+    level-0 pixels; squares are widened to whole map pixels.
+    """
+    c = np.asarray(coords, np.float64).reshape(-1, 2)
+    sx, sy = scale
+    boxes = np.stack(
+        [
+            np.floor(c[:, 0] / sx),
+            np.floor(c[:, 1] / sy),
+            np.ceil((c[:, 0] + size0) / sx),
+            np.ceil((c[:, 1] + size0) / sy),
+        ],
+        axis=1,
+    )
+    return box_fractions(integral, boxes)
+
+
 def summed_area(a: np.ndarray) -> np.ndarray:
     """Summed-area table with a zero first row and column (float64)."""
     out = np.zeros((a.shape[0] + 1, a.shape[1] + 1), np.float64)
@@ -163,18 +186,7 @@ class TissueMask:
 
     def fractions(self, coords: np.ndarray, size0: float) -> np.ndarray:
         """Tissue fraction of each level-0 square ``(x, y, size0)``; ``coords`` is (N, 2)."""
-        c = np.asarray(coords, np.float64).reshape(-1, 2)
-        sx, sy = self.scale
-        boxes = np.stack(
-            [
-                np.floor(c[:, 0] / sx),
-                np.floor(c[:, 1] / sy),
-                np.ceil((c[:, 0] + size0) / sx),
-                np.ceil((c[:, 1] + size0) / sy),
-            ],
-            axis=1,
-        )
-        return box_fractions(self._integral, boxes)
+        return mean_in_squares(self._integral, coords, size0, self.scale)
 
 
 def detect_tissue(

@@ -12,7 +12,7 @@ import traceback
 
 from ..errors import HistoexprError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "report_failures"]
 
 #: command name → module in this package (each has ``add_parser(subparsers)``)
 COMMANDS = {
@@ -29,6 +29,19 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="only warnings and errors; no progress bar")
+
+
+def report_failures(failed: list[tuple[str, str]], *, total: int) -> int:
+    """Print the slides a batch run skipped (name, reason) to stderr; the exit status."""
+    if not failed:
+        return 0
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    err.print(f"[red]{len(failed)} of {total} slides failed:[/red]")
+    for name, msg in failed:
+        err.print(f"  {name}: {msg}", markup=False, highlight=False)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

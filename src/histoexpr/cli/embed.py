@@ -14,7 +14,8 @@ import logging
 import time
 from pathlib import Path
 
-from . import add_common
+from ..slide import slide_name
+from . import add_common, report_failures
 
 logger = logging.getLogger("histoexpr.cli.embed")
 
@@ -45,22 +46,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _stain(args):
+    """The fitted stain normaliser the options ask for, or ``None``."""
+    import numpy as np
+    from PIL import Image
+
     from ..errors import InputError
     from ..stain import get_normalizer
 
     if args.stain is None:
         return None
     norm = get_normalizer(args.stain)
-    if args.stain in ("luminosity", "none"):
+    if args.stain in ("luminosity", "none"):  # nothing to fit
         return norm
     if args.stain_target is None:
         raise InputError(f"--stain {args.stain} needs --stain-target IMAGE to fit on")
-    from PIL import Image
-
     try:
         with Image.open(args.stain_target) as im:
-            import numpy as np
-
             target = np.asarray(im.convert("RGB"))
     except OSError as e:
         raise InputError(f"{args.stain_target}: cannot read the stain target ({e})") from e
@@ -75,7 +76,7 @@ def embed_one(path: Path, args, encoder, stain) -> tuple[str, str, int, float]:
     from ..tiling import load_coords
 
     t0 = time.perf_counter()
-    stem = path.name.split(".")[0] if path.is_file() else path.name
+    stem = slide_name(path)
     out = args.out / f"{stem}.h5"
     if out.exists() and not args.overwrite:
         return stem, "done before", 0, 0.0
@@ -128,10 +129,4 @@ def run(args: argparse.Namespace) -> int:
             t.add_row(stem, status, str(n or "-"), f"{sec:.1f}", rate)
         console = Console()
         (console if console.is_terminal else Console(width=120)).print(t)
-    if failed:
-        err = Console(stderr=True)
-        err.print(f"[red]{len(failed)} of {len(rows)} slides failed:[/red]")
-        for name, msg in failed:
-            err.print(f"  {name}: {msg}", markup=False, highlight=False)
-        return 2
-    return 0
+    return report_failures(failed, total=len(args.slides))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import add_common
+from ..slide import slide_name
+from . import add_common, report_failures
 
 logger = logging.getLogger("histoexpr.cli.tile")
 
@@ -84,7 +85,7 @@ def _done_before(stem: str, spec, out: Path) -> SlideOutcome:
 def _find_for_slide(folder: Path, slide: Path, suffixes: tuple[str, ...], what: str) -> Path:
     from ..errors import InputError
 
-    stem = slide.name.split(".")[0] if slide.is_file() else slide.name
+    stem = slide_name(slide)
     for suf in suffixes:
         cand = folder / f"{stem}{suf}"
         if cand.is_file():
@@ -127,7 +128,7 @@ def _tile_one(path: Path, args, filters, kmeans_state: dict) -> list[SlideOutcom
     from ..tiling import KMeansPatchFilter, save_coords, tile_slide
 
     specs = _specs(args)
-    stem = path.name.split(".")[0] if path.is_file() else path.name
+    stem = slide_name(path)
     outs = [args.out / spec.name / f"{stem}.h5" for spec in specs]
     if not args.overwrite and all(o.exists() for o in outs):
         return [_done_before(stem, spec, out) for spec, out in zip(specs, outs)]
@@ -274,10 +275,5 @@ def run(args: argparse.Namespace) -> int:
             out_console = Console(width=140)
         out_console.print(t)
         print(f"run record: {manifest}")
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        console.print(f"[red]{len(failed)} of {len(outcomes)} slides failed:[/red]")
-        for o in failed:
-            console.print(f"  {o.slide}: {o.message}", markup=False, highlight=False)
-        return 2
-    return 0
+    failed = [(o.slide, o.message) for o in outcomes if o.status == "failed"]
+    return report_failures(failed, total=len(args.slides))

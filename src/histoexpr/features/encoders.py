@@ -23,7 +23,7 @@ from .weights import ResolvedWeights, WeightsError, load_state_dict, resolve_wei
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Encoder", "build_encoder", "build_network", "get_card"]
+__all__ = ["Encoder", "build_encoder", "build_network", "get_card", "preprocess_tiles"]
 
 
 def get_card(encoder: str | EncoderCard) -> EncoderCard:
@@ -134,6 +134,28 @@ def _hf_pooled(model):
     return Pooled(model)
 
 
+def preprocess_tiles(card: EncoderCard, tiles: np.ndarray):
+    """uint8 ``(N, H, W, 3)`` → float tensor ``(N, 3, S, S)`` resized and normalised as
+    ``card`` prescribes."""
+    import torch
+    import torch.nn.functional as F
+
+    t = np.asarray(tiles)
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
+        raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
+    x = torch.from_numpy(np.require(t, requirements=["C", "W"]))
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+    s = card.input_size
+    if x.shape[-2:] != (s, s):
+        mode = "bicubic" if card.interpolation == "bicubic" else "bilinear"
+        x = F.interpolate(x, size=(s, s), mode=mode, align_corners=False, antialias=True)
+    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
+    std = torch.tensor(card.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class Encoder:
     """A network plus the preprocessing its card prescribes.
 
@@ -149,23 +171,7 @@ class Encoder:
 
     def preprocess(self, tiles: np.ndarray):
         """uint8 ``(N, H, W, 3)`` → normalised float tensor ``(N, 3, S, S)``."""
-        import torch
-        import torch.nn.functional as F
-
-        t = np.asarray(tiles)
-        if t.ndim == 3:
-            t = t[None]
-        if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
-            raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
-        x = torch.from_numpy(np.require(t, requirements=["C", "W"]))
-        x = x.permute(0, 3, 1, 2).float().div_(255)
-        s = self.card.input_size
-        if x.shape[-2:] != (s, s):
-            mode = "bicubic" if self.card.interpolation == "bicubic" else "bilinear"
-            x = F.interpolate(x, size=(s, s), mode=mode, align_corners=False, antialias=True)
-        mean = torch.tensor(self.card.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.card.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return preprocess_tiles(self.card, tiles)
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         import torch

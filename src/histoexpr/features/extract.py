@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _keys as K
 from ..errors import HistoexprError, InputError
-from .encoders import Encoder
+from .encoders import Encoder, preprocess_tiles
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ class _TileDataset:
     """Reads tile ``i`` at the spec's mpp, optionally stain-normalises it, preprocesses it
     for the encoder. Opens the slide lazily so each DataLoader worker has its own handle."""
 
-    def __init__(self, slide_path, slide_mpp, coords, size_px, mpp, encoder, stain, slide=None):
+    def __init__(self, slide_path, slide_mpp, coords, size_px, mpp, card, stain, slide=None):
         self.slide_path, self.slide_mpp = slide_path, slide_mpp
         self.coords, self.size_px, self.mpp = np.asarray(coords, np.int64), size_px, mpp
-        self.encoder, self.stain = encoder, stain
+        self.card, self.stain = card, stain  # the card, not the network: workers only read
         self._slide = slide
 
     def __len__(self) -> int:
@@ -57,23 +57,10 @@ class _TileDataset:
         tile = self._slide.read_at_mpp(int(x), int(y), self.size_px, self.mpp)
         if self.stain is not None:
             tile = self.stain.transform(tile)
-        return self.encoder.preprocess(tile[None])[0]
+        return preprocess_tiles(self.card, tile[None])[0]
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes reopen the slide
-        d = dict(self.__dict__)
-        d["_slide"] = None
-        d["encoder"] = _PreprocessOnly(self.encoder)
-        return d
-
-
-class _PreprocessOnly:
-    """The part of an :class:`Encoder` a loader worker needs (not the network)."""
-
-    def __init__(self, enc: Encoder) -> None:
-        self.card = enc.card
-
-    def preprocess(self, tiles):
-        return Encoder.preprocess(self, tiles)  # type: ignore[arg-type]
+        return {**self.__dict__, "_slide": None}
 
 
 def embed(
@@ -133,7 +120,7 @@ def embed(
     amp = on_gpu if amp is None else amp
     if num_workers > 0 and not Path(slide.path).exists():
         raise InputError(f"{slide.path}: in-memory slides need num_workers=0")
-    ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder, stain,
+    ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder.card, stain,
                       slide=slide if num_workers == 0 else None)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=on_gpu, persistent_workers=False)

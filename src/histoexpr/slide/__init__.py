@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SlideError
 from ..registry import Registry
 from .array import ArraySlide, ImageSlide
-from .base import Slide, resize_rgb
+from .base import Slide, resize_rgb, slide_name
 from .tilefolder import TileFolderSlide
 from .wsi import OpenSlideSlide, TiffSlideSlide
 
@@ -34,6 +34,7 @@ __all__ = [
     "open_slide",
     "resize_rgb",
     "slide_checksum",
+    "slide_name",
 ]
 
 #: readers tried in this order (highest priority first) by :func:`open_slide`

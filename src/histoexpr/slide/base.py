@@ -71,6 +71,17 @@ def resolve_mpp(found: float | None, given: float | None, path: str | Path) -> f
     )
 
 
+def slide_name(path: str | Path) -> str:
+    """Slide id from a path: the file name without its extension (``.ome.tif(f)`` counts as
+    one), or a folder's name. TCGA ids keep their dotted UUID part."""
+    p = Path(path)
+    n = p.name
+    for ext in (".ome.tiff", ".ome.tif"):
+        if n.lower().endswith(ext):
+            return n[: -len(ext)]
+    return p.stem if p.suffix and not p.is_dir() else n
+
+
 class Slide(ABC):
     """A whole-slide image behind one interface.
 
@@ -113,12 +124,8 @@ class Slide(ABC):
     # -- derived ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """Slide id: the file name without its extension(s)."""
-        n = self.path.name
-        for ext in (".ome.tiff", ".ome.tif"):
-            if n.lower().endswith(ext):
-                return n[: -len(ext)]
-        return self.path.stem if self.path.suffix else n
+        """Slide id: the file name without its extension (see :func:`slide_name`)."""
+        return slide_name(self.path)
 
     @property
     def dimensions(self) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import CoordinateError, InputError
 from ..registry import Registry
-from ..tissue import TissueMask, box_fractions, summed_area
+from ..tissue import TissueMask, mean_in_squares, summed_area
 from .spec import TileSpec
 
 logger = logging.getLogger(__name__)
@@ -150,17 +150,8 @@ def heatmap_coords(
     if len(coords) == 0:
         return coords, np.zeros(0)
     w0, h0 = dimensions
-    sx, sy = w0 / hm.shape[1], h0 / hm.shape[0]
-    boxes = np.stack(
-        [
-            np.floor(coords[:, 0] / sx),
-            np.floor(coords[:, 1] / sy),
-            np.ceil((coords[:, 0] + size0) / sx),
-            np.ceil((coords[:, 1] + size0) / sy),
-        ],
-        axis=1,
-    )
-    score = box_fractions(summed_area(np.nan_to_num(hm)), boxes)
+    scale = (w0 / hm.shape[1], h0 / hm.shape[0])
+    score = mean_in_squares(summed_area(np.nan_to_num(hm)), coords, size0, scale)
     keep = score >= min_prob
     if tissue is not None:
         keep &= tissue.fractions(coords, size0) >= min_tissue
