@@ -1,20 +1,24 @@
-"""``histoexpr embed SLIDE... --coords DIR --encoder NAME --out DIR``: tile features per slide.
+"""``histoexpr embed``: tile features per slide, in-process or over a Dask cluster.
 
-Reads the coordinates ``histoexpr tile`` wrote (``DIR/<slide>.h5``), checks they belong to
-the slide (SHA-256 recorded at tiling time), embeds every tile with the encoder and writes
-``OUT/<slide>.h5`` (``coords``, ``features``, encoder card, tile spec). Finished slides are
-skipped; a lock per slide lets several runs share one output folder; a failing slide is
-reported at the end and the others finish.
+    histoexpr embed SLIDE... --coords DIR --out DIR            # in this process
+    histoexpr embed --manifest slides.csv --out DIR [--workers N] [--scheduler ADDRESS]
+
+Reads the coordinates ``histoexpr tile`` wrote (``DIR/<slide>.h5``, or the manifest's
+``coords`` column), checks they belong to the slide (SHA-256 recorded at tiling time),
+embeds every tile with the encoder and writes ``OUT/<slide>.h5`` (``coords``, ``features``,
+encoder card, tile spec). With ``--manifest`` (CSV: ``slide`` [, ``coords``, ``slide_mpp``])
+there is one Dask task per slide on a LocalCluster, or on a running cluster with
+``--scheduler``. Finished slides are skipped, so re-running finishes what is missing; a lock
+per slide lets several runs share one output folder; a slide that fails (or whose worker
+dies) is reported at the end and the others finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
-from ..slide import slide_name
 from . import add_common, report_failures
 
 logger = logging.getLogger("histoexpr.cli.embed")
@@ -23,8 +27,10 @@ logger = logging.getLogger("histoexpr.cli.embed")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="extract tile features with an encoder (HDF5 per slide)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files, images or tile folders")
-    p.add_argument("--coords", required=True, type=Path,
+    p.add_argument("slides", nargs="*", metavar="SLIDE", help="slide files, images or tile folders")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="CSV of slides (columns slide[,coords,slide_mpp]); runs on Dask")
+    p.add_argument("--coords", type=Path, default=None,
                    help="folder of `histoexpr tile` coordinate files, e.g. tiles/224px_0.5mpp")
     p.add_argument("--encoder", default="efficientnet_lite0",
                    help="encoder card name (default efficientnet_lite0: ImageNet, offline)")
@@ -41,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
     p.add_argument("--overwrite", action="store_true", help="redo slides that are done")
+    d = p.add_argument_group("Dask (with --manifest)")
+    d.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster workers (default: one per GPU, else cores / 4)")
+    d.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler, e.g. tcp://head:8786")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -68,65 +79,88 @@ def _stain(args):
     return norm.fit(target)
 
 
-def embed_one(path: Path, args, encoder, stain) -> tuple[str, str, int, float]:
-    """Embed one slide; returns ``(slide, status, n_tiles, seconds)``."""
-    from ..errors import InputError
-    from ..features import embed_to_h5
-    from ..slide import open_slide, slide_checksum
-    from ..tiling import load_coords
 
-    t0 = time.perf_counter()
-    stem = slide_name(path)
-    out = args.out / f"{stem}.h5"
-    if out.exists() and not args.overwrite:
-        return stem, "done before", 0, 0.0
-    cpath = args.coords / f"{stem}.h5"
-    if not cpath.exists():
-        raise InputError(f"{cpath}: no coordinates for {path}; run `histoexpr tile` first")
-    coords, attrs = load_coords(cpath)
-    with open_slide(path, mpp=args.slide_mpp) as slide:
-        recorded = str(attrs.get("slide_sha256", ""))
-        if recorded and recorded != slide_checksum(slide):
-            raise InputError(
-                f"{cpath}: these coordinates were cut from another file than {path} "
-                "(checksum differs); re-run `histoexpr tile` on this slide"
-            )
-        _, status = embed_to_h5(
-            out, slide, coords, encoder, size_px=int(attrs["patch_size"]),
-            mpp=float(attrs["mpp"]), overwrite=args.overwrite, batch_size=args.batch_size,
-            num_workers=args.num_workers, stain=stain, device=args.device, compile=args.compile,
-            extra_attrs={"coords_file": str(cpath.resolve())},
-        )
-    return stem, status, len(coords), time.perf_counter() - t0
+def _jobs(args):
+    from ..errors import InputError
+    from ..features.jobs import make_job, read_manifest
+
+    if args.manifest is not None:
+        if args.slides:
+            raise InputError("give slides either on the command line or in --manifest, not both")
+        return read_manifest(args.manifest, args.out, coords_dir=args.coords,
+                             slide_mpp=args.slide_mpp)
+    if not args.slides:
+        raise InputError("no slides: list SLIDE files or pass --manifest slides.csv")
+    if args.workers is not None or args.scheduler is not None:
+        raise InputError("--workers / --scheduler run on Dask and need --manifest slides.csv")
+    return [make_job(s, args.out, coords_dir=args.coords, slide_mpp=args.slide_mpp)
+            for s in args.slides]
+
+
+def _embed_kwargs(args) -> dict:
+    return {"batch_size": args.batch_size, "num_workers": args.num_workers,
+            "device": args.device, "compile": args.compile}
+
+
+def _in_process(jobs, args, stain):
+    from ..errors import HistoexprError
+    from ..features import build_encoder
+    from ..features.jobs import JobResult, run_job
+
+    encoder = build_encoder(args.encoder, weights=args.weights)
+    results = []
+    for job in jobs:
+        try:
+            results.append(run_job(job, encoder, stain=stain, overwrite=args.overwrite,
+                                   **_embed_kwargs(args)))
+        except HistoexprError as e:
+            if len(jobs) == 1:
+                raise
+            logger.error("skipped %s: %s", job.slide, e)
+            results.append(JobResult(job.name, "failed", message=str(e)))
+    return results
+
+
+def _on_dask(jobs, args, stain):
+    from ..features.cluster import EncoderSpec, embed_on_dask
+
+    def progress(r, k, n):
+        log = logger.error if r.status == "failed" else logger.info
+        log("[%d/%d] %s: %s%s", k, n, r.name, r.status, f" ({r.message})" if r.message else "")
+
+    spec = EncoderSpec(args.encoder, str(args.weights) if args.weights else None)
+    return embed_on_dask(jobs, spec, workers=args.workers, scheduler=args.scheduler,
+                         stain=stain, overwrite=args.overwrite, on_result=progress,
+                         **_embed_kwargs(args))
 
 
 def run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from rich.console import Console
     from rich.table import Table
 
-    from ..errors import HistoexprError
-    from ..features import build_encoder
-
-    encoder = build_encoder(args.encoder, weights=args.weights)
+    jobs = _jobs(args)
     stain = _stain(args)
-    rows, failed = [], []
-    for s in args.slides:
-        path = Path(s)
-        try:
-            rows.append(embed_one(path, args, encoder, stain))
-        except HistoexprError as e:
-            if len(args.slides) == 1:
-                raise
-            logger.error("skipped %s: %s", path, e)
-            failed.append((path.name, str(e)))
-            rows.append((path.name, "failed", 0, 0.0))
+    results = (_on_dask if args.manifest is not None else _in_process)(jobs, args, stain)
+    for r in results:
+        if r.status == "locked":
+            logger.warning("%s: another worker holds %s.lock; if none does, delete the lock",
+                           r.name, args.out / f"{r.name}.h5")
     if not args.quiet:
-        t = Table(title=f"{encoder.card.name} features in {args.out}", title_justify="left")
-        for col in ("slide", "status", "tiles", "s", "tiles/s"):
+        t = Table(title=f"{args.encoder} features in {args.out}", title_justify="left")
+        on_dask = args.manifest is not None
+        for col in ("slide", "status", "tiles", "s", "tiles/s", *(["where"] if on_dask else [])):
             t.add_column(col)
-        for stem, status, n, sec in rows:
-            rate = f"{n / sec:.1f}" if sec > 0 else "-"
-            t.add_row(stem, status, str(n or "-"), f"{sec:.1f}", rate)
+        for r in results:
+            rate = f"{r.n_tiles / r.seconds:.1f}" if r.n_tiles and r.seconds > 0 else "-"
+            t.add_row(r.name, r.status, str(r.n_tiles or "-"), f"{r.seconds:.1f}", rate,
+                      *([r.where or "-"] if on_dask else []))
         console = Console()
-        (console if console.is_terminal else Console(width=120)).print(t)
-    return report_failures(failed, total=len(args.slides))
+        console = console if console.is_terminal else Console(width=120)
+        console.print(t)
+        c = Counter("skipped" if r.status in ("done before", "locked") else r.status
+                    for r in results)
+        console.print(f"done {c['done']} · skipped {c['skipped']} · failed {c['failed']}")
+    failed = [(r.name, r.message) for r in results if r.status == "failed"]
+    return report_failures(failed, total=len(results))

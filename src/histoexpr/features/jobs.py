@@ -1,0 +1,173 @@
+"""One slide's embedding as a job: what to read, where to write, how it ended.
+
+The in-process loop of ``histoexpr embed`` and the Dask tasks of
+:mod:`histoexpr.features.cluster` run the same :func:`run_job`, so a slide comes out the
+same either way. A manifest CSV lists the jobs of a batch run:
+
+.. code-block:: text
+
+    slide,coords,slide_mpp
+    /data/a.svs,,
+    b.jpg,tiles/b.h5,0.5
+
+``slide`` is required; ``coords`` defaults to ``<coords dir>/<slide name>.h5``; ``slide_mpp``
+fills in the pixel size of files that do not record it. Relative paths are taken from the
+manifest's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JobResult", "SlideJob", "read_manifest", "run_job"]
+
+
+@dataclass(frozen=True)
+class SlideJob:
+    """Embed ``slide`` at the tiles of ``coords`` into ``out``."""
+
+    slide: Path
+    coords: Path
+    out: Path
+    slide_mpp: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.out.stem
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended: ``status`` is ``done``, ``done before``, ``locked`` or ``failed``."""
+
+    name: str
+    status: str
+    n_tiles: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    where: str = ""  # worker that ran it (Dask) or "" in-process
+
+
+def make_job(slide: str | Path, out_dir: Path, *, coords: str | Path | None = None,
+             coords_dir: Path | None = None, slide_mpp: float | None = None) -> SlideJob:
+    """A job with the usual file names: ``out_dir/<name>.h5`` from ``coords_dir/<name>.h5``."""
+    from ..slide import slide_name
+
+    slide = Path(slide)
+    name = slide_name(slide)
+    if coords is None:
+        if coords_dir is None:
+            raise InputError(f"{slide}: no coordinates given; pass --coords DIR (the output "
+                             "folder of `histoexpr tile`) or a `coords` column in the manifest")
+        coords = coords_dir / f"{name}.h5"
+    return SlideJob(slide, Path(coords), out_dir / f"{name}.h5", slide_mpp)
+
+
+def read_manifest(path: str | Path, out_dir: Path, *, coords_dir: Path | None = None,
+                  slide_mpp: float | None = None) -> list[SlideJob]:
+    """Jobs from a manifest CSV (columns ``slide`` and optionally ``coords``, ``slide_mpp``).
+
+    Raises :class:`~histoexpr.errors.InputError` naming the manifest and line for a missing
+    ``slide`` column, an unreadable pixel size, or two rows that would write the same output.
+    """
+    path = Path(path)
+    base = path.parent
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the manifest ({e})") from e
+    if not rows:
+        raise InputError(f"{path}: the manifest lists no slides (one `slide` column, one row "
+                         "per slide)")
+    cols = {c.strip().lower() for c in rows[0]}
+    if "slide" not in cols:
+        raise InputError(f"{path}: the manifest needs a `slide` column (found: "
+                         f"{', '.join(sorted(cols)) or 'none'})")
+    jobs, seen = [], {}
+    for line, row in enumerate(rows, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        if not row.get("slide"):
+            continue
+        mpp = slide_mpp
+        if row.get("slide_mpp"):
+            try:
+                mpp = float(row["slide_mpp"])
+            except ValueError:
+                mpp = math.nan
+            if not (mpp > 0):
+                raise InputError(f"{path}, line {line}: slide_mpp {row['slide_mpp']!r} is not "
+                                 "a positive number of µm per pixel")
+        coords = base / row["coords"] if row.get("coords") else None
+        job = make_job(base / row["slide"], out_dir, coords=coords, coords_dir=coords_dir,
+                       slide_mpp=mpp)
+        if job.name in seen:
+            raise InputError(f"{path}, line {line}: {row['slide']} and line {seen[job.name]} "
+                             f"would both write {job.out.name}; rename one of the slides")
+        seen[job.name] = line
+        jobs.append(job)
+    return jobs
+
+
+def _written_by(path: Path, run_id: str) -> int | None:
+    """Tile count of ``path`` if this run (``run_id``) wrote it, else ``None``."""
+    import h5py
+
+    from .. import _keys as K
+
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("run_id") == run_id:
+                return len(f[K.H5_FEATURES])
+    except (OSError, KeyError):
+        pass
+    return None
+
+
+def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool = False,
+            run_id: str | None = None, **embed_kwargs: Any) -> JobResult:
+    """Embed one slide; bad input raises :class:`~histoexpr.errors.HistoexprError`.
+
+    The coordinates must have been cut from this very file: the SHA-256 recorded at tiling
+    time is checked (a stale or swapped coords file is an error, not wrong features).
+    ``run_id`` is stored in the output; a job that finds its own run's output (Dask
+    recomputes a finished task whose worker died before the result was collected) reports
+    ``done``, not ``done before``.
+    """
+    from ..slide import open_slide, slide_checksum
+    from ..tiling import load_coords
+    from .extract import embed_to_h5
+
+    t0 = time.perf_counter()
+    if job.out.exists() and not overwrite:
+        n = _written_by(job.out, run_id) if run_id else None
+        return JobResult(job.name, "done before") if n is None else JobResult(job.name, "done", n)
+    if not job.coords.exists():
+        raise InputError(f"{job.coords}: no coordinates for {job.slide}; run `histoexpr tile` "
+                         "first")
+    coords, attrs = load_coords(job.coords)
+    with open_slide(job.slide, mpp=job.slide_mpp) as slide:
+        recorded = str(attrs.get("slide_sha256", ""))
+        if recorded and recorded != slide_checksum(slide):
+            raise InputError(
+                f"{job.coords}: these coordinates were cut from another file than {job.slide} "
+                "(checksum differs); re-run `histoexpr tile` on this slide"
+            )
+        _, status = embed_to_h5(
+            job.out, slide, coords, encoder, size_px=int(attrs["patch_size"]),
+            mpp=float(attrs["mpp"]), overwrite=overwrite, stain=stain,
+            extra_attrs={"coords_file": str(job.coords.resolve()),
+                         **({"run_id": run_id} if run_id else {})}, **embed_kwargs,
+        )
+    n = len(coords) if status == "done" else 0
+    return JobResult(job.name, status, n, time.perf_counter() - t0)

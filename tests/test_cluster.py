@@ -1,0 +1,135 @@
+"""Feature extraction on Dask: a LocalCluster over three synthetic slides with two workers,
+a running cluster through ``--scheduler``, and a worker killed in the middle of a slide."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("distributed")
+
+from histoexpr.cli import main
+from histoexpr.datasets.synthetic import synthetic_he, write_pyramidal_tiff
+from histoexpr.features import load_features
+from histoexpr.features.cluster import EncoderSpec, embed_on_dask
+from histoexpr.features.jobs import read_manifest
+from histoexpr.slide import open_slide, slide_checksum
+from histoexpr.tiling import TileSpec, save_coords, tile_slide
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """Three slides with coordinates and a manifest; ``c`` has many tiles so it runs long."""
+    root = tmp_path_factory.mktemp("batch")
+    for i, name in enumerate("abc"):
+        s = synthetic_he(768, 512, mpp=0.5, seed=10 + i)
+        path = write_pyramidal_tiff(root / f"{name}.tif", s.rgb, mpp=0.5, compression="zlib")
+        with open_slide(path) as slide:
+            res = tile_slide(slide, TileSpec(32, 0.5))
+            coords = res.coords
+            if name == "c":  # every 8 px: thousands of tiles, a second of work in small batches
+                yy, xx = np.mgrid[0:480:8, 0:736:8]
+                coords = np.c_[xx.ravel(), yy.ravel()]
+            attrs = res.attrs(slide, checksum=slide_checksum(slide))
+            save_coords(root / "coords" / f"{name}.h5", coords, attrs)
+    (root / "slides.csv").write_text("slide,coords\na.tif,coords/a.h5\nb.tif,coords/b.h5\n"
+                                     "c.tif,coords/c.h5\n")
+    return root
+
+
+def test_manifest_on_a_running_cluster_then_rerun_skips(batch, tmp_path, capsys):
+    from distributed import LocalCluster
+
+    out = tmp_path / "feats"
+    args = ["embed", "--manifest", str(batch / "slides.csv"), "--encoder", "toy", "--out",
+            str(out), "--batch-size", "256"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        assert main([*args, "--scheduler", cluster.scheduler_address]) == 0
+        assert "done 3 · skipped 0 · failed 0" in capsys.readouterr().out
+        assert main([*args, "--scheduler", cluster.scheduler_address]) == 0
+        assert "done 0 · skipped 3 · failed 0" in capsys.readouterr().out
+    for name in "abc":
+        coords, feats, attrs = load_features(out / f"{name}.h5")
+        assert feats.shape == (len(coords), 16) and attrs["encoder"]["name"] == "toy"
+
+
+def _kill_when_locked(lock, killed: dict, timeout=120.0):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        try:
+            owner = lock.read_text().strip()
+        except OSError:
+            owner = ""
+        if owner.rpartition(":")[2].isdigit():
+            killed["pid"] = int(owner.rpartition(":")[2])
+            os.kill(killed["pid"], signal.SIGKILL)
+            return
+        time.sleep(0.005)
+
+
+def test_a_worker_dying_mid_slide_fails_that_slide_and_a_rerun_finishes_it(batch, tmp_path):
+    out = tmp_path / "feats"
+    jobs = read_manifest(batch / "slides.csv", out)
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_when_locked, args=(out / "c.h5.lock", killed))
+    killer.start()
+    results = embed_on_dask(jobs, EncoderSpec("toy"), workers=2, batch_size=4)
+    killer.join()
+    by = {r.name: r for r in results}
+    assert killed, "the slide never started"
+    assert by["c"].status == "failed" and "worker died" in by["c"].message
+    assert by["a"].status == by["b"].status == "done"
+    assert not (out / "c.h5").exists() and not list(out.glob(".*tmp"))
+    # the dead worker's lock is taken over; finished slides are not redone
+    again = {r.name: r.status for r in embed_on_dask(jobs, EncoderSpec("toy"), workers=2,
+                                                     batch_size=256)}
+    assert again == {"a": "done before", "b": "done before", "c": "done"}
+    coords, feats, _ = load_features(out / "c.h5")
+    assert feats.shape == (len(coords), 16) and np.isfinite(feats).all()
+
+
+def test_bad_slide_in_a_manifest_fails_alone(batch, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"slide,coords\n{batch / 'a.tif'},{batch / 'coords/a.h5'}\n"
+                        f"{batch / 'b.tif'},{batch / 'coords/a.h5'}\n")
+    res = {r.name: r for r in embed_on_dask(read_manifest(manifest, tmp_path / "f"),
+                                            EncoderSpec("toy"), workers=1)}
+    assert res["a"].status == "done"
+    assert res["b"].status == "failed" and "checksum differs" in res["b"].message
+
+
+def test_manifest_paths_defaults_and_errors(tmp_path):
+    from histoexpr.errors import InputError
+
+    m = tmp_path / "m.csv"
+    m.write_text("Slide,slide_mpp\nsub/x.svs,\ny.jpg,0.25\n")
+    jobs = read_manifest(m, tmp_path / "out", coords_dir=tmp_path / "tiles", slide_mpp=0.5)
+    assert [j.slide for j in jobs] == [tmp_path / "sub/x.svs", tmp_path / "y.jpg"]
+    assert [j.coords for j in jobs] == [tmp_path / "tiles/x.h5", tmp_path / "tiles/y.h5"]
+    assert [j.slide_mpp for j in jobs] == [0.5, 0.25] and jobs[0].out == tmp_path / "out/x.h5"
+    for text, msg in [("path\na.svs\n", "needs a `slide` column"),
+                      ("slide,slide_mpp\na.svs,abc\n", "line 2: slide_mpp 'abc'"),
+                      ("slide\na/s.svs\nb/s.svs\n", "would both write s.h5"),
+                      ("slide\n", "lists no slides")]:
+        m.write_text(text)
+        with pytest.raises(InputError, match=msg):
+            read_manifest(m, tmp_path, coords_dir=tmp_path)
+    m.write_text("slide\na.svs\n")
+    with pytest.raises(InputError, match="pass --coords DIR"):
+        read_manifest(m, tmp_path)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["embed", "--out", "o"], "no slides"),
+    (["embed", "s.svs", "--out", "o", "--workers", "2"], "need --manifest"),
+])
+def test_embed_cli_argument_errors(capsys, argv, msg):
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
