@@ -156,7 +156,9 @@ def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool =
         raise InputError(f"{job.coords}: no coordinates for {job.slide}; run `histoexpr tile` "
                          "first")
     coords, attrs = load_coords(job.coords)
-    with open_slide(job.slide, mpp=job.slide_mpp) as slide:
+    # a file without a pixel size (JPEG section) gets the one it was tiled at
+    mpp = job.slide_mpp or (float(attrs["level0_mpp"]) if "level0_mpp" in attrs else None)
+    with open_slide(job.slide, mpp=mpp) as slide:
         recorded = str(attrs.get("slide_sha256", ""))
         if recorded and recorded != slide_checksum(slide):
             raise InputError(
