@@ -1,19 +1,10 @@
-"""Feature extraction spread over a Dask distributed cluster: one task per slide.
+"""Feature extraction over a Dask cluster: one :mod:`histoexpr.runner` task per slide.
 
-:func:`embed_on_dask` starts a ``LocalCluster`` (one process per worker, one thread each,
-one GPU each when there are GPUs) or connects to a running scheduler, submits one task per
-:class:`~histoexpr.features.jobs.SlideJob` in manifest order, and returns one
-:class:`~histoexpr.features.jobs.JobResult` per slide as they finish.
-
-Each worker builds the encoder once and keeps it for its later slides. A slide that fails
-(bad input, a bug, a worker that dies mid-slide) is reported ``failed`` and the others go
-on; its output is never half-written (see :func:`~histoexpr.features.embed_to_h5`), so a
-re-run finishes exactly the slides that are missing.
-
-On the ``LocalCluster`` this module starts, a worker death fails its slide at once
-(``distributed.scheduler.allowed-failures = 0``) and each worker holds one slide at a time
-(``worker-saturation = 1``), so one death costs one slide. A cluster you start yourself
-keeps its own settings (by default Dask retries a slide on three worker deaths).
+Each worker builds the encoder once (from its name, the network is not shipped) and keeps it
+for its later slides; with GPUs each worker uses its own. A slide that fails (bad input, a
+bug, a worker that dies mid-slide) is reported ``failed`` and the others go on; outputs are
+never half-written (see :func:`~histoexpr.features.embed_to_h5`), so a re-run finishes
+exactly the slides that are missing.
 """
 
 from __future__ import annotations
@@ -26,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import HistoexprError, InputError
+from ..errors import HistoexprError
+from ..runner import TaskFailed, map_on_dask, worker_device, worker_index
 from .jobs import JobResult, SlideJob, run_job
 
 logger = logging.getLogger(__name__)
@@ -39,7 +31,7 @@ _BUILT: dict[tuple, Any] = {}
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What a worker needs to build the encoder itself (the network is not shipped)."""
+    """What a worker needs to build the encoder itself."""
 
     name: str
     weights: str | None = None
@@ -55,76 +47,24 @@ def _encoder(spec: EncoderSpec):
     return _BUILT[key]
 
 
-def _worker_index() -> int:
-    try:
-        from distributed import get_worker
-
-        name = get_worker().name
-    except (ImportError, ValueError):
-        return 0
-    return name if isinstance(name, int) else 0
-
-
-def _task(job: SlideJob, spec: EncoderSpec, stain: Any, overwrite: bool,
-          embed_kwargs: dict[str, Any], torch_threads: int | None, run_id: str) -> JobResult:
-    """Runs on a worker: embed one slide, bad input becomes a ``failed`` result."""
-    import torch
-
-    if torch_threads:
-        torch.set_num_threads(torch_threads)
+def _task(job: SlideJob, *, spec: EncoderSpec, stain: Any, overwrite: bool, run_id: str,
+          embed_kwargs: dict[str, Any]) -> JobResult:
+    """Runs on a worker: embed one slide; bad input becomes a ``failed`` result."""
     kw = dict(embed_kwargs)
-    if kw.get("device") is None and torch.cuda.is_available():
-        kw["device"] = f"cuda:{_worker_index() % torch.cuda.device_count()}"
+    if kw.get("device") is None:
+        kw["device"] = worker_device()
     if kw.get("num_workers", 0) > 0 and multiprocessing.current_process().daemon:
         logger.warning("this Dask worker is a daemon process and cannot start DataLoader "
                        "workers; reading tiles in the worker itself (start the workers with "
                        "distributed.worker.daemon: false to allow them)")
         kw["num_workers"] = 0
-    where = f"worker {_worker_index()} (pid {os.getpid()})"
+    where = f"worker {worker_index()} (pid {os.getpid()})"
     try:
         res = run_job(job, _encoder(spec), stain=stain, overwrite=overwrite, run_id=run_id,
                       **kw)
     except HistoexprError as e:
         return JobResult(job.name, "failed", message=str(e), where=where)
     return replace(res, where=where)
-
-
-def _n_gpus() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except ImportError:
-        return 0
-
-
-def _local_cluster(workers: int | None):
-    """A LocalCluster: one process and thread per worker, one GPU each when present."""
-    import dask
-    from distributed import LocalCluster
-
-    gpus = _n_gpus()
-    n = workers or (gpus or max(1, (os.cpu_count() or 1) // 4))
-    if gpus and n > gpus:
-        logger.warning("%d workers share %d GPUs", n, gpus)
-    with dask.config.set({
-        "distributed.worker.daemon": False,  # DataLoader worker processes are allowed
-        "distributed.scheduler.allowed-failures": 0,  # a worker death fails its slide
-        "distributed.scheduler.worker-saturation": 1.0,  # one slide per worker at a time
-    }):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    threads = None if gpus else max(1, (os.cpu_count() or 1) // n)
-    return cluster, n, threads
-
-
-def _explain(exc: BaseException) -> str:
-    from distributed.scheduler import KilledWorker
-
-    if isinstance(exc, KilledWorker):
-        return ("the Dask worker died while embedding this slide (out of memory or killed); "
-                "re-run the same command to finish it")
-    return f"{type(exc).__name__}: {exc}"
 
 
 def embed_on_dask(
@@ -138,7 +78,8 @@ def embed_on_dask(
     on_result: Callable[[JobResult, int, int], None] | None = None,
     **embed_kwargs: Any,
 ) -> list[JobResult]:
-    """Embed every job on Dask; one result per job, in the order of ``jobs``.
+    """Embed every job on Dask; one :class:`~histoexpr.features.jobs.JobResult` per job, in
+    the order of ``jobs``.
 
     Parameters
     ----------
@@ -146,11 +87,9 @@ def embed_on_dask(
         From :func:`~histoexpr.features.jobs.read_manifest`.
     encoder
         Name and weights the workers build the encoder from.
-    workers
-        LocalCluster size (default: one per GPU, else a quarter of the CPU cores).
-    scheduler
-        Address of a running scheduler (``tcp://host:8786``) instead of a LocalCluster;
-        its workers need histoexpr installed and the slides at the same paths.
+    workers, scheduler
+        A LocalCluster of this size, or a running scheduler; see
+        :func:`histoexpr.runner.map_on_dask`.
     stain
         A fitted stain normaliser, shipped to the workers.
     on_result
@@ -158,51 +97,27 @@ def embed_on_dask(
     embed_kwargs
         Passed to :func:`~histoexpr.features.embed` (batch_size, num_workers, device, ...).
     """
-    from distributed import Client, as_completed
-
     from .encoders import get_card
     from .weights import resolve_weights
 
     card = get_card(encoder.name)  # unknown names and missing weights fail here, not N times
     if encoder.pretrained:
         resolve_weights(card, path=encoder.weights)
-    if not jobs:
-        return []
-    cluster, threads = None, None
-    if scheduler is None:
-        cluster, n, threads = _local_cluster(workers)
-        logger.info("Dask LocalCluster: %d workers", n)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as e:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check "
-                             "--scheduler or leave it out for a local cluster") from e
-    try:
-        by_key = {}
-        run_id = uuid.uuid4().hex
-        for i, job in enumerate(jobs):
-            fut = client.submit(_task, job, encoder, stain, overwrite, embed_kwargs, threads,
-                                run_id, key=f"embed-{job.name}-{run_id[:8]}-{i}", pure=False,
-                                retries=0, priority=len(jobs) - i)
-            by_key[fut.key] = (i, job, fut)
-        results: list[JobResult | None] = [None] * len(jobs)
-        for k, fut in enumerate(as_completed([f for _, _, f in by_key.values()]), 1):
-            i, job, _ = by_key[fut.key]
-            if fut.status == "error":
-                res = JobResult(job.name, "failed", message=_explain(fut.exception()))
-            else:
-                res = fut.result()
-            # drop the finished task at once: a result left on a worker that dies is
-            # recomputed (harmless: the task finds its own output, see run_job's run_id)
-            fut.release()
-            del by_key[fut.key]
-            results[i] = res
-            if on_result is not None:
-                on_result(res, k, len(jobs))
-        return [r for r in results if r is not None]
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+
+    def as_result(i: int, value: Any) -> JobResult:
+        if isinstance(value, TaskFailed):
+            return JobResult(jobs[i].name, "failed", message=value.message)
+        return value
+
+    def hook(i: int, value: Any, k: int, n: int) -> None:
+        if on_result is not None:
+            on_result(as_result(i, value), k, n)
+
+    # the run id lets a task that Dask recomputes (its worker died after finishing) recognise
+    # its own output and report it as done, not "done before"
+    values = map_on_dask(
+        _task, jobs, names=[f"embed-{j.name}" for j in jobs], workers=workers,
+        scheduler=scheduler, on_result=hook, spec=encoder, stain=stain, overwrite=overwrite,
+        run_id=uuid.uuid4().hex, embed_kwargs=embed_kwargs,
+    )
+    return [as_result(i, v) for i, v in enumerate(values)]

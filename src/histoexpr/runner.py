@@ -1,0 +1,171 @@
+"""Batch runs on Dask: one task per item (a slide, a section), failures kept to their item.
+
+:func:`map_on_dask` starts a ``LocalCluster`` (one process and one thread per worker, one
+GPU each when there are GPUs) or connects to a running scheduler, submits ``fn(item)`` for
+every item in order, and returns one value per item: ``fn``'s result, or a
+:class:`TaskFailed` saying why (an exception, or a worker that died mid-task). The stage
+that calls it makes its outputs atomic and skips finished items, so re-running a batch
+finishes exactly what is missing.
+
+On the ``LocalCluster`` this module starts, a worker death fails its task at once
+(``distributed.scheduler.allowed-failures = 0``) and each worker holds one task at a time
+(``worker-saturation = 1``), so one death costs one item. A cluster you start yourself
+keeps its own settings (by default Dask retries a task on three worker deaths).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TaskFailed", "map_on_dask", "worker_device"]
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """An item whose task raised or whose worker died."""
+
+    message: str
+
+
+def _n_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def worker_index() -> int:
+    """This Dask worker's number (its name on a LocalCluster), 0 outside a worker."""
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return 0
+    return name if isinstance(name, int) else 0
+
+
+def worker_device() -> str | None:
+    """``cuda:<i>`` for this worker (one GPU each, round robin), ``None`` without CUDA."""
+    n = _n_gpus()
+    return f"cuda:{worker_index() % n}" if n else None
+
+
+def _torch_threads_plugin(n: int):
+    """A worker plugin that splits the CPU cores between the workers (Dask's nanny sets
+    ``OMP_NUM_THREADS=1``, which would leave torch one core per worker)."""
+    from distributed import WorkerPlugin
+
+    class TorchThreads(WorkerPlugin):
+        name = "histoexpr-torch-threads"
+
+        def setup(self, worker) -> None:
+            import torch
+
+            torch.set_num_threads(n)
+
+    return TorchThreads()
+
+
+def _local_cluster(workers: int | None):
+    import dask
+    from distributed import LocalCluster
+
+    gpus = _n_gpus()
+    n = workers or (gpus or max(1, (os.cpu_count() or 1) // 4))
+    if gpus and n > gpus:
+        logger.warning("%d workers share %d GPUs", n, gpus)
+    with dask.config.set({
+        "distributed.worker.daemon": False,  # DataLoader worker processes are allowed
+        "distributed.scheduler.allowed-failures": 0,  # a worker death fails its task
+        "distributed.scheduler.worker-saturation": 1.0,  # one task per worker at a time
+    }):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    logger.info("Dask LocalCluster: %d workers%s", n, f", {gpus} GPUs" if gpus else "")
+    return cluster, n, gpus
+
+
+def _explain(exc: BaseException) -> str:
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return ("the Dask worker died during this task (out of memory or killed); re-run the "
+                "same command to finish it")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def map_on_dask(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    *,
+    names: Sequence[str],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_result: Callable[[int, Any, int, int], None] | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """``[fn(item, **kwargs) or TaskFailed, ...]`` in the order of ``items``.
+
+    Parameters
+    ----------
+    fn
+        A function importable on the workers (module level).
+    names
+        One short name per item, for task keys and logs.
+    workers
+        LocalCluster size (default: one per GPU, else a quarter of the CPU cores).
+    scheduler
+        Address of a running scheduler (``tcp://host:8786``) instead of a LocalCluster; its
+        workers need histoexpr installed and the inputs at the same paths.
+    on_result
+        Called as ``on_result(i, value, n_finished, n_total)`` as item ``i`` ends.
+    """
+    from distributed import Client, as_completed
+
+    if not items:
+        return []
+    cluster = None
+    if scheduler is None:
+        cluster, n, gpus = _local_cluster(workers)
+        client = Client(cluster)
+        if not gpus:
+            client.register_plugin(_torch_threads_plugin(max(1, (os.cpu_count() or 1) // n)))
+    else:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as e:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check "
+                             "--scheduler or leave it out for a local cluster") from e
+    try:
+        tag = uuid.uuid4().hex[:8]
+        pending, futures = {}, []
+        for i, (item, name) in enumerate(zip(items, names, strict=True)):
+            fut = client.submit(fn, item, **kwargs, key=f"{name}-{tag}-{i}", pure=False,
+                                retries=0, priority=len(items) - i)
+            pending[fut.key] = i
+            futures.append(fut)
+        out: list[Any] = [None] * len(items)
+        for k, fut in enumerate(as_completed(futures), 1):
+            i = pending.pop(fut.key)
+            out[i] = (TaskFailed(_explain(fut.exception())) if fut.status == "error"
+                      else fut.result())
+            fut.release()  # a result left on a worker that later dies would be recomputed
+            if on_result is not None:
+                on_result(i, out[i], k, len(items))
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
