@@ -32,7 +32,7 @@ beside torch's in the same process and in every worker).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_embed.py            # full run (~12 minutes on 2 CPU cores)
+    .venv/bin/python benchmarks/bench_embed.py            # full run (~14 minutes on 2 CPU cores)
     .venv/bin/python benchmarks/bench_embed.py --quick    # fewer tiles and reps (smoke test)
     .venv/bin/python benchmarks/bench_embed.py --encoders resnet50 --modes eager,compiled \\
         --num-workers 2 --device cpu
