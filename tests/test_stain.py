@@ -231,7 +231,11 @@ def test_macenko_matches_torchstain(tile_a: np.ndarray, batch3: np.ndarray) -> N
     ts.fit(tile_a)
     norm = MacenkoNormalizer().fit(tile_a)
     np.testing.assert_allclose(norm.stain_matrix_, ts.HERef.T)
-    np.testing.assert_array_equal(norm.transform(batch3)[1], ts.normalize(batch3[1])[0])
+    # our per-tile path (pseudo-inverse, float32) vs torchstain's lstsq: at most one grey
+    # level apart on a few pixels
+    for i in range(len(batch3)):
+        diff = np.abs(norm.transform(batch3)[i].astype(int) - ts.normalize(batch3[i])[0])
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_luminosity_standardisation_brightens_dim_tiles(tile_a: np.ndarray) -> None:

@@ -63,6 +63,14 @@ class _TileDataset:
         return {**self.__dict__, "_slide": None}
 
 
+def _init_loader_worker(_: int) -> None:
+    """One BLAS thread per DataLoader worker (torch already takes one): the stain maths
+    otherwise starts a thread per core in every worker, fighting the model for the CPU."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def embed(
     slide: Any,
     coords: np.ndarray,
@@ -123,7 +131,8 @@ def embed(
     ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder.card, stain,
                       slide=slide if num_workers == 0 else None)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=on_gpu, persistent_workers=False)
+                        pin_memory=on_gpu, persistent_workers=False,
+                        worker_init_fn=_init_loader_worker if num_workers else None)
     net = encoder.network.to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

@@ -1,8 +1,9 @@
 """Macenko stain normalisation (Macenko et al., ISBI 2009) through ``torchstain``.
 
 The reference stain matrix and 99th-percentile concentrations are fitted by torchstain's
-numpy ``MacenkoNormalizer``; each tile of a batch is then normalised by the same
-torchstain code (the method estimates a stain matrix per image, so that part is per tile).
+numpy ``MacenkoNormalizer``; each tile of a batch is then normalised the way torchstain's
+``normalize`` does it (the method estimates a stain matrix per image, so that part is per
+tile), with its per-pixel least squares replaced by a 2 x 3 pseudo-inverse.
 Tiles with too little tissue for the eigen-decomposition (fewer than ``min_tissue_pixels``
 pixels whose OD exceeds ``beta`` in every channel, e.g. background) or whose estimate
 breaks down numerically are returned unchanged, and the number of such tiles is logged.
@@ -95,7 +96,8 @@ class MacenkoNormalizer(StainNormalizer):
     def _n_od_pixels(self, batch: np.ndarray) -> np.ndarray:
         # torchstain keeps pixels with OD >= beta in all channels, i.e. max(I) + 1 <= Io e^-beta
         limit = self.io * np.exp(-self.beta) - 1.0
-        return (batch.max(axis=-1) <= limit).sum(axis=(-2, -1))
+        brightest = np.maximum(np.maximum(batch[..., 0], batch[..., 1]), batch[..., 2])
+        return (brightest <= limit).sum(axis=(-2, -1))  # (max over the last axis is slower)
 
     def _fit(self, target: np.ndarray) -> None:
         n_od = int(self._n_od_pixels(target[None])[0])
@@ -114,26 +116,48 @@ class MacenkoNormalizer(StainNormalizer):
         self.max_concentrations_ = np.asarray(ts.maxCRef, dtype=float).copy()
 
     def _transform(self, batch: np.ndarray) -> np.ndarray:
-        ts = self._torchstain()
-        ts.HERef = self.stain_matrix_.T.copy()
-        ts.maxCRef = self.max_concentrations_.copy()
         ok = self._n_od_pixels(batch) >= self.min_tissue_pixels
         out = batch.copy()
         failed = 0
+        lut = -np.log((np.arange(256) + 1.0) / self.io)  # OD of each uint8 level
+        limit = self.io * np.exp(-self.beta) - 1.0
         for i in np.flatnonzero(ok):  # the stain matrix is estimated per tile
             try:
                 with np.errstate(divide="raise", invalid="raise", over="ignore", under="ignore"):
-                    norm, _, _ = ts.normalize(
-                        batch[i], Io=self.io, alpha=self.alpha, beta=self.beta, stains=False
-                    )
+                    out[i] = self._normalise_one(batch[i], lut, limit)
             except _NUMERIC_ERRORS:
                 failed += 1
-                continue
-            out[i] = norm
         log_passed_through(
             self.name, int((~ok).sum()) + failed, len(batch), "too little tissue for Macenko"
         )
         return out
+
+    def _normalise_one(self, tile: np.ndarray, lut: np.ndarray, limit: float) -> np.ndarray:
+        """torchstain's ``normalize`` for one tile, computed the same way but without its
+        per-pixel least squares (a 2 x 3 pseudo-inverse gives the same concentrations), with
+        the OD from a lookup table and the reconstruction in float32: about 1.6x faster on
+        224 px tiles, within one grey level on a few pixels in 10^5 (``tests/test_stain.py``
+        compares the two)."""
+        h, w, _ = tile.shape
+        px = tile.reshape(-1, 3)
+        od = lut[px]  # (N, 3) float64, -log((I + 1) / Io)
+        dark = np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2]) <= limit
+        od_hat = lut[px[dark]]  # pixels with OD >= beta in every channel
+        centred = od_hat - od_hat.mean(axis=0)
+        _, eigvecs = np.linalg.eigh(centred.T @ centred / (len(od_hat) - 1))  # np.cov
+        plane = eigvecs[:, 1:3]
+        t_hat = od_hat @ plane
+        phi = np.arctan2(t_hat[:, 1], t_hat[:, 0])
+        min_phi, max_phi = np.percentile(phi, [self.alpha, 100 - self.alpha])
+        v_min = plane @ np.array([np.cos(min_phi), np.sin(min_phi)])
+        v_max = plane @ np.array([np.cos(max_phi), np.sin(max_phi)])
+        he = np.stack([v_min, v_max] if v_min[0] > v_max[0] else [v_max, v_min], axis=1)
+        conc = np.linalg.pinv(he).astype(np.float32) @ od.T.astype(np.float32)  # (2, N)
+        max_c = np.percentile(conc, 99, axis=1) / self.max_concentrations_
+        mix = (self.stain_matrix_.T / max_c).astype(np.float32)  # reference stains, rescaled
+        rgb = np.float32(self.io) * np.exp(-(mix @ conc))
+        np.minimum(rgb, 255, out=rgb)
+        return rgb.T.reshape(h, w, 3).astype(np.uint8)
 
     def _extra_params(self) -> dict[str, Any]:
         return {"backend": f"torchstain {_torchstain_version()} (numpy)"}
