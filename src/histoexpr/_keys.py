@@ -11,6 +11,14 @@ SLIDE_ID = "slide_id"
 PATIENT_ID = "patient_id"
 SPOT_ID = "spot_id"
 IN_TISSUE = "in_tissue"
+# spatial transcriptomics: one row per spot; x, y are the spot *centre* in full-resolution
+# image pixels; a section is a slide (SLIDE_ID holds the section id)
+ARRAY_ROW = "array_row"
+ARRAY_COL = "array_col"
+TOTAL_COUNTS = "total_counts"
+
+# layers
+LAYER_COUNTS = "counts"  # raw counts, kept beside the normalised X
 
 # HDF5 coordinate store (CLAM/TRIDENT layout): one file per slide
 H5_COORDS = "coords"  # (N, 2) int64, level-0 top-left x, y
@@ -30,3 +38,5 @@ ATTR_NAME = "name"
 UNS_TILE_SPEC = "tile_spec"
 UNS_STAIN = "stain"
 UNS_ENCODER = "encoder"
+#: per-section metadata: {section_id: {"image_path", "mpp", "platform", "source", ...}}
+UNS_SECTIONS = "sections"
