@@ -105,5 +105,5 @@ def grouped_splits(
     folds, fold_groups = [], []
     for tr, te in GroupKFold(n_splits=k).split(rows, groups=groups[rows]):
         folds.append((rows[tr], rows[te]))
-        fold_groups.append(sorted(set(groups[rows[te]])))
+        fold_groups.append(sorted({str(g) for g in groups[rows[te]]}))
     return Split(by, folds, held, fold_groups, sorted(set(holdout)))
