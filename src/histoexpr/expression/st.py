@@ -1,0 +1,497 @@
+"""Spatial-transcriptomics sections as one AnnData: spots x genes.
+
+Every reader returns the same layout (names from :mod:`histoexpr._keys`):
+
+- ``X`` and ``layers["counts"]``: raw counts, float32 CSR;
+- ``obs``: ``spot_id``, ``x``, ``y`` (spot centre in full-resolution image pixels),
+  ``array_row``, ``array_col``, ``in_tissue``, ``slide_id`` (the section id), ``patient_id``,
+  ``total_counts``; ``obs_names`` are ``"<section>:<spot>"`` so sections concatenate cleanly;
+- ``var_names``: gene symbols, made unique (``SYMBOL-1``, ... ; logged);
+- ``uns["sections"][section]``: ``image_path``, ``mpp``, ``mpp_source``, ``platform``,
+  ``source`` and platform extras (Visium scale factors and low/high-res image paths).
+
+Readers: :func:`read_legacy_st` (counts TSV + spot-detector selection table, as in her2st),
+:func:`~histoexpr.expression.visium.read_visium` (Space Ranger ``outs``),
+:func:`~histoexpr.expression.h5ad.read_h5ad` (HEST layout, or a file this package wrote).
+:func:`concat_sections` joins sections into one cohort; :func:`read_sections` reads and
+joins a list of specs; :func:`read_her2st` reads the her2st folder layout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .. import _keys as K
+from ..errors import CoordinateError, InputError
+from ..registry import Registry
+from .spots import estimate_mpp_from_spots, read_spots
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SPATIAL_READERS",
+    "concat_sections",
+    "read_her2st",
+    "read_legacy_st",
+    "read_sections",
+]
+
+#: below this fraction of spots joined to counts, the two files are taken not to belong together
+MIN_MATCH_FRACTION = 0.5
+_SPOT_ID_RE = re.compile(r"^(-?\d+)x(-?\d+)$")
+
+#: readers by platform name, used by :func:`read_sections`
+SPATIAL_READERS: Registry = Registry("spatial reader")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def check_counts(values: np.ndarray, source: str | Path) -> None:
+    """Raise :class:`InputError` if ``values`` (a dense array or the ``data`` of a sparse
+    matrix) holds NaN/inf or negative numbers; the message names ``source`` and the counts."""
+    values = np.asarray(values)
+    n_nan = int(np.count_nonzero(~np.isfinite(values)))
+    n_neg = int(np.count_nonzero(values < 0))
+    if n_nan or n_neg:
+        parts = [f"{n_nan} NaN/infinite"] if n_nan else []
+        parts += [f"{n_neg} negative"] if n_neg else []
+        raise InputError(
+            f"{source}: {' and '.join(parts)} count value(s); expected raw counts "
+            "(non-negative numbers); fix or re-export the counts"
+        )
+    if values.size and not np.array_equal(values, np.round(values)):
+        logger.warning("%s: counts are not all integers; is this raw UMI counts?", source)
+
+
+def unique_genes(names: Iterable[str], source: str | Path) -> pd.Index:
+    """Gene names made unique the anndata way (``SYMBOL``, ``SYMBOL-1``, ...), logged."""
+    from anndata.utils import make_index_unique
+
+    idx = pd.Index([str(n) for n in names])
+    n_dup = int(idx.duplicated().sum())
+    if n_dup:
+        logger.info("%s: %d duplicate gene name(s) made unique (SYMBOL-1, ...)", source, n_dup)
+        idx = make_index_unique(idx)
+    return idx
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image or slide from its header; the pixels are not decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..slide.array import no_pixel_limit
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image not found; check the path")
+    try:
+        with no_pixel_limit(), Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    from ..errors import SlideError
+    from ..slide import open_slide
+
+    try:  # pyramidal TIFF/SVS that PIL cannot parse
+        with open_slide(path, mpp=1.0) as slide:
+            w, h = slide.dimensions
+            return int(w), int(h)
+    except SlideError as e:
+        raise InputError(f"{path}: cannot read the image size ({e})") from e
+
+
+def check_spots_in_image(
+    x: np.ndarray, y: np.ndarray, image: str | Path, *, source: str | Path
+) -> tuple[int, int]:
+    """Raise :class:`CoordinateError` if a spot centre falls outside ``image``; returns its
+    (width, height)."""
+    w, h = image_size(image)
+    outside = (x < 0) | (y < 0) | (x >= w) | (y >= h)
+    if outside.any():
+        raise CoordinateError(
+            f"{image}: image is {w} x {h} px but {int(outside.sum())} of {len(x)} spot(s) in "
+            f"{source} lie outside it (spot centres reach x={x.max():.0f}, y={y.max():.0f}); "
+            "is this the full-resolution image of the section, or a downscaled copy?"
+        )
+    return w, h
+
+
+def join_report(
+    n_matched: int, n_left: int, n_right: int, *, left: Any, right: Any,
+    left_ids: Sequence[str], right_ids: Sequence[str], what: str, has: str,
+) -> None:
+    """Log how many of the ``n_left`` ``what`` in ``left`` joined a row of ``right``; raise
+    :class:`InputError` when none did or fewer than :data:`MIN_MATCH_FRACTION` did.
+
+    The message reads "<n_matched> of <n_left> <what> in <left> <has> in <right>" and, on
+    error, shows what the ids look like on each side.
+    """
+    msg = f"{n_matched} of {n_left} {what} in {left} {has} in {right} ({n_right} rows there)"
+    if n_matched == 0 or n_matched < MIN_MATCH_FRACTION * n_left:
+        raise InputError(
+            f"{msg}: the files do not belong together. Ids look like {list(left_ids[:3])} in "
+            f"{left} and {list(right_ids[:3])} in {right}; check that both come from the "
+            "same section"
+        )
+    if n_matched < n_left:
+        logger.info("%s; kept the %d that join", msg, n_matched)
+    else:
+        logger.debug(msg)
+
+
+def build_section(
+    counts: sp.spmatrix | np.ndarray,
+    *,
+    spot_ids: Sequence[str],
+    genes: pd.Index,
+    x: np.ndarray,
+    y: np.ndarray,
+    array_row: np.ndarray,
+    array_col: np.ndarray,
+    in_tissue: np.ndarray,
+    section: str,
+    patient: str | None,
+    meta: Mapping[str, Any],
+    var: pd.DataFrame | None = None,
+) -> AnnData:
+    """The common AnnData of one section (see the module docstring)."""
+    import anndata as ad
+
+    X = sp.csr_matrix(counts, dtype=np.float32)
+    X.sum_duplicates()
+    if patient is None:
+        patient = section
+        logger.debug("section %s: no patient id given; using the section id", section)
+    n = X.shape[0]
+    obs = pd.DataFrame(
+        {
+            K.SPOT_ID: np.asarray(spot_ids, dtype=str),
+            K.X: np.asarray(x, dtype=float),
+            K.Y: np.asarray(y, dtype=float),
+            K.ARRAY_ROW: np.asarray(array_row),
+            K.ARRAY_COL: np.asarray(array_col),
+            K.IN_TISSUE: np.asarray(in_tissue, dtype=bool),
+            K.SLIDE_ID: pd.Categorical([section] * n),
+            K.PATIENT_ID: pd.Categorical([patient] * n),
+            K.TOTAL_COUNTS: np.asarray(X.sum(axis=1)).ravel(),
+        },
+        index=pd.Index([f"{section}:{s}" for s in spot_ids]),
+    )
+    var = pd.DataFrame(index=genes) if var is None else var.set_index(genes)
+    info = {"n_spots": int(n), "n_genes": int(X.shape[1]), **meta}
+    return ad.AnnData(
+        X=X, obs=obs, var=var, layers={K.LAYER_COUNTS: X.copy()},
+        uns={K.UNS_SECTIONS: {section: info}},
+    )
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".tsv", ".txt", ".csv", ".h5ad"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+# ----------------------------------------------------------------------------- legacy ST
+
+
+def _read_counts_tsv(path: Path) -> tuple[pd.Index, pd.Index, np.ndarray]:
+    """Spot ids, gene names and dense counts of a legacy-ST counts table (spots x genes)."""
+    if not path.is_file():
+        raise InputError(f"{path}: counts file not found; check the path")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    ids: list[str] = []
+    rows: list[str] = []
+    try:
+        with opener(path, "rt") as f:
+            header = f.readline().rstrip("\r\n").split("\t")
+            for line in f:
+                sid, _, rest = line.partition("\t")
+                if sid.strip():
+                    ids.append(sid.strip().strip('"'))
+                    rows.append(rest)
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the counts table ({e})") from e
+    if not rows or not rows[0].strip():
+        raise InputError(f"{path}: the counts table has no spots or no genes")
+    try:
+        # parsing the numbers alone (float64, no id column) is ~30 % faster than letting
+        # pandas infer 15,000 column types
+        values = pd.read_csv(
+            io.StringIO("".join(rows)), sep="\t", header=None, dtype=np.float64,
+            low_memory=False,
+        ).to_numpy()
+    except pd.errors.ParserError as e:
+        raise InputError(f"{path}: cannot read the counts table ({e})") from e
+    except ValueError as e:  # a text cell among the numbers
+        raise InputError(f"{path}: a count is not a number ({e})") from e
+    if len(header) == values.shape[1] + 1:
+        genes = header[1:]
+    elif len(header) == values.shape[1]:  # R write.table: no field above the row names
+        genes = header
+    else:
+        raise InputError(
+            f"{path}: the header has {len(header)} fields but rows have "
+            f"{values.shape[1] + 1}; expected a tab-separated spots x genes table with the "
+            "spot id first"
+        )
+    return pd.Index(ids), pd.Index([g.strip('"') for g in genes]), values
+
+
+def _array_from_ids(ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(array_row, array_col) from legacy-ST ids ``"<x>x<y>"``: x is the column, y the row."""
+    rows, cols = [], []
+    for s in ids:
+        m = _SPOT_ID_RE.match(s)
+        rows.append(int(m.group(2)) if m else -1)
+        cols.append(int(m.group(1)) if m else -1)
+    return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+
+
+def read_legacy_st(
+    counts: str | Path,
+    spots: str | Path,
+    image: str | Path | None = None,
+    *,
+    section: str | None = None,
+    patient: str | None = None,
+    mpp: float | None = None,
+) -> AnnData:
+    """Read one legacy-ST section (as in her2st): a counts table and a spot selection table.
+
+    Parameters
+    ----------
+    counts
+        Tab-separated spots x genes raw counts (``.tsv`` or ``.tsv.gz``); the first column is
+        the spot id ``"<x>x<y>"`` (array coordinates), the header row the gene symbols.
+    spots
+        The spot-detector selection table (``x y new_x new_y pixel_x pixel_y selected``);
+        spots with ``selected == 1`` are kept and joined inner on ``"<x>x<y>"``.
+    image
+        The H&E image of the section; its size is checked against the spot coordinates
+        (header only) and its path stored in ``uns["sections"]``.
+    section
+        Section id (default: the counts file name without extensions).
+    patient
+        Patient id (default: the section id).
+    mpp
+        Image µm per pixel; by default derived from the 200 µm spot pitch.
+
+    Raises
+    ------
+    InputError
+        Unreadable files, NaN/negative counts, or counts and spots that do not join (fewer
+        than half of the selected spots have counts).
+    CoordinateError
+        Spot centres outside the image.
+
+    Examples
+    --------
+    >>> adata = read_legacy_st("counts/C3.tsv.gz", "spots/C3_selection.tsv",
+    ...                        "images/C3.jpg", patient="C")  # doctest: +SKIP
+    >>> adata.uns["sections"]["C3"]["mpp"]  # doctest: +SKIP
+    0.687
+    """
+    counts, spots = Path(counts), Path(spots)
+    section = section or _stem(counts)
+    ids, genes, values = _read_counts_tsv(counts)
+    check_counts(values, counts)
+    table = read_spots(spots, only_in_tissue=True)
+    sel_ids = pd.Index(table[K.SPOT_ID])
+    if sel_ids.has_duplicates:
+        raise InputError(f"{spots}: {int(sel_ids.duplicated().sum())} duplicate spot id(s)")
+    matched = ids.isin(sel_ids)
+    if not matched.any() and pd.Index(genes).isin(sel_ids).mean() >= MIN_MATCH_FRACTION:
+        raise InputError(
+            f"{counts}: the spot ids are in the header row: the table is genes x spots; "
+            "transpose it to spots x genes"
+        )
+    if ids.has_duplicates:
+        raise InputError(f"{counts}: {int(ids.duplicated().sum())} duplicate spot id(s)")
+    join_report(
+        int(matched.sum()), len(sel_ids), len(ids), left=spots, right=counts,
+        left_ids=list(sel_ids), right_ids=list(ids), what="selected spots",
+        has="have a counts row",
+    )
+    if matched.sum() < len(ids):
+        logger.info(
+            "%s: %d counts row(s) without a selected spot dropped", counts,
+            len(ids) - int(matched.sum()),
+        )
+    keep_ids = ids[matched]
+    table = table.set_index(K.SPOT_ID).loc[keep_ids]
+    rows, cols = _array_from_ids(keep_ids)
+    x, y = table[K.X].to_numpy(float), table[K.Y].to_numpy(float)
+
+    mpp_source = "given"
+    if mpp is None:
+        mpp = estimate_mpp_from_spots(table)
+        mpp_source = "spot grid (200 µm pitch)"
+        logger.info("%s: %.4f µm/px from the spot grid", section, mpp)
+    meta: dict[str, Any] = {
+        "platform": "legacy_st",
+        "source": str(counts),
+        "spots_path": str(spots),
+        "image_path": None if image is None else str(image),
+        "mpp": float(mpp),
+        "mpp_source": mpp_source,
+    }
+    if image is not None:
+        meta["image_size"] = list(check_spots_in_image(x, y, image, source=spots))
+    return build_section(
+        values[matched], spot_ids=list(keep_ids), genes=unique_genes(genes, counts),
+        x=x, y=y, array_row=rows, array_col=cols, in_tissue=np.ones(len(keep_ids), bool),
+        section=section, patient=patient, meta=meta,
+    )
+
+
+def read_her2st(
+    folder: str | Path,
+    sections: Sequence[str] | None = None,
+    *,
+    patient: str | None = None,
+    join: str = "inner",
+) -> AnnData:
+    """Read sections of the her2st layout into one cohort.
+
+    ``<folder>/counts/<s>.tsv.gz``, ``<folder>/spots/<s>_selection.tsv`` and (when present)
+    ``<folder>/images/<s>.jpg`` for each section ``s``.
+
+    Parameters
+    ----------
+    folder
+        The her2st data folder.
+    sections
+        Section ids (default: every ``counts/*.tsv.gz``).
+    patient
+        One patient id for all sections; by default the letters that start each section id
+        (her2st names sections ``<patient><number>``: ``C2`` is patient ``C``).
+    join
+        Gene join across sections (``"inner"`` or ``"outer"``), see :func:`concat_sections`.
+
+    Examples
+    --------
+    >>> cohort = read_her2st("../shared/data/her2st", ["C2", "C3"])  # doctest: +SKIP
+    >>> cohort.obs["slide_id"].value_counts().to_dict()  # doctest: +SKIP
+    {'C2': 187, 'C3': 180}
+    """
+    folder = Path(folder)
+    if sections is None:
+        sections = sorted(_stem(p) for p in (folder / "counts").glob("*.tsv.gz"))
+        if not sections:
+            raise InputError(f"{folder}/counts: no <section>.tsv.gz files; is this her2st?")
+    adatas = []
+    for s in sections:
+        img = folder / "images" / f"{s}.jpg"
+        pid = patient
+        if pid is None:
+            m = re.match(r"[A-Za-z]+", s)
+            pid = m.group(0) if m else s
+        adatas.append(read_legacy_st(
+            folder / "counts" / f"{s}.tsv.gz", folder / "spots" / f"{s}_selection.tsv",
+            img if img.is_file() else None, section=s, patient=pid,
+        ))
+    return concat_sections(adatas, join=join)
+
+
+def concat_sections(adatas: Sequence[AnnData], *, join: str = "inner") -> AnnData:
+    """Join sections (each from a reader here) into one cohort AnnData.
+
+    Parameters
+    ----------
+    adatas
+        Sections; their section ids (``obs["slide_id"]``) must differ.
+    join
+        ``"inner"`` keeps the genes every section has (the number dropped is logged);
+        ``"outer"`` keeps all genes, with zero counts where a section lacks one.
+
+    Returns
+    -------
+    AnnData
+        Spots of all sections; ``uns["sections"]`` merged; ``var`` columns kept where the
+        sections agree.
+
+    Examples
+    --------
+    >>> cohort = concat_sections([read_legacy_st(...), read_visium(...)])  # doctest: +SKIP
+    """
+    import anndata as ad
+
+    if join not in ("inner", "outer"):
+        raise InputError(f"join must be 'inner' or 'outer', not {join!r}")
+    adatas = list(adatas)
+    if not adatas:
+        raise InputError("no sections to concatenate")
+    sections: dict[str, Any] = {}
+    for a in adatas:
+        for k in (K.SLIDE_ID, K.PATIENT_ID, K.SPOT_ID):
+            if k not in a.obs.columns:
+                raise InputError(f"a section lacks obs[{k!r}]; read it with a histoexpr reader")
+        for s, info in a.uns.get(K.UNS_SECTIONS, {}).items():
+            if s in sections:
+                raise InputError(f"section {s!r} appears twice; give each section its own id")
+            sections[s] = info
+    if len(adatas) == 1:
+        return adatas[0]
+    all_genes = set().union(*(a.var_names for a in adatas))
+    shared = set(adatas[0].var_names).intersection(*(a.var_names for a in adatas[1:]))
+    if len(shared) < len(all_genes):
+        logger.info(
+            "%d sections: %d genes in all of them, %d in only some (%s)", len(adatas),
+            len(shared), len(all_genes) - len(shared),
+            "dropped" if join == "inner" else "kept, zero where missing",
+        )
+    if join == "inner" and not shared:
+        raise InputError("the sections share no gene names; are they the same organism/panel?")
+    out = ad.concat(adatas, join=join, merge="same", uns_merge=None)
+    if out.obs_names.has_duplicates:
+        raise InputError("spot names repeat across sections; give each section its own id")
+    for k in (K.SLIDE_ID, K.PATIENT_ID):
+        out.obs[k] = pd.Categorical(out.obs[k].astype(str))
+    out.uns[K.UNS_SECTIONS] = sections
+    return out
+
+
+def read_sections(specs: Sequence[Mapping[str, Any]], *, join: str = "inner") -> AnnData:
+    """Read several sections, each described by a mapping, and join them.
+
+    Each spec names its reader under ``"platform"`` (``legacy_st``, ``visium``, ``h5ad``; see
+    ``SPATIAL_READERS.list()``); the other keys are that reader's arguments.
+
+    Examples
+    --------
+    >>> cohort = read_sections([
+    ...     {"platform": "legacy_st", "counts": "C2.tsv.gz", "spots": "C2_selection.tsv",
+    ...      "image": "C2.jpg", "patient": "C"},
+    ...     {"platform": "visium", "folder": "outs", "section": "V1", "patient": "P7"},
+    ... ])  # doctest: +SKIP
+    """
+    from . import h5ad, visium  # noqa: F401  (register their readers)
+
+    adatas = []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        if "platform" not in spec:
+            raise InputError(
+                f"section spec {i} has no 'platform'; choose one of: "
+                f"{', '.join(SPATIAL_READERS.list())}"
+            )
+        adatas.append(SPATIAL_READERS.create(spec.pop("platform"), **spec))
+    return concat_sections(adatas, join=join)
+
+
+SPATIAL_READERS.register("legacy_st", read_legacy_st)
