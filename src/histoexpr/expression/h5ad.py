@@ -21,10 +21,10 @@ from .. import _keys as K
 from ..errors import InputError
 from .st import (
     SPATIAL_READERS,
-    _stem,
     build_section,
     check_counts,
     check_spots_in_image,
+    section_name,
     unique_genes,
 )
 
@@ -40,7 +40,7 @@ def _hest_metadata(path: Path) -> dict[str, Any]:
     """HEST download layout: ``st/<id>.h5ad`` beside ``metadata/<id>.json`` and
     ``wsis/<id>.tif``; returns what can be found (pixel size, image path)."""
     out: dict[str, Any] = {}
-    sid = _stem(path)
+    sid = section_name(path)
     for meta in (path.with_suffix(".json"), path.parent.parent / "metadata" / f"{sid}.json"):
         if meta.is_file():
             try:
@@ -129,7 +129,7 @@ def read_h5ad(
     counts = sp.csr_matrix(counts)
     check_counts(counts.data, path)
 
-    section = section or _stem(path)
+    section = section or section_name(path)
     hest = _hest_metadata(path)
     meta: dict[str, Any] = {
         "platform": hest.get("platform", "h5ad"),

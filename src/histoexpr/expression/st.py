@@ -199,7 +199,8 @@ def build_section(
     )
 
 
-def _stem(path: Path) -> str:
+def section_name(path: Path) -> str:
+    """Section id from a file name: ``C2.tsv.gz`` -> ``C2``, ``TENX95.h5ad`` -> ``TENX95``."""
     name = path.name
     for suffix in (".gz", ".tsv", ".txt", ".csv", ".h5ad"):
         name = name.removesuffix(suffix)
@@ -307,7 +308,7 @@ def read_legacy_st(
     0.687
     """
     counts, spots = Path(counts), Path(spots)
-    section = section or _stem(counts)
+    section = section or section_name(counts)
     ids, genes, values = _read_counts_tsv(counts)
     check_counts(values, counts)
     table = read_spots(spots, only_in_tissue=True)
@@ -391,7 +392,7 @@ def read_her2st(
     """
     folder = Path(folder)
     if sections is None:
-        sections = sorted(_stem(p) for p in (folder / "counts").glob("*.tsv.gz"))
+        sections = sorted(section_name(p) for p in (folder / "counts").glob("*.tsv.gz"))
         if not sections:
             raise InputError(f"{folder}/counts: no <section>.tsv.gz files; is this her2st?")
     adatas = []
