@@ -1,0 +1,105 @@
+"""Find the spatial sections in the paths a user gives and read them into one cohort.
+
+``histoexpr st fit --data PATH...`` accepts, per path:
+
+- a her2st-style folder (``counts/<s>.tsv.gz``, ``spots/<s>_selection.tsv``,
+  ``images/<s>.jpg``) → :func:`~histoexpr.expression.read_her2st`;
+- a Space Ranger output (``outs/`` or a folder with ``spatial/``) →
+  :func:`~histoexpr.expression.read_visium`;
+- an ``.h5ad`` file (HEST layout or one this package wrote) →
+  :func:`~histoexpr.expression.read_h5ad`;
+- a ``.json`` file holding a list of section specs → :func:`~histoexpr.expression.read_sections`
+  (the general form: any reader, explicit images, patients and mpp).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from anndata import AnnData
+
+from ..errors import InputError
+
+__all__ = ["read_cohort", "section_specs"]
+
+
+def section_specs(path: str | Path) -> list[dict]:
+    """The section specs a path stands for (see the module docstring).
+
+    Examples
+    --------
+    >>> section_specs("../shared/data/her2st")[0]["platform"]  # doctest: +SKIP
+    'legacy_st'
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_file() and p.suffix == ".json":
+        try:
+            specs = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{p}: not a JSON list of section specs ({e})") from e
+        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+            raise InputError(f"{p}: expected a JSON list of section specs (objects)")
+        base = p.parent
+        out = []
+        for s in specs:  # relative paths in the file are relative to the file
+            s = dict(s)
+            for k in ("counts", "spots", "image", "folder", "path"):
+                if isinstance(s.get(k), str) and not Path(s[k]).is_absolute():
+                    s[k] = str(base / s[k])
+            out.append(s)
+        return out
+    if p.is_file() and p.suffix == ".h5ad":
+        return [{"platform": "h5ad", "path": str(p)}]
+    if p.is_dir():
+        if (p / "counts").is_dir() and (p / "spots").is_dir():
+            from .st import section_name
+
+            out = []
+            for c in sorted((p / "counts").glob("*.tsv.gz")):
+                s = section_name(c)
+                img = p / "images" / f"{s}.jpg"
+                m = next((i for i, ch in enumerate(s) if not ch.isalpha()), len(s))
+                out.append({
+                    "platform": "legacy_st", "counts": str(c),
+                    "spots": str(p / "spots" / f"{s}_selection.tsv"),
+                    "image": str(img) if img.is_file() else None,
+                    "section": s, "patient": s[:m] or s,
+                })
+            if out:
+                return out
+        if (p / "outs").is_dir() or (p / "spatial").is_dir():
+            return [{"platform": "visium", "folder": str(p)}]
+        h5ads = sorted(p.glob("*.h5ad"))
+        if h5ads:
+            return [{"platform": "h5ad", "path": str(h)} for h in h5ads]
+    raise InputError(
+        f"{p}: not a spatial dataset I recognise; give a her2st-style folder (counts/, spots/, "
+        "images/), a Space Ranger outs folder, .h5ad files, or a JSON list of section specs"
+    )
+
+
+def read_cohort(paths: Sequence[str | Path], *, join: str = "inner") -> AnnData:
+    """Read every section found under ``paths`` into one AnnData (see the module docstring).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from histoexpr.datasets.synthetic_st import synthetic_st
+    >>> syn = synthetic_st(tempfile.mkdtemp(), n_sections=2, grid=(3, 3), n_genes=4, n_signal=1)
+    >>> spec_file = Path(tempfile.mkdtemp()) / "sections.json"
+    >>> _ = spec_file.write_text(json.dumps(syn.specs))
+    >>> read_cohort([spec_file]).n_obs
+    18
+    """
+    from .st import read_sections
+
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    specs = [s for p in paths for s in section_specs(p)]
+    if not specs:
+        raise InputError("no sections given")
+    return read_sections(specs, join=join)
