@@ -1,0 +1,461 @@
+"""BrST-Net: an encoder trained end to end on spot patches, with an auxiliary head.
+
+The main head (one linear layer on the pooled encoder output) predicts the selected genes;
+an auxiliary head (one fully connected layer, as in BrST-Net) on the globally pooled
+activation of an *earlier* layer predicts the remaining genes. The loss is
+``MSE(main) + aux_weight * MSE(aux)`` on per-gene standardised targets (BrST-Net used
+λ = 40); the auxiliary task regularises the shared layers. Training follows the paper: SGD
+with momentum and weight decay, batch 32, learning rate 1e-3, ``ReduceLROnPlateau``, early
+stopping on the validation loss of the main genes, random flips and 90° rotations of the
+training patches, no pretrained weights by default.
+
+Which earlier layer (:func:`find_aux_layer`): a module name given as ``aux_layer``; otherwise,
+for timm models, the second-to-last entry of ``net.feature_info`` (the second-to-last stage,
+e.g. ``blocks.4`` of EfficientNet-B0, ``layer3`` of ResNet, ``blocks.10`` of a ViT); for any
+other network, the last leaf module (in forward order) whose output is a 4-D map with more
+than one spatial position, i.e. the last layer before the final global pooling (transformers
+outside timm have no such layer: name one with ``aux_layer``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..errors import InputError
+from ..training import (
+    fit_loop,
+    inner_split,
+    resolve_device,
+    seed_everything,
+    standardise,
+    target_scaling,
+)
+from .probe import MODELS
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AuxLayer", "CNNAux", "find_aux_layer", "forward_with_aux"]
+
+#: how a hooked activation is pooled to (N, C): channels-first maps, channels-last maps,
+#: token sequences (N, T, C), already pooled (N, C)
+_POOL_DIMS = {"nchw": (2, 3), "nhwc": (1, 2), "nlc": (1,), "nc": ()}
+
+
+@dataclass(frozen=True)
+class AuxLayer:
+    """Where the auxiliary head reads: module name, channels after pooling, layout."""
+
+    name: str
+    channels: int
+    layout: str
+
+
+def _first_tensor(out: Any) -> Any:
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def _module_names(net: Any, limit: int = 40) -> str:
+    names = [n for n, _ in net.named_modules() if n and n.count(".") <= 1]
+    more = f" ... ({len(names)} in all; list them with net.named_modules())" \
+        if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _dry_run(net: Any, input_size: int, names: list[str]) -> dict[str, Any]:
+    """Outputs (last call) of the named modules on a zero image, in eval mode."""
+    import torch
+
+    modules = dict(net.named_modules())
+    outputs: dict[str, Any] = {}
+    handles = [modules[n].register_forward_hook(
+        lambda m, i, o, n=n: outputs.__setitem__(n, _first_tensor(o))) for n in names]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(1, 3, input_size, input_size))
+    finally:
+        for h in handles:
+            h.remove()
+        net.train(was_training)
+    return outputs
+
+
+def _layout(out: Any, hint: int | None = None) -> tuple[str, int] | None:
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        return None
+    if out.ndim == 4:
+        if hint is not None and out.shape[1] != hint and out.shape[-1] == hint:
+            return "nhwc", int(out.shape[-1])
+        return "nchw", int(out.shape[1])
+    if out.ndim == 3:
+        return "nlc", int(out.shape[-1])
+    if out.ndim == 2:
+        return "nc", int(out.shape[1])
+    return None
+
+
+def find_aux_layer(net: Any, *, input_size: int, aux_layer: str | None = None,
+                   encoder: str = "this encoder") -> AuxLayer:
+    """Choose (or check) the layer the auxiliary head reads, with a dry forward pass.
+
+    Parameters
+    ----------
+    net
+        The backbone (``torch.nn.Module``), normalised ``(N, 3, S, S)`` in.
+    input_size
+        Side of the zero image used for the dry run.
+    aux_layer
+        A module name (as in ``net.named_modules()``); ``None`` chooses automatically (see
+        the module docstring).
+    encoder
+        Name used in error messages.
+
+    Raises
+    ------
+    InputError
+        ``aux_layer`` is not a module of ``net``, its output is not a 2-, 3- or 4-D tensor,
+        or no suitable layer is found automatically; the message lists module names.
+
+    Examples
+    --------
+    >>> from histoexpr.features.encoders import build_network, get_card
+    >>> net, _ = build_network(get_card("toy"), pretrained=False)
+    >>> find_aux_layer(net, input_size=32)
+    AuxLayer(name='3', channels=16, layout='nchw')
+    """
+    modules = dict(net.named_modules())
+    if aux_layer is not None:
+        if aux_layer not in modules:
+            raise InputError(f"{encoder} has no module {aux_layer!r}; pass aux_layer= one of: "
+                             f"{_module_names(net)}")
+        found = _layout(_dry_run(net, input_size, [aux_layer]).get(aux_layer))
+        if found is None:
+            raise InputError(f"module {aux_layer!r} of {encoder} does not output a 2-, 3- or "
+                             f"4-D tensor; pass aux_layer= another of: {_module_names(net)}")
+        return AuxLayer(aux_layer, found[1], found[0])
+    info = getattr(net, "feature_info", None)
+    info = getattr(info, "info", info)  # timm's FeatureInfo wraps the list
+    if isinstance(info, (list, tuple)) and len(info) >= 2 and isinstance(info[-2], dict) \
+            and info[-2].get("module") in modules:
+        name = info[-2]["module"]
+        found = _layout(_dry_run(net, input_size, [name]).get(name), info[-2].get("num_chs"))
+        if found is not None:
+            return AuxLayer(name, found[1], found[0])
+    leaves = [n for n, m in modules.items() if n and not any(True for _ in m.children())]
+    outputs = _dry_run(net, input_size, leaves)  # dict insertion order = call order
+    maps = [n for n, o in outputs.items()
+            if getattr(o, "ndim", 0) == 4 and o.shape[-1] * o.shape[-2] > 1]
+    later = list(outputs)[list(outputs).index(maps[-1]) + 1:] if maps else []
+    if not maps or any(getattr(outputs[n], "ndim", 0) == 3 for n in later):
+        # no feature map, or one followed by token sequences (a transformer's patch
+        # embedding): there is no "last map before the pooling" to pick
+        raise InputError(f"cannot choose an auxiliary layer for {encoder} automatically; pass "
+                         f"aux_layer= one of: {_module_names(net)}")
+    return AuxLayer(maps[-1], int(outputs[maps[-1]].shape[1]), "nchw")
+
+
+def forward_with_aux(backbone: Any, x: Any, aux: AuxLayer | None) -> tuple[Any, Any]:
+    """``backbone(x)`` and, when ``aux`` is given, its pooled ``(N, C)`` activation there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from histoexpr.features.encoders import build_network, get_card
+    >>> net, _ = build_network(get_card("toy"), pretrained=False)
+    >>> feats, a = forward_with_aux(net, torch.zeros(2, 3, 32, 32), AuxLayer("1", 8, "nchw"))
+    >>> tuple(feats.shape), tuple(a.shape)
+    ((2, 16), (2, 8))
+    """
+    if aux is None:
+        return backbone(x), None
+    grabbed: list[Any] = []
+    handle = backbone.get_submodule(aux.name).register_forward_hook(
+        lambda m, i, o: grabbed.append(_first_tensor(o)))
+    try:
+        feats = backbone(x)
+    finally:
+        handle.remove()
+    act = grabbed[-1]
+    dims = _POOL_DIMS[aux.layout]
+    return feats, act.mean(dim=dims) if dims else act
+
+
+def _dihedral(x: Any) -> Any:
+    """Each square image of ``x`` (N, C, S, S) under a random flip/90° rotation (8 choices)."""
+    import torch
+
+    code = torch.randint(0, 8, (x.shape[0],))  # CPU global generator: same on every device
+    out = torch.empty_like(x)
+    for c in code.unique().tolist():
+        idx = (code == c).nonzero().flatten().to(x.device)
+        t = x[idx].flip(-1) if c >= 4 else x[idx]
+        out[idx] = torch.rot90(t, c % 4, dims=(-2, -1))
+    return out
+
+
+def _check_patches(X: Any) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 4 or X.shape[-1] != 3 or X.dtype != np.uint8:
+        raise InputError(f"expected uint8 patches (N, H, W, 3), got {X.shape} {X.dtype}")
+    return X
+
+
+def _check_targets(y: Any, n: int, name: str) -> np.ndarray:
+    y = np.asarray(y, np.float64)
+    if y.ndim not in (1, 2) or len(y) != n:
+        raise InputError(f"{name} must be (n,) or (n, genes) with n = {n} patches, "
+                         f"got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise InputError(f"{name} holds NaN or infinite values")
+    return y.reshape(n, -1)
+
+
+class _Rows:
+    """A map-style dataset of row numbers; :class:`_Collate` turns a batch into tensors."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.rows[i])
+
+
+class _Collate:
+    """Rows → (normalised patches, main targets, aux targets), preprocessed by the card."""
+
+    def __init__(self, card: Any, X: np.ndarray, y: Any, y_aux: Any) -> None:
+        self.card, self.X, self.y, self.y_aux = card, X, y, y_aux
+
+    def __call__(self, rows: list[int]) -> tuple[Any, Any, Any]:
+        from ..features.encoders import preprocess_tiles
+
+        idx = np.asarray(rows)
+        return preprocess_tiles(self.card, self.X[idx]), self.y[idx], self.y_aux[idx]
+
+
+class CNNAux(RegressorMixin, BaseEstimator):
+    """BrST-Net: encoder + main head (selected genes) + auxiliary head (remaining genes).
+
+    Parameters
+    ----------
+    encoder
+        Name in the encoder registry (:data:`histoexpr.features.cards.ENCODERS`).
+    pretrained
+        Start from the card's pretrained weights (BrST-Net trained from scratch).
+    aux_weight
+        λ in ``MSE(main) + λ·MSE(aux)``; 0 (or no ``y_aux``) trains without the aux head.
+    aux_layer
+        Module name the auxiliary head reads; ``None`` chooses it (:func:`find_aux_layer`).
+    lr, momentum, weight_decay
+        SGD settings.
+    batch_size, max_epochs, patience
+        Patches per step, epoch cap, early-stopping patience (validation loss of the main
+        genes).
+    lr_patience
+        ``ReduceLROnPlateau`` patience (factor 0.1).
+    val_fraction
+        Share of patches (or of groups) held out for early stopping.
+    augment
+        Random horizontal/vertical flips and 90° rotations of training batches.
+    num_workers
+        ``DataLoader`` workers that cut and normalise batches.
+    device
+        ``None`` picks CUDA when available.
+    checkpoint_dir
+        Folder for ``last.pt``/``best.pt``; a fit started again resumes from ``last.pt``.
+    random_state
+        Seeds the split, the initial weights, the shuffling and the augmentation.
+
+    Attributes
+    ----------
+    network_ : torch.nn.ModuleDict
+        ``backbone``, ``head`` and (when used) ``aux``; on CPU in pickles.
+    aux_layer_ : AuxLayer or None
+        The layer the auxiliary head reads.
+    history_ : list of dict
+        Per-epoch ``train_loss`` (main + λ·aux), ``val_loss`` (main), ``lr``, ``seconds``.
+    n_epochs_, best_epoch_ : int
+    y_mean_, y_scale_, aux_mean_, aux_scale_ : ndarray
+        Target standardisation of the main and auxiliary genes.
+    n_outputs_, n_aux_outputs_ : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    >>> y = x.mean(axis=(1, 2, 3))[:, None]
+    >>> model = CNNAux(encoder="toy", max_epochs=2, batch_size=8, device="cpu")
+    >>> model.fit(x, y, y_aux=np.c_[y, -y]).predict(x).shape, model.predict_aux(x).shape
+    ((16, 1), (16, 2))
+    """
+
+    #: what ``fit``/``predict`` take: uint8 image patches (N, H, W, 3), not features
+    input_kind = "patches"
+
+    def __init__(self, *, encoder: str = "efficientnet_b0", pretrained: bool = False,
+                 aux_weight: float = 40.0, aux_layer: str | None = None, lr: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 1e-4, batch_size: int = 32,
+                 max_epochs: int = 200, patience: int = 10, lr_patience: int = 3,
+                 val_fraction: float = 0.1, augment: bool = True, num_workers: int = 0,
+                 device: str | None = None, checkpoint_dir: str | None = None,
+                 random_state: int | None = 0) -> None:
+        self.encoder = encoder
+        self.pretrained = pretrained
+        self.aux_weight = aux_weight
+        self.aux_layer = aux_layer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.lr_patience = lr_patience
+        self.val_fraction = val_fraction
+        self.augment = augment
+        self.num_workers = num_workers
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.random_state = random_state
+
+    def fit(self, X, y, y_aux=None, groups=None):
+        """Train on uint8 patches ``X`` (N, H, W, 3), main targets ``y`` (N,) or (N, G) and
+        optional auxiliary targets ``y_aux`` (N, R); ``groups`` groups the inner split."""
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        from ..features.encoders import build_network, get_card
+
+        X = _check_patches(X)
+        n = len(X)
+        self.y_ndim_ = np.ndim(y)
+        y2 = _check_targets(y, n, "y")
+        use_aux = y_aux is not None and float(self.aux_weight) > 0
+        if y_aux is not None and not use_aux:
+            logger.info("aux_weight=0: y_aux is ignored and no auxiliary head is trained")
+        ya2 = _check_targets(y_aux, n, "y_aux") if use_aux else np.zeros((n, 0))
+        use_aux = use_aux and ya2.shape[1] > 0
+        self.y_mean_, self.y_scale_ = target_scaling(y2)
+        self.aux_mean_, self.aux_scale_ = target_scaling(ya2)
+        self.n_outputs_, self.n_aux_outputs_ = y2.shape[1], (ya2.shape[1] if use_aux else 0)
+
+        card = get_card(self.encoder)
+        self.card_ = card
+        device = resolve_device(self.device)
+        tr, va = inner_split(n, self.val_fraction, self.random_state, groups)
+        seed_everything(self.random_state)
+        backbone, res = build_network(card, pretrained=self.pretrained)
+        self.weights_source_ = res.source
+        aux = find_aux_layer(backbone, input_size=card.input_size, aux_layer=self.aux_layer,
+                             encoder=card.name) if use_aux else None
+        parts = {"backbone": backbone, "head": nn.Linear(card.embed_dim, self.n_outputs_)}
+        if aux is not None:
+            parts["aux"] = nn.Linear(aux.channels, self.n_aux_outputs_)
+            logger.info("%s: auxiliary head on %r (%d channels) for %d genes", card.name,
+                        aux.name, aux.channels, self.n_aux_outputs_)
+        model = nn.ModuleDict(parts).to(device)
+        self.aux_layer_ = aux
+
+        ys = torch.from_numpy(standardise(y2, self.y_mean_, self.y_scale_))
+        yas = torch.from_numpy(standardise(ya2, self.aux_mean_, self.aux_scale_))
+        collate = _Collate(card, X, ys, yas)
+        common = {"batch_size": int(self.batch_size), "collate_fn": collate,
+                  "num_workers": int(self.num_workers), "pin_memory": device.type == "cuda"}
+        # a last batch of one patch would break batch norm in training mode: drop it
+        bs = int(self.batch_size)
+        train = DataLoader(_Rows(tr), shuffle=True, drop_last=len(tr) > bs and len(tr) % bs == 1,
+                           **common)
+        val = DataLoader(_Rows(va), shuffle=False, **common)
+        weight, augment = float(self.aux_weight), bool(self.augment)
+
+        def train_loss(net, batch):
+            x, yb, yab = batch
+            if augment:
+                x = _dihedral(x)
+            feats, act = forward_with_aux(net["backbone"], x, aux)
+            loss = nn.functional.mse_loss(net["head"](feats), yb)
+            if act is not None:
+                loss = loss + weight * nn.functional.mse_loss(net["aux"](act), yab)
+            return loss
+
+        def val_loss(net, batch):
+            return nn.functional.mse_loss(net["head"](net["backbone"](batch[0])), batch[1])
+
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=int(self.lr_patience))
+        skip = {"device", "num_workers", "checkpoint_dir", "max_epochs"}
+        meta = {k: v for k, v in self.get_params().items() if k not in skip}
+        meta.update(n=n, patch=list(X.shape[1:3]), n_genes=self.n_outputs_,
+                    n_aux_genes=self.n_aux_outputs_)
+        self.history_ = fit_loop(
+            model, train, val, optimizer=opt, loss_fn=train_loss, val_loss_fn=val_loss,
+            max_epochs=self.max_epochs, scheduler=sched, patience=self.patience,
+            device=device, checkpoint_dir=self.checkpoint_dir, meta=meta,
+        )
+        self.n_epochs_ = len(self.history_)
+        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
+        self.network_ = model.cpu().eval()
+        return self
+
+    def _predict_both(self, X, want_aux: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        from ..features.encoders import preprocess_tiles
+
+        check_is_fitted(self, "network_")
+        X = _check_patches(X)
+        if want_aux and self.aux_layer_ is None:
+            raise InputError("this CNNAux was fitted without an auxiliary head (no y_aux, or "
+                             "aux_weight=0); there is nothing for predict_aux to return")
+        device = resolve_device(self.device)
+        net = self.network_.to(device).eval()
+        main, aux = [], []
+        step = max(int(self.batch_size), 64)
+        with torch.inference_mode():
+            for i in range(0, len(X), step):
+                x = preprocess_tiles(self.card_, X[i:i + step]).to(device)
+                feats, act = forward_with_aux(net["backbone"], x,
+                                              self.aux_layer_ if want_aux else None)
+                main.append(net["head"](feats).float().cpu().numpy())
+                if want_aux:
+                    aux.append(net["aux"](act).float().cpu().numpy())
+        pred = np.concatenate(main) if main else np.zeros((0, self.n_outputs_))
+        pred = (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
+        if self.y_ndim_ == 1:
+            pred = pred[:, 0]
+        if not want_aux:
+            return pred, None
+        pa = np.concatenate(aux) if aux else np.zeros((0, self.n_aux_outputs_))
+        return pred, (pa * self.aux_scale_ + self.aux_mean_).astype(np.float32)
+
+    def predict(self, X):
+        """Main-gene predictions for uint8 patches (N, H, W, 3): float32 (N, G) (or (N,))."""
+        return self._predict_both(X, want_aux=False)[0]
+
+    def predict_aux(self, X):
+        """Auxiliary-gene predictions: float32 (N, R)."""
+        return self._predict_both(X, want_aux=True)[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "network_" in state:
+            state["network_"] = state["network_"].cpu()
+        return state
+
+
+MODELS.register("cnn_aux", CNNAux)
