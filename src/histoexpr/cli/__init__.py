@@ -19,6 +19,7 @@ COMMANDS = {
     "info": "info",
     "tile": "tile",
     "embed": "embed",
+    "st": "st",
     "demo": "demo",
 }
 

@@ -1,0 +1,185 @@
+"""``histoexpr st``: the spatial-transcriptomics workflow.
+
+    histoexpr st fit --data DIR... [--encoder efficientnet_lite0] [--model ridge|mlp|cnn_aux]
+                     [--genes top250|hvg50|FILE|A,B,C] [--split patient|section] --out RUN
+    histoexpr st evaluate RUN [--genes A,B]
+    histoexpr st predict RUN --image IMG --spots FILE [--out DIR]
+
+``fit`` reads the sections (her2st-style folders, Space Ranger outputs, .h5ad files, or a
+JSON list of section specs), filters spots (counts, white patches), cross-validates the model
+with splits grouped by patient (or section), choosing genes on each training fold, beside
+three baselines (mean predictor, colour histograms, random-init encoder), then refits the
+model on all training spots. Rerunning the same command resumes an interrupted run.
+``evaluate`` rewrites metrics.csv, summary.csv and the maps; ``predict`` maps a new section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import add_common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("st", help="spatial transcriptomics: fit, evaluate, predict",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    ss = p.add_subparsers(dest="st_command", metavar="STEP", title="steps")
+    ss.required = True
+
+    f = ss.add_parser("fit", help="cross-validate a spot model and its baselines",
+                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                   help="section folders / .h5ad / sections.json")
+    f.add_argument("--config", type=Path, default=None,
+                   help="JSON config (options given here override it)")
+    f.add_argument("--encoder", default=None, help="encoder card (default efficientnet_lite0)")
+    f.add_argument("--random-init", dest="pretrained", action="store_const", const=False,
+                   default=None, help="use the encoder with random weights")
+    f.add_argument("--model", default=None, help="ridge (default), mlp, cnn_aux, mean")
+    f.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="model parameter, e.g. --param max_epochs=5 (JSON values)")
+    f.add_argument("--genes", default=None,
+                   help="top250 (default), hvgN, a gene-list file, or A,B,C")
+    f.add_argument("--log", default=None, choices=["log1p", "log2", "none"])
+    f.add_argument("--min-counts", type=float, default=None, help="spot filter (default 1000)")
+    f.add_argument("--patch-um", type=float, default=None, help="patch side in µm (112)")
+    f.add_argument("--patch-px", type=int, default=None, help="patch side in pixels (224)")
+    f.add_argument("--max-white", type=float, default=None,
+                   help="drop spots whose patch is more than this fraction white (0.5)")
+    f.add_argument("--split", default=None, choices=["patient", "section"])
+    f.add_argument("--folds", dest="k", type=int, default=None, help="k (default 5)")
+    f.add_argument("--holdout", nargs="+", default=None, metavar="GROUP",
+                   help="patients (or sections) held out from CV and scored by the final model")
+    f.add_argument("--baselines", default=None,
+                   help="comma list of mean,colour,random (default all); 'none' for none")
+    f.add_argument("--stain", default=None, help="macenko, vahadane, reinhard, luminosity")
+    f.add_argument("--stain-target", default=None, help="reference image for --stain")
+    f.add_argument("--no-refit", dest="refit", action="store_const", const=False, default=None,
+                   help="skip the final model (st predict needs it)")
+    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--batch-size", type=int, default=None)
+    f.add_argument("--num-workers", type=int, default=None)
+    f.add_argument("--device", default=None)
+    f.add_argument("--feature-cache", type=Path, default=None,
+                   help="share spot features between runs (default RUN/features)")
+    f.add_argument("--no-maps", dest="maps", action="store_false",
+                   help="skip the maps (draw them later with st evaluate)")
+    f.add_argument("--out", required=True, type=Path, help="run folder")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace a run folder that holds another config")
+    add_common(f)
+    f.set_defaults(func=run_fit)
+
+    e = ss.add_parser("evaluate", help="metrics, summary table and maps of a run")
+    e.add_argument("run", type=Path, metavar="RUN")
+    e.add_argument("--genes", default=None, help="genes to map, comma separated")
+    e.add_argument("--no-maps", dest="maps", action="store_false")
+    add_common(e)
+    e.set_defaults(func=run_evaluate)
+
+    pr = ss.add_parser("predict", help="predict a new section (image + spots) with a run")
+    pr.add_argument("run", type=Path, metavar="RUN")
+    pr.add_argument("--image", required=True, type=Path, help="the section's H&E image")
+    pr.add_argument("--spots", required=True, type=Path,
+                    help="spot table (legacy ST selection, Visium tissue_positions, CSV x,y)")
+    pr.add_argument("--mpp", type=float, default=None,
+                    help="image µm/px (default: from the legacy-ST spot grid)")
+    pr.add_argument("--section", default=None, help="section id (default: image name)")
+    pr.add_argument("--genes", default=None, help="genes to map, comma separated")
+    pr.add_argument("--out", type=Path, default=None, help="output folder (RUN/predict)")
+    add_common(pr)
+    pr.set_defaults(func=run_predict)
+
+
+def _params(items: list[str]) -> dict:
+    from ..errors import InputError
+
+    out = {}
+    for it in items:
+        key, sep, value = it.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {it!r}: use KEY=VALUE, e.g. --param max_epochs=5")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def print_summary(summary, *, title: str) -> None:
+    """The summary table (one row per model: the mean over folds, plus the held-out set).
+    A mean predictor has no correlation (constant predictions): its r columns show "—" and
+    R²/RMSE compare it."""
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    def f(v, fmt=".3f"):
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    rows = summary[summary["fold"].astype(str).isin(["mean", "holdout"])]
+    t = Table(title=title)
+    for c in ("model", "features", "fold", "genes", "PCC mean", "PCC median", "r>0", "r>0.3",
+              "top10", "q<0.05", "R²", "RMSE", "CPU s/fold"):
+        t.add_column(c, justify="left" if c in ("model", "features", "fold") else "right")
+    for _, r in rows.iterrows():
+        t.add_row(str(r["model"]), str(r["features"]), str(r["fold"]), f(r["n_genes"], ".0f"),
+                  f(r["pcc_mean"]), f(r["pcc_median"]), f(r["n_r_gt_0"], ".0f"),
+                  f(r["n_r_gt_0.3"], ".0f"), f(r["top10_mean"]), f(r["n_q_lt_0.05"], ".0f"),
+                  f(r["r2_mean"]), f(r["rmse_mean"]), f(r["cpu_s"], ".1f"))
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
+        console = Console(width=170)
+    console.print(t)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from ..config import STConfig
+    from ..st import fit_run
+
+    baselines = None
+    if args.baselines is not None:
+        baselines = [] if args.baselines == "none" else args.baselines.split(",")
+    cfg = STConfig.resolve(
+        args.config, data=args.data, encoder=args.encoder, pretrained=args.pretrained,
+        model=args.model, model_params=_params(args.param) or None, genes=args.genes,
+        log=args.log, min_counts=args.min_counts, patch_um=args.patch_um,
+        patch_px=args.patch_px, max_white=args.max_white, split=args.split, k=args.k,
+        holdout=args.holdout, baselines=baselines, stain=args.stain,
+        stain_target=args.stain_target, refit=args.refit, seed=args.seed,
+        batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+    )
+    run = fit_run(cfg, args.out, overwrite=args.overwrite, maps=args.maps,
+                  feature_cache=args.feature_cache)
+    import pandas as pd
+
+    summary = pd.read_csv(run.summary)
+    split = json.loads(run.splits.read_text())
+    print_summary(summary, title=f"split by {split['by']}, "
+                  f"{len(split['fold_test_groups'])} folds: mean over folds")
+    print(f"run folder: {run.path}  (metrics.csv, summary.csv, maps/, final/)")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..st import evaluate_run
+
+    genes = args.genes.split(",") if args.genes else None
+    summary = evaluate_run(args.run, map_genes=genes, maps=args.maps)
+    print_summary(summary, title="mean over folds")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..st import predict_section
+
+    genes = args.genes.split(",") if args.genes else None
+    res = predict_section(args.run, args.image, args.spots, out=args.out, mpp=args.mpp,
+                          section=args.section, genes=genes)
+    out = args.out or Path(args.run) / "predict"
+    print(f"{res.n_obs} spots x {res.n_vars} genes predicted -> {out}")
+    return 0

@@ -1,0 +1,15 @@
+"""The spatial-transcriptomics workflow: sections → spots → patches → features → grouped
+cross-validation of a model beside its baselines → metrics, maps → predictions for new
+sections. :func:`fit_run`, :func:`evaluate_run` and :func:`predict_section` are what the
+``histoexpr st fit|evaluate|predict`` commands call."""
+
+from __future__ import annotations
+
+from .data import SpotData, load_spot_data, patch_spec
+from .evaluate import evaluate_run, load_predictions
+from .fit import entries, fit_run
+from .predict import predict_section
+from .runfolder import RunFolder
+
+__all__ = ["RunFolder", "SpotData", "entries", "evaluate_run", "fit_run", "load_predictions",
+           "load_spot_data", "patch_spec", "predict_section"]

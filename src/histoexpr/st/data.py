@@ -1,0 +1,127 @@
+"""From the user's sections to model-ready spots (seed 003's preprocessing).
+
+1. read every section into one cohort (:func:`histoexpr.expression.read_cohort`);
+2. drop spots with fewer than ``min_counts`` total counts;
+3. drop spots whose patch is more than ``max_white`` near-white (off the tissue);
+4. keep genes with any count in the kept spots, normalise to ``target_sum`` per spot and log.
+
+Gene *selection* is not done here: it happens on each training fold (see :mod:`.fit`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .. import _keys as K
+from ..config import STConfig
+from ..errors import InputError
+from ..tiling.spec import TileSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SpotData", "fit_stain", "load_spot_data", "patch_spec"]
+
+
+@dataclass
+class SpotData:
+    """Spots ready for modelling.
+
+    Attributes
+    ----------
+    adata
+        Kept spots; ``X`` is log-normalised expression (dense float32) of the expressed
+        genes, ``layers["counts"]`` the raw counts, ``obs`` as the readers write it.
+    dropped
+        One row per dropped spot: ``spot``, ``section``, ``reason``.
+    spec
+        The patch size and pixel size.
+    """
+
+    adata: AnnData
+    dropped: pd.DataFrame
+    spec: TileSpec
+
+    def summary(self) -> dict[str, Any]:
+        """Per-section counts for ``data.json``."""
+        obs = self.adata.obs
+        per = {}
+        for s, info in self.adata.uns.get(K.UNS_SECTIONS, {}).items():
+            d = self.dropped[self.dropped["section"] == s]
+            per[s] = {
+                "patient": str(obs.loc[obs[K.SLIDE_ID] == s, K.PATIENT_ID].iloc[0])
+                if (obs[K.SLIDE_ID] == s).any() else None,
+                "spots_kept": int((obs[K.SLIDE_ID] == s).sum()),
+                "dropped": d["reason"].value_counts().to_dict(),
+                "mpp": info.get("mpp"), "image_path": info.get("image_path"),
+                "platform": info.get("platform"),
+            }
+        return {"n_spots": int(self.adata.n_obs), "n_genes": int(self.adata.n_vars),
+                "n_patients": int(obs[K.PATIENT_ID].nunique()), "sections": per}
+
+
+def patch_spec(cfg: STConfig) -> TileSpec:
+    """The spot patch of a config: ``patch_um`` microns in ``patch_px`` pixels."""
+    return TileSpec.from_um(cfg.patch_um, size_px=cfg.patch_px)
+
+
+def fit_stain(cfg: STConfig, adata: AnnData) -> Any:
+    """The stain normaliser of a config, fitted to ``stain_target`` (an image) or, by
+    default, to the first section's image; ``None`` when ``stain == "none"``."""
+    if cfg.stain == "none":
+        return None
+    from ..slide import open_slide
+    from ..stain import get_normalizer
+    from ..tiling.spots import open_section
+
+    if cfg.stain_target:
+        target = open_slide(cfg.stain_target, mpp=1.0).thumbnail(2048)
+    else:
+        first = str(adata.obs[K.SLIDE_ID].iloc[0])
+        target = open_section(adata, first).thumbnail(2048)
+    return get_normalizer(cfg.stain).fit(target)
+
+
+def load_spot_data(cfg: STConfig) -> SpotData:
+    """Read, filter and normalise the sections of ``cfg.data`` (see the module docstring)."""
+    from ..expression import normalise, spot_mask
+    from ..expression.discover import read_cohort
+    from ..tiling.spots import spot_white_fraction
+
+    if not cfg.data:
+        raise InputError("no data given; pass --data with one or more section folders/files")
+    adata = read_cohort(cfg.data, join=cfg.join)
+    spec = patch_spec(cfg)
+    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    dropped = []
+    keep = spot_mask(adata.layers[K.LAYER_COUNTS], min_counts=cfg.min_counts)
+    dropped += [(n, s, f"total counts < {cfg.min_counts:g}")
+                for n, s in zip(adata.obs_names[~keep], sections[~keep])]
+    adata = adata[keep].copy()
+    white = spot_white_fraction(adata, spec)
+    ok = white <= cfg.max_white
+    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    dropped += [(n, s, f"patch > {cfg.max_white:.0%} white")
+                for n, s in zip(adata.obs_names[~ok], sections[~ok])]
+    adata = adata[ok].copy()
+    adata.obs["white_fraction"] = white[ok]
+    dropped_df = pd.DataFrame(dropped, columns=["spot", "section", "reason"])
+    for s, n in dropped_df.groupby("section")["reason"].value_counts().items():
+        logger.info("section %s: dropped %d spots (%s)", s[0], n, s[1])
+    if adata.n_obs == 0:
+        raise InputError("no spots left after the count and white filters; check min_counts "
+                         "and that the images match the spots")
+    counts = adata.layers[K.LAYER_COUNTS]
+    expressed = np.asarray(counts.sum(axis=0)).ravel() > 0
+    adata = adata[:, expressed].copy()
+    adata.X = normalise(adata.layers[K.LAYER_COUNTS], target_sum=cfg.target_sum,
+                        log=cfg.log).astype(np.float32)
+    logger.info("%d spots in %d sections of %d patients; %d expressed genes", adata.n_obs,
+                adata.obs[K.SLIDE_ID].nunique(), adata.obs[K.PATIENT_ID].nunique(),
+                adata.n_vars)
+    return SpotData(adata=adata, dropped=dropped_df, spec=spec)

@@ -1,0 +1,211 @@
+"""``histoexpr st evaluate``: metrics, the summary table and maps from a run folder.
+
+Reads only what :func:`histoexpr.st.fit.fit_run` wrote (``folds/<k>/<model>.npz``), so it
+can be rerun at any time, e.g. with other map genes. Writes:
+
+- ``metrics.csv`` — tidy ``model, features, role, fold, section, gene, metric, value`` (per
+  gene, pooled over a fold's test spots and per test section; see :mod:`histoexpr.metrics`);
+- ``summary.csv`` — one row per model and fold plus a ``mean`` row per model: mean and median
+  Pearson r over genes, genes with r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with
+  BH q < 0.05, mean Spearman r, mean R² and RMSE over genes (where the mean predictor, whose
+  r is undefined, is compared), wall and CPU seconds of the fit;
+- ``predictions.h5ad`` — out-of-fold predictions of the main model (genes chosen in every
+  fold), with the measured values in ``layers["measured"]``;
+- ``maps/<section>.png`` and ``maps/scatter.png`` for the best-predicted genes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys as K
+from ..errors import InputError
+from .runfolder import RunFolder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SUMMARY_COLUMNS", "evaluate_run", "load_predictions"]
+
+SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "pcc_mean",
+                   "pcc_median", "n_r_gt_0", "n_r_gt_0.3", "n_r_gt_0.5", "top10_mean",
+                   "n_q_lt_0.05", "scc_mean", "r2_mean", "rmse_mean", "n_constant", "wall_s",
+                   "cpu_s"]
+
+
+def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
+    """Every ``folds/<k>/<model>.npz`` of a run, with its entry's description."""
+    plan = run.read_json(run.path / "models.json")
+    out = []
+    for e in plan:
+        for path in sorted(run.path.glob(f"folds/*/{e['label']}.npz")):
+            with np.load(path, allow_pickle=False) as z:
+                out.append({**e, "fold": path.parent.name, **{k: z[k] for k in z.files}})
+    if not out:
+        raise InputError(f"{run.path}: no fold results yet; run `histoexpr st fit` (an "
+                         "interrupted fit resumes when rerun with the same options)")
+    return out
+
+
+def _section_of(spots: np.ndarray) -> np.ndarray:
+    return np.array([s.split(":", 1)[0] for s in spots.astype(str)], dtype=object)
+
+
+def _summary_row(res: dict[str, Any], tidy_pooled: pd.DataFrame) -> dict[str, Any]:
+    from ..metrics import summarise
+
+    wide = tidy_pooled.pivot(index="gene", columns="metric", values="value")
+    p = summarise(wide, metric="pearson_r")
+    s = summarise(wide, metric="spearman_r")
+    return {
+        "model": res["model"], "features": res["features"], "role": res["role"],
+        "fold": res["fold"], "n_spots": len(res["spots"]), "n_genes": p["n_genes"],
+        "pcc_mean": p["mean"], "pcc_median": p["median"], "n_r_gt_0": p["n_r_gt_0"],
+        "n_r_gt_0.3": p["n_r_gt_0.3"], "n_r_gt_0.5": p["n_r_gt_0.5"],
+        "top10_mean": p["top10_mean"], "n_q_lt_0.05": p["n_q_lt_0.05"], "scc_mean": s["mean"],
+        "r2_mean": float(np.nanmean(wide["r2"])), "rmse_mean": float(np.nanmean(wide["rmse"])),
+        "n_constant": p["n_constant"], "wall_s": float(res["wall_s"]),
+        "cpu_s": float(res["cpu_s"]),
+    }
+
+
+def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_genes: int = 3,
+                 maps: bool = True, n_map_sections: int = 4) -> pd.DataFrame:
+    """Score every fold result of a run; write the files listed in the module docstring.
+
+    Parameters
+    ----------
+    path
+        The run folder.
+    map_genes
+        Genes to draw (default: the ``n_map_genes`` best-predicted by the main model).
+    maps
+        Draw maps (needs the section images).
+    n_map_sections
+        Draw at most this many sections (the first test section of each fold first).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The summary table (``summary.csv``).
+    """
+    from ..metrics import POOLED, evaluate
+
+    run = RunFolder(path)
+    results = load_predictions(run)
+    tidy, rows = [], []
+    for res in results:
+        if len(res["spots"]) < 3:
+            logger.warning("fold %s of %s has %d test spots; not scored", res["fold"],
+                           res["label"], len(res["spots"]))
+            continue
+        t = evaluate(res["y_true"], res["y_pred"], genes=res["genes"].tolist(),
+                     sections=_section_of(res["spots"]), fold=res["fold"])
+        t.insert(0, "role", res["role"])
+        t.insert(0, "features", res["features"])
+        t.insert(0, "model", res["model"])
+        tidy.append(t)
+        rows.append(_summary_row(res, t[t["section"] == POOLED]))
+    tidy_df = pd.concat(tidy, ignore_index=True)
+    tidy_df.to_csv(run.metrics, index=False)
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    cv = summary[summary["fold"] != "holdout"]
+    means = cv.groupby(["model", "features", "role"], sort=False).mean(numeric_only=True)
+    means = means.reset_index().assign(fold="mean")
+    summary = pd.concat([summary, means[SUMMARY_COLUMNS]], ignore_index=True)
+    summary.to_csv(run.summary, index=False)
+    main = [r for r in results if r["role"] == "model" and r["fold"] != "holdout"]
+    if main:
+        oof = _out_of_fold(run, main)
+        if maps:
+            try:
+                _draw_maps(run, oof, tidy_df, map_genes, n_map_genes, n_map_sections)
+            except InputError as e:
+                logger.warning("maps not drawn: %s", e)
+    return summary
+
+
+def _out_of_fold(run: RunFolder, main: list[dict[str, Any]]):
+    """One AnnData of the main model's test-fold predictions for the genes of every fold."""
+    import anndata as ad
+
+    genes = list(main[0]["genes"])
+    for r in main[1:]:
+        shared = set(r["genes"])
+        genes = [g for g in genes if g in shared]
+    spots, pred, true, fold = [], [], [], []
+    for r in main:
+        idx = pd.Index(r["genes"]).get_indexer(genes)
+        spots.append(r["spots"])
+        pred.append(r["y_pred"][:, idx])
+        true.append(r["y_true"][:, idx])
+        fold += [r["fold"]] * len(r["spots"])
+    obs = pd.DataFrame(index=pd.Index(np.concatenate(spots).astype(str), name=None))
+    obs[K.SLIDE_ID] = pd.Categorical(_section_of(obs.index.to_numpy()))
+    obs["fold"] = pd.Categorical(fold)
+    data = run.read_json(run.data_json)
+    out = ad.AnnData(X=np.concatenate(pred).astype(np.float32), obs=obs,
+                     var=pd.DataFrame(index=pd.Index(genes)),
+                     layers={"measured": np.concatenate(true).astype(np.float32)})
+    xy = _spot_xy(run, out.obs_names)
+    if xy is not None:
+        out.obs[K.X], out.obs[K.Y] = xy[:, 0], xy[:, 1]
+    out.uns[K.UNS_SECTIONS] = {s: {k: v for k, v in info.items() if v is not None}
+                               for s, info in data["sections"].items() if s in
+                               set(obs[K.SLIDE_ID])}
+    out.uns["model"] = main[0]["label"]
+    tmp = run.predictions.with_name(".predictions.h5ad.tmp")
+    out.write_h5ad(tmp)
+    tmp.replace(run.predictions)
+    return out
+
+
+def _spot_xy(run: RunFolder, spots: pd.Index) -> np.ndarray | None:
+    """Spot centres from the run's ``spots.csv``."""
+    if not run.spots.is_file():
+        logger.warning("%s: no spots.csv; no maps", run.path)
+        return None
+    pos = pd.read_csv(run.spots, index_col=0)
+    return pos.loc[spots, [K.X, K.Y]].to_numpy(float)
+
+
+def _draw_maps(run: RunFolder, oof, tidy: pd.DataFrame, genes: list[str] | None,
+               n: int, n_sections: int) -> None:
+    from ..metrics import POOLED
+    from ..plot.spatial import expression_maps, prediction_scatter, save_figure, section_image
+
+    if K.X not in oof.obs:
+        return
+    label = oof.uns["model"]
+    main = tidy[(tidy["role"] == "model") & (tidy["section"] == POOLED)
+                & (tidy["metric"] == "pearson_r") & (tidy["fold"] != "holdout")]
+    r = main.groupby("gene")["value"].mean()
+    r = r[r.index.isin(oof.var_names)]
+    if genes is None:
+        genes = r.sort_values(ascending=False).index[:n].tolist()
+    missing = [g for g in genes if g not in oof.var_names]
+    if missing:
+        raise InputError(f"map gene(s) {', '.join(missing)} were not predicted in every fold "
+                         f"(e.g. {', '.join(oof.var_names[:5])})")
+    names = oof.var_names.tolist()
+    by_fold = oof.obs.drop_duplicates("fold")[K.SLIDE_ID].astype(str).tolist()
+    order = list(dict.fromkeys(by_fold + oof.obs[K.SLIDE_ID].astype(str).tolist()))
+    for s in order[:n_sections]:
+        info = oof.uns[K.UNS_SECTIONS].get(s, {})
+        if not info.get("image_path"):
+            continue
+        sub = oof[oof.obs[K.SLIDE_ID] == s]
+        img, scale = section_image(info["image_path"])
+        fig = expression_maps(img, sub.obs[[K.X, K.Y]].to_numpy(float), genes,
+                              measured=np.asarray(sub.layers["measured"]),
+                              predicted=np.asarray(sub.X), gene_names=names, scale=scale,
+                              r={g: float(r.get(g, np.nan)) for g in genes})
+        save_figure(fig, run.maps / f"{s}.png")
+    fig = prediction_scatter(np.asarray(oof.layers["measured"]), np.asarray(oof.X), names,
+                             genes)
+    save_figure(fig, run.maps / "scatter.png")
+    logger.info("maps of %s (%s) in %s", ", ".join(genes), label, run.maps)

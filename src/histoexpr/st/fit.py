@@ -1,0 +1,331 @@
+"""``histoexpr st fit``: grouped cross-validation of a spot-level model and its baselines.
+
+For every fold the genes are chosen on the training spots only (top-N by mean or HVG, or a
+given panel), the model is fitted on the training spots and predicts the test spots. The
+same folds and gene panels serve the baselines, so they sit in the same table:
+
+- ``mean``: the training-fold mean of each gene (no image at all);
+- ``colour``: the model's head on colour histograms of the same patches;
+- ``random``: the model's head on features of the same encoder with random weights.
+
+(For ``cnn_aux``, which trains its own encoder, the baselines use the ``ridge`` head.)
+Each fold x model result is written as soon as it exists, so a rerun of the same command
+resumes where it stopped. After the folds the main model is refitted on all training spots
+(``final/``) for ``histoexpr st predict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _keys as K
+from ..config import STConfig, parse_genes
+from ..errors import InputError
+from .data import SpotData, fit_stain, load_spot_data
+from .runfolder import RunFolder, sha256_files, write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Entry", "entries", "fit_run", "make_selector"]
+
+PATCHES = "patches"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row group of the results table: a model on one kind of input."""
+
+    label: str  # file-safe name, e.g. "ridge", "ridge-colour_hist"
+    model: str
+    features: str  # a feature key, "patches" or "none"
+    source: str | None  # encoder name / "colour_hist"; None for mean and patches
+    pretrained: bool
+    role: str  # "model" or "baseline"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _input_kind(model: str) -> str:
+    from ..models import MODELS
+
+    return getattr(MODELS.get(model), "input_kind", "features")
+
+
+def entries(cfg: STConfig) -> list[Entry]:
+    """The main model and the baselines a config asks for, main model first."""
+    from ..features.colour import COLOUR_FEATURES
+    from ..features.spots import feature_key
+
+    on_patches = _input_kind(cfg.model) == PATCHES
+    if on_patches:
+        main = Entry(cfg.model, cfg.model, PATCHES, cfg.encoder, cfg.pretrained, "model")
+    else:
+        key = feature_key(cfg.encoder, pretrained=cfg.pretrained)
+        main = Entry(cfg.model, cfg.model, key, cfg.encoder, cfg.pretrained, "model")
+    head = "ridge" if on_patches else cfg.model
+    out = [main]
+    for b in cfg.baselines:
+        if b == "mean":
+            out.append(Entry("mean", "mean", "none", None, False, "baseline"))
+        elif b == "colour":
+            out.append(Entry(f"{head}-{COLOUR_FEATURES}", head, COLOUR_FEATURES,
+                             COLOUR_FEATURES, False, "baseline"))
+        elif b == "random":
+            key = feature_key(cfg.encoder, pretrained=False)
+            if key != main.features:
+                out.append(Entry(f"{head}-{key}", head, key, cfg.encoder, False, "baseline"))
+    return out
+
+
+def make_selector(cfg: STConfig):
+    """The gene selector a config describes (unfitted)."""
+    from ..expression import GeneSelector
+
+    method, n, genes = parse_genes(cfg.genes)
+    if method == "list":
+        return GeneSelector(genes=genes)
+    return GeneSelector(method=method, n=n)
+
+
+def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_names: list[str],
+                train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of the chosen and the remaining genes, chosen on ``train`` only; saved in
+    ``folds/<k>/genes.json`` and reused on resume."""
+    path = run.fold(fold) / "genes.json"
+    if path.is_file():
+        saved = run.read_json(path)
+        where = {g: i for i, g in enumerate(var_names)}
+        if all(g in where for g in saved["genes"]):
+            main = np.array([where[g] for g in saved["genes"]], int)
+            rest = np.array([where[g] for g in saved["rest"]], int)
+            return main, rest
+    sel = make_selector(cfg)
+    tr = x[train]
+    expressed = tr.max(axis=0) > 0  # genes never seen in training cannot be chosen
+    cols = np.flatnonzero(expressed)
+    if sel.genes is not None:
+        sel.fit(x, var_names)
+        absent = [g for g, i in zip(sel.genes_, sel.index_) if not expressed[i]]
+        if absent:
+            logger.warning("fold %s: %d requested genes have no counts in training (e.g. %s)",
+                           fold, len(absent), ", ".join(absent[:3]))
+        main = sel.index_
+    else:
+        sel.fit(tr[:, cols], [var_names[i] for i in cols])
+        main = cols[sel.index_]
+    rest = np.setdiff1d(cols, main)
+    write_json(path, {"fold": fold, **sel.to_dict(), "rest": [var_names[i] for i in rest]})
+    return main, rest
+
+
+def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stain: Any,
+              cache: dict[str, np.ndarray]) -> np.ndarray | None:
+    from ..features.spots import spot_features
+    from ..tiling.spots import iter_section_patches
+
+    if entry.features in cache:
+        return cache[entry.features]
+    if entry.features == "none":  # the mean predictor sees no image
+        out = np.zeros((data.adata.n_obs, 1), np.float32)
+    elif entry.features == PATCHES:
+        out = np.empty((data.adata.n_obs, data.spec.size_px, data.spec.size_px, 3), np.uint8)
+        for _, rows, patches, _ in iter_section_patches(data.adata, data.spec):
+            out[rows] = patches if stain is None else stain.transform(patches)
+    else:
+        out = spot_features(data.adata, entry.source, data.spec, pretrained=entry.pretrained,
+                            cache_dir=cache_dir, batch_size=cfg.batch_size,
+                            num_workers=cfg.num_workers, device=cfg.device, stain=stain,
+                            store=False)
+    cache[entry.features] = out
+    return out
+
+
+def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
+    from ..models import MODELS
+
+    cls = MODELS.get(entry.model)
+    params: dict[str, Any] = dict(cfg.model_params) if entry.role == "model" else {}
+    names = cls().get_params() if hasattr(cls, "get_params") else {}
+    if "random_state" in names:
+        params.setdefault("random_state", cfg.seed)
+    if entry.features == PATCHES:
+        params.setdefault("encoder", cfg.encoder)
+        params.setdefault("pretrained", cfg.pretrained)
+        if cfg.device is not None:
+            params.setdefault("device", cfg.device)
+        if checkpoint is not None and "checkpoint_dir" in names:
+            params.setdefault("checkpoint_dir", str(checkpoint))
+    unknown = sorted(set(params) - set(names)) if names else []
+    if unknown:
+        raise InputError(f"model {entry.model!r} has no parameter(s) {', '.join(unknown)}; "
+                         f"it takes: {', '.join(sorted(names))}")
+    return cls(**params)
+
+
+def _fit_predict(est, entry: Entry, x_tr, y_tr, x_te, *, y_aux=None, groups=None):
+    import inspect
+
+    kw: dict[str, Any] = {}
+    sig = inspect.signature(est.fit).parameters
+    if y_aux is not None and "y_aux" in sig:
+        kw["y_aux"] = y_aux
+    if groups is not None and "groups" in sig:
+        kw["groups"] = groups
+    est.fit(x_tr, y_tr, **kw)
+    return est, (est.predict(x_te) if x_te is not None else None)
+
+
+def _save_npz(path: Path, **arrays: Any) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
+            evaluate: bool = True, maps: bool = True,
+            feature_cache: str | Path | None = None) -> RunFolder:
+    """Cross-validate ``cfg``'s model and baselines; write (or resume) the run folder.
+
+    Parameters
+    ----------
+    cfg
+        The resolved configuration.
+    out
+        The run folder (created, or resumed when it holds the same config).
+    overwrite
+        Replace a run folder that holds another config.
+    evaluate, maps
+        Score the folds and draw maps at the end (see :func:`.evaluate.evaluate_run`).
+    feature_cache
+        Where spot features are cached (default ``RUN/features``); runs that share it
+        embed each section once (e.g. ridge and mlp on the same data).
+
+    Returns
+    -------
+    RunFolder
+        With ``metrics.csv``, ``summary.csv`` (and maps, with ``maps``) written when
+        ``evaluate``.
+
+    Examples
+    --------
+    >>> cfg = STConfig.resolve(data=["her2st"], split="section", encoder="efficientnet_lite0")
+    >>> run = fit_run(cfg, "runs/her2st_ridge")  # doctest: +SKIP
+    """
+    from ..cohort import grouped_splits
+
+    run = RunFolder(out)
+    run.start(cfg.to_dict(), overwrite=overwrite)
+    t0 = time.perf_counter()
+    data = load_spot_data(cfg)
+    adata = data.adata
+    stain = fit_stain(cfg, adata)
+    files = [v for info in adata.uns[K.UNS_SECTIONS].values()
+             for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
+    write_json(run.data_json, {**data.summary(), "sha256": sha256_files(files),
+                               "stain": None if stain is None else stain.params(),
+                               "dropped": data.dropped.to_dict(orient="records")})
+    cols = [K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y, K.TOTAL_COUNTS, "white_fraction"]
+    adata.obs[[c for c in cols if c in adata.obs]].to_csv(run.spots, index_label="spot")
+    run.stage("data", time.perf_counter() - t0, n_spots=adata.n_obs)
+
+    patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
+    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    split = grouped_splits(patients, sections, by=cfg.split, k=cfg.k,
+                           holdout=list(cfg.holdout) or None)
+    groups = patients if cfg.split == "patient" else sections
+    write_json(run.splits, {**split.to_dict(), "spots": adata.obs_names.tolist(),
+                            "fold_of_spot": _fold_of_spot(split, adata.n_obs)})
+    plan = entries(cfg)
+    write_json(run.path / "models.json", [e.to_dict() for e in plan])
+
+    x_all, var_names = np.asarray(adata.X), adata.var_names.astype(str).tolist()
+    cache: dict[str, np.ndarray] = {}
+    t_feat = time.perf_counter()
+    cache_dir = Path(feature_cache) if feature_cache is not None else run.features
+    for e in plan:
+        _features(cfg, data, e, cache_dir, stain, cache)
+    run.stage("features", time.perf_counter() - t_feat, sources=sorted(cache))
+
+    t_cv = time.perf_counter()
+    runs = [(str(k), tr, te) for k, (tr, te) in enumerate(split.folds)]
+    if len(split.holdout):  # fitted on every other spot; its main model is the final one
+        runs.append(("holdout", np.setdiff1d(np.arange(adata.n_obs), split.holdout),
+                     split.holdout))
+    for fold, train, test in runs:
+        main, rest = _fold_genes(run, fold, cfg, x_all, var_names, train)
+        for e in plan:
+            path = run.fold(fold) / f"{e.label}.npz"
+            keep_model = fold == "holdout" and e.role == "model" and cfg.refit
+            if path.is_file() and (not keep_model or _final_path(run).is_file()):
+                logger.info("fold %s, %s: done earlier; skipped", fold, e.label)
+                continue
+            feats = cache[e.features]
+            y_aux = x_all[train][:, rest] if e.features == PATCHES else None
+            w0, c0 = time.perf_counter(), time.process_time()
+            est = _estimator(cfg, e, run.fold(fold) / f"{e.label}_checkpoints")
+            est, pred = _fit_predict(est, e, feats[train], x_all[train][:, main], feats[test],
+                                     y_aux=y_aux, groups=groups[train])
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            if keep_model:
+                _save_final(run, est, e, [var_names[i] for i in main], len(train), cfg)
+            _save_npz(path, spots=adata.obs_names[test].to_numpy(str),
+                      genes=np.array([var_names[i] for i in main]),
+                      y_true=x_all[test][:, main], y_pred=np.asarray(pred, np.float32),
+                      wall_s=wall, cpu_s=cpu)
+            held = "held-out set" if fold == "holdout" else ", ".join(split.fold_groups[int(fold)])
+            logger.info("fold %s (%s held out), %s: %.1f s", fold, held, e.label, wall)
+    run.stage("cross_validation", time.perf_counter() - t_cv, n_folds=len(split.folds))
+
+    if cfg.refit and not len(split.holdout) and not _final_path(run).is_file():
+        t_fin = time.perf_counter()
+        train = np.arange(adata.n_obs)
+        main, rest = _fold_genes(run, "final", cfg, x_all, var_names, train)
+        e = plan[0]
+        y_aux = x_all[:, rest] if e.features == PATCHES else None
+        est = _estimator(cfg, e, run.final / "checkpoints")
+        est, _ = _fit_predict(est, e, cache[e.features], x_all[:, main], None, y_aux=y_aux,
+                              groups=groups)
+        _save_final(run, est, e, [var_names[i] for i in main], adata.n_obs, cfg)
+        run.stage("final_model", time.perf_counter() - t_fin)
+    if evaluate:
+        from .evaluate import evaluate_run
+
+        evaluate_run(run.path, maps=maps)
+    run.finish()
+    return run
+
+
+def _final_path(run: RunFolder) -> Path:
+    return run.final / "model.joblib"
+
+
+def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_train: int,
+                cfg: STConfig) -> None:
+    """The model ``st predict`` uses, with what it needs to rebuild its inputs."""
+    import joblib
+
+    if hasattr(est, "checkpoint_dir"):
+        est.checkpoint_dir = None  # this machine's folder; predicting needs none
+    run.final.mkdir(parents=True, exist_ok=True)
+    tmp = run.final / ".model.joblib.tmp"
+    joblib.dump(est, tmp)
+    tmp.replace(_final_path(run))
+    write_json(run.final / "model.json", {**entry.to_dict(), "genes": genes,
+                                          "n_train_spots": int(n_train)})
+
+
+def _fold_of_spot(split, n: int) -> list[int]:
+    fold = np.full(n, -1, int)
+    for k, (_, te) in enumerate(split.folds):
+        fold[te] = k
+    return fold.tolist()

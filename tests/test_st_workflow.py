@@ -1,0 +1,201 @@
+"""The spatial workflow end to end on synthetic sections with a known image → expression
+signal: fit (CV + baselines + final model), the run folder, resume, evaluate, predict, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from histoexpr.cli import main
+from histoexpr.config import STConfig
+from histoexpr.datasets.synthetic_st import synthetic_st
+from histoexpr.errors import InputError
+from histoexpr.expression import GeneSelector
+from histoexpr.st import RunFolder, fit_run
+
+FAST = {"encoder": "toy", "genes": "top40", "patch_px": 32, "k": 2}
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn_st")
+    s = synthetic_st(out, n_sections=4, n_patients=2, seed=0)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    return s, out / "sections.json"
+
+
+@pytest.fixture(scope="module")
+def run(syn, tmp_path_factory):
+    _, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], **FAST)
+    return fit_run(cfg, tmp_path_factory.mktemp("runs") / "ridge")
+
+
+def _pooled_r(run: RunFolder) -> pd.DataFrame:
+    m = pd.read_csv(run.metrics)
+    m = m[(m["section"] == "pooled") & (m["metric"] == "pearson_r")]
+    return m.pivot_table(index="gene", columns="features", values="value")
+
+
+def test_ridge_recovers_the_signal_and_baselines_share_the_table(run, syn):
+    s, _ = syn
+    r = _pooled_r(run)
+    sig, noise = r.loc[s.signal_genes, "toy"], r.loc[s.noise_genes, "toy"]
+    assert sig.median() > 0.9 and sig.min() > 0.8, sig
+    assert noise.abs().mean() < 0.1, noise
+    summary = pd.read_csv(run.summary)
+    assert set(summary["features"]) == {"toy", "none", "colour_hist", "toy-random"}
+    assert sorted(summary["fold"].astype(str).unique()) == ["0", "1", "mean"]
+    mean = summary[summary["model"] == "mean"]
+    assert mean["pcc_mean"].isna().all()  # constant predictions have no correlation
+    assert (mean["n_constant"] == mean["n_genes"]).all()
+
+
+def test_run_folder_records_config_data_splits_and_genes(run, syn):
+    s, specs = syn
+    cfg = json.loads(run.config.read_text())
+    assert STConfig.from_dict(cfg).to_dict() == cfg
+    data = json.loads(run.data_json.read_text())
+    inputs = {p for spec in s.specs for p in (spec["counts"], spec["spots"], spec["image"])}
+    assert set(data["sha256"]) == inputs
+    assert sum(sum(v["dropped"].values()) for v in data["sections"].values()) == 4
+    info = json.loads(run.run_json.read_text())
+    assert info["status"] == "done" and {"data", "features", "cross_validation"} <= set(
+        info["stages"])
+
+    split = json.loads(run.splits.read_text())
+    spots = pd.Index(split["spots"])
+    fold = np.array(split["fold_of_spot"])
+    cohort = ad.read_h5ad(run.predictions)
+    patient = {f"S{i}": f"P{i % 2}" for i in range(4)}
+    pats = np.array([patient[x.split(":")[0]] for x in spots])
+    for k in (0, 1):
+        assert not set(pats[fold == k]) & set(pats[fold != k])  # no patient on both sides
+
+    # genes were chosen on each fold's training spots only
+    from histoexpr.expression import read_sections
+    from histoexpr.st import load_spot_data
+
+    sd = load_spot_data(STConfig.resolve(data=[str(specs)], **FAST))
+    assert sd.adata.obs_names.equals(spots)
+    assert read_sections(s.specs).n_obs == len(spots) + 4
+    for k in (0, 1):
+        genes = json.loads((run.fold(k) / "genes.json").read_text())["genes"]
+        train = np.asarray(sd.adata.X)[fold != k]
+        expect = GeneSelector(n=40).fit(train, sd.adata.var_names).genes_
+        assert genes == expect
+    assert cohort.n_obs == len(spots) and "measured" in cohort.layers
+    assert {p.name for p in run.maps.iterdir()} == {"S0.png", "S1.png", "S2.png", "S3.png",
+                                                     "scatter.png"}
+    assert (run.final / "model.joblib").is_file()
+
+
+def test_rerun_resumes_and_recomputes_only_what_is_missing(run, syn, caplog):
+    _, specs = syn
+    done = run.fold(0) / "ridge.npz"
+    feat = run.features / "toy" / "S0.h5"
+    before = done.stat().st_mtime_ns, feat.stat().st_mtime_ns
+    (run.fold(1) / "ridge-colour_hist.npz").unlink()
+    caplog.set_level("INFO", logger="histoexpr")
+    fit_run(STConfig.resolve(data=[str(specs)], **FAST), run.path, maps=False)
+    assert (run.fold(1) / "ridge-colour_hist.npz").is_file()
+    assert (done.stat().st_mtime_ns, feat.stat().st_mtime_ns) == before
+    assert "fold 0, ridge: done earlier; skipped" in caplog.text
+
+
+def test_another_config_in_the_same_folder_is_refused(run, syn):
+    _, specs = syn
+    with pytest.raises(InputError, match="differs in: genes"):
+        fit_run(STConfig.resolve(data=[str(specs)], **{**FAST, "genes": "top10"}), run.path)
+
+
+def test_one_patient_with_patient_split_suggests_section_split(tmp_path):
+    s = synthetic_st(tmp_path, n_sections=2, n_patients=1, grid=(4, 4), n_genes=8, n_signal=2)
+    (tmp_path / "s.json").write_text(json.dumps(s.specs))
+    cfg = STConfig.resolve(data=[str(tmp_path / "s.json")], **{**FAST, "genes": "top8"},
+                           baselines=[])
+    with pytest.raises(InputError, match="--split section"):
+        fit_run(cfg, tmp_path / "run")
+
+
+def test_gene_list_naming_absent_genes_is_an_error(syn, tmp_path):
+    _, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], **{**FAST, "genes": "SIG0,ERBB2"}, baselines=[])
+    with pytest.raises(InputError, match="not in the data"):
+        fit_run(cfg, tmp_path / "run")
+
+
+def test_cli_fit_with_holdout_then_evaluate_and_predict(syn, tmp_path, capsys):
+    s, specs = syn
+    out = tmp_path / "run"
+    rc = main(["-q", "st", "fit", "--data", str(specs), "--encoder", "toy", "--genes", "top40",
+               "--patch-px", "32", "--split", "section", "--folds", "3", "--holdout", "S3",
+               "--baselines", "mean,colour", "--no-maps", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "split by section" in text and "holdout" in text and "colour_hist" in text
+    summary = pd.read_csv(out / "summary.csv")
+    held = summary[summary["fold"] == "holdout"]
+    assert set(held["model"]) == {"ridge", "mean"} and len(held) == 3
+    assert held[held["features"] == "toy"]["n_spots"].item() == 63
+
+    assert main(["-q", "st", "evaluate", str(out), "--genes", "SIG1,SIG2"]) == 0
+    assert (out / "maps" / "S0.png").is_file()
+
+    img, sel = s.specs[3]["image"], s.specs[3]["spots"]
+    rc = main(["-q", "st", "predict", str(out), "--image", img, "--spots", sel,
+               "--out", str(tmp_path / "pred"), "--genes", "SIG0"])
+    assert rc == 0, capsys.readouterr().err
+    pred = ad.read_h5ad(tmp_path / "pred" / "S3_predictions.h5ad")
+    assert pred.n_obs == 64 and "SIG0" in pred.var_names
+    assert (tmp_path / "pred" / "S3_map.png").is_file()
+    # the final model's predictions on S3 follow the measured signal
+    measured = ad.read_h5ad(out / "predictions.h5ad")  # CV folds only: S3 was held out
+    assert "S3" not in set(measured.obs["slide_id"])
+    truth = s.latents.loc[pred.obs_names]
+    w = s.weights[0]
+    expect = truth.to_numpy() @ w
+    assert np.corrcoef(pred[:, "SIG0"].X.ravel(), expect)[0, 1] > 0.8
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    rc = main(["st", "fit", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["st", "evaluate", str(tmp_path)]) == 2
+    assert "st fit" in capsys.readouterr().err
+
+
+def test_predict_needs_a_final_model(run, syn, tmp_path):
+    from histoexpr.st import predict_section
+
+    s, _ = syn
+    final = run.final / "model.joblib"
+    os.replace(final, tmp_path / "m.joblib")
+    try:
+        with pytest.raises(InputError, match="no final model"):
+            predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
+    finally:
+        os.replace(tmp_path / "m.joblib", final)
+
+
+def test_cnn_aux_trains_end_to_end_in_the_workflow(syn, tmp_path):
+    _, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], **{**FAST, "genes": "top10"}, model="cnn_aux",
+                           model_params={"max_epochs": 3, "batch_size": 16}, baselines=["mean"])
+    run = fit_run(cfg, tmp_path / "cnn", maps=False)
+    summary = pd.read_csv(run.summary)
+    assert set(summary["features"]) == {"patches", "none"}
+    ckpt = run.fold(0) / "cnn_aux_checkpoints"
+    assert (ckpt / "last.pt").is_file()
+    import joblib
+
+    model = joblib.load(run.final / "model.joblib")
+    assert model.checkpoint_dir is None and len(model.history_) == 3
+    assert model.predict_aux(np.zeros((2, 32, 32, 3), np.uint8)).shape[1] == 30  # the rest
