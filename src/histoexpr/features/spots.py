@@ -117,8 +117,7 @@ def spot_features(
     settings = {"source": source, "pretrained": bool(pretrained), "spec": spec.to_dict(),
                 "stain": None if stain is None else stain.params()}
     is_colour = source == COLOUR_FEATURES
-    if not is_colour and encoder is None:
-        encoder = None  # built lazily: a fully cached run never loads the network
+    # the network is built on first use, so a fully cached run never loads it
     out: np.ndarray | None = None
     for section in adata.obs[K.SLIDE_ID].astype(str).unique():
         slide = open_section(adata, section)
