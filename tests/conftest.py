@@ -59,3 +59,15 @@ def synthetic_tiff(tmp_path_factory, synthetic) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny torch models: one thread is fastest and immune to other processes on a small
+    box; the previous thread count is restored after the module."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,14 +12,7 @@ from histoexpr.features.encoders import build_network, get_card
 from histoexpr.models import MODELS, CNNAux
 from histoexpr.models.cnn_aux import AuxLayer, _dihedral, find_aux_layer, forward_with_aux
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is fastest and immune to other processes on a small box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

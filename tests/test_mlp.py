@@ -5,21 +5,13 @@ import pickle
 import joblib
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from histoexpr.errors import InputError
 from histoexpr.models import MODELS, MeanPredictor, MLPHead
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is fastest and immune to other processes on a small box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _linear_task(seed=0, n=900, d=32, n_signal=4, n_noise=4):

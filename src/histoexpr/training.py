@@ -507,3 +507,14 @@ def fit_loop(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+class CPUPickleMixin:
+    """For estimators holding a torch module in ``network_``: pickles with the network on
+    the CPU, so a model fitted on a GPU loads on any machine."""
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "network_" in state:
+            state["network_"] = state["network_"].cpu()
+        return state

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..training import (
+    CPUPickleMixin,
     fit_loop,
     inner_split,
     resolve_device,
@@ -247,7 +248,7 @@ class _Collate:
         return preprocess_tiles(self.card, self.X[idx]), self.y[idx], self.y_aux[idx]
 
 
-class CNNAux(RegressorMixin, BaseEstimator):
+class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
     """BrST-Net: encoder + main head (selected genes) + auxiliary head (remaining genes).
 
     Parameters
@@ -450,12 +451,6 @@ class CNNAux(RegressorMixin, BaseEstimator):
     def predict_aux(self, X):
         """Auxiliary-gene predictions: float32 (N, R)."""
         return self._predict_both(X, want_aux=True)[1]
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        if "network_" in state:
-            state["network_"] = state["network_"].cpu()
-        return state
 
 
 MODELS.register("cnn_aux", CNNAux)

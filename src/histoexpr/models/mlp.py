@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..training import (
+    CPUPickleMixin,
     fit_loop,
     inner_split,
     resolve_device,
@@ -45,7 +46,7 @@ def _mse(model, batch):
     return F.mse_loss(model(batch[0]), batch[1])
 
 
-class MLPHead(RegressorMixin, BaseEstimator):
+class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
     """Multi-layer perceptron from frozen image features to expression, early-stopped.
 
     Parameters
@@ -161,12 +162,6 @@ class MLPHead(RegressorMixin, BaseEstimator):
         pred = np.concatenate(out) if out else np.zeros((0, self.n_outputs_), np.float32)
         pred = (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
         return pred[:, 0] if self.y_ndim_ == 1 else pred
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        if "network_" in state:
-            state["network_"] = state["network_"].cpu()
-        return state
 
 
 MODELS.register("mlp", MLPHead)

@@ -277,7 +277,7 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
                                      y_aux=y_aux, groups=groups[train])
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
             if keep_model:
-                _save_final(run, est, e, [var_names[i] for i in main], len(train), cfg)
+                _save_final(run, est, e, [var_names[i] for i in main], len(train))
             _save_npz(path, spots=adata.obs_names[test].to_numpy(str),
                       genes=np.array([var_names[i] for i in main]),
                       y_true=x_all[test][:, main], y_pred=np.asarray(pred, np.float32),
@@ -295,7 +295,7 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
         est = _estimator(cfg, e, run.final / "checkpoints")
         est, _ = _fit_predict(est, e, cache[e.features], x_all[:, main], None, y_aux=y_aux,
                               groups=groups)
-        _save_final(run, est, e, [var_names[i] for i in main], adata.n_obs, cfg)
+        _save_final(run, est, e, [var_names[i] for i in main], adata.n_obs)
         run.stage("final_model", time.perf_counter() - t_fin)
     if evaluate:
         from .evaluate import evaluate_run
@@ -309,8 +309,7 @@ def _final_path(run: RunFolder) -> Path:
     return run.final / "model.joblib"
 
 
-def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_train: int,
-                cfg: STConfig) -> None:
+def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_train: int) -> None:
     """The model ``st predict`` uses, with what it needs to rebuild its inputs."""
     import joblib
 
