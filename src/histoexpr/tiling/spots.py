@@ -24,11 +24,7 @@ from .spec import TileSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DIHEDRAL", "dihedral", "iter_section_patches", "open_section", "section_coords",
-           "spot_white_fraction"]
-
-#: the 8 flips/rotations of a square patch, as (k rot90, flip) pairs
-DIHEDRAL = tuple((k, f) for f in (False, True) for k in range(4))
+__all__ = ["iter_section_patches", "open_section", "section_coords", "spot_white_fraction"]
 
 
 def open_section(adata: AnnData, section: str) -> Any:
@@ -96,16 +92,3 @@ def spot_white_fraction(adata: AnnData, spec: TileSpec) -> np.ndarray:
     for _, rows, patches, _ in iter_section_patches(adata, coarse):
         out[rows] = white_fraction(patches)
     return out
-
-
-def dihedral(batch: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    """Rotate ``(n, h, w, c)`` patches by ``k`` quarter turns, then mirror left-right.
-
-    Examples
-    --------
-    >>> a = np.arange(4).reshape(1, 2, 2, 1)
-    >>> dihedral(a, 1, False)[0, :, :, 0].tolist()
-    [[1, 3], [0, 2]]
-    """
-    out = np.rot90(batch, k, axes=(1, 2))
-    return np.ascontiguousarray(out[:, :, ::-1] if flip else out)
