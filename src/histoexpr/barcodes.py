@@ -82,12 +82,13 @@ class Barcode:
 
     @property
     def patient(self) -> str:
-        """The patient (case) barcode, ``TCGA-XX-XXXX``."""
+        """The patient (case) barcode, e.g. ``TCGA-A2-A04R``."""
         return f"{self.project}-{self.tss}-{self.participant}"
 
     @property
     def sample(self) -> str | None:
-        """The sample barcode, ``TCGA-XX-XXXX-01A`` (no vial letter if the name has none)."""
+        """The sample barcode, e.g. ``TCGA-A2-A04R-01A`` (no vial letter if the name has
+        none)."""
         if self.sample_type is None:
             return None
         return f"{self.patient}-{self.sample_type:02d}{self.vial or ''}"
@@ -200,7 +201,7 @@ def parse_barcode(name: object) -> Barcode:
 
 
 def patient_id(name: object) -> str:
-    """The patient barcode ``TCGA-XX-XXXX`` of any TCGA name (raises InputError otherwise).
+    """The patient barcode (e.g. ``TCGA-A2-A04R``) of any TCGA name (raises InputError otherwise).
 
     Examples
     --------
