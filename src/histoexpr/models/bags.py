@@ -1,0 +1,270 @@
+"""Bulk models over bags of tile features: the registry, pooled heads, and the torch base.
+
+Every bulk model is a scikit-learn estimator whose ``fit(X, y, groups=None)`` takes ``X`` as
+a list of :class:`~histoexpr.features.bags.Bag` (or ``(N, D)`` arrays), one per slide, and
+``y`` as ``(n_slides, n_genes)``; ``predict(X)`` returns ``(n_slides, n_genes)`` float32.
+``groups`` (the patient of each slide) keeps inner validation splits patient-disjoint.
+:data:`BULK_MODELS` maps the CLI names to factories of such estimators.
+
+- :class:`PooledModel`: pool each bag (mean / max / median) and fit any feature-level head
+  (``ridge``, ``mlp``, ``mean`` — the slide-mean baselines).
+- :class:`TorchBagRegressor`: the shared fit/predict of the torch bag models (target and
+  feature standardisation, a patient-grouped inner split for early stopping, padded
+  mini-batches with a tile mask, :func:`histoexpr.training.fit_loop`). Subclasses give the
+  network (:meth:`~TorchBagRegressor._build`) and, when they need to, the per-bag inputs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from ..errors import InputError
+from ..features.aggregate import POOLINGS, pool
+from ..features.bags import Bag, as_bags
+from ..registry import Registry
+from ..training import (
+    CPUPickleMixin,
+    fit_loop,
+    inner_split,
+    resolve_device,
+    seed_everything,
+    standardise,
+    target_scaling,
+)
+
+__all__ = ["BULK_MODELS", "PooledModel", "TorchBagRegressor", "check_targets", "pooled"]
+
+#: bulk expression models by CLI name; each entry builds an estimator over bags
+BULK_MODELS: Registry = Registry("bulk expression model")
+
+
+def check_targets(y: Any, n: int) -> np.ndarray:
+    """``y`` as finite float64 ``(n, genes)``; raises :class:`InputError` otherwise."""
+    a = np.asarray(y, np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or len(a) != n:
+        raise InputError(f"y must be (n_bags, n_genes) with n_bags = {n}, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError("y contains NaN or infinity")
+    return a
+
+
+def pooled(bags: list[Bag], how: str) -> np.ndarray:
+    """``(n_bags, D)`` matrix of pooled bag features."""
+    return np.stack([pool(b.features, how) for b in bags])
+
+
+class PooledModel(RegressorMixin, BaseEstimator):
+    """Pool every bag to one vector, then fit ``head`` on the pooled matrix.
+
+    Parameters
+    ----------
+    head
+        A scikit-learn regressor on ``(n_slides, D)`` features (cloned on fit).
+    pooling
+        ``"mean"`` (hist2RNA's aggregation), ``"max"`` or ``"median"``.
+
+    Examples
+    --------
+    >>> from histoexpr.models.probe import RidgeProbe
+    >>> rng = np.random.default_rng(0)
+    >>> bags = [rng.normal(size=(int(rng.integers(5, 9)), 4)) + i % 3 for i in range(30)]
+    >>> y = np.array([[i % 3] for i in range(30)], float)
+    >>> m = PooledModel(RidgeProbe()).fit(bags, y)
+    >>> float(np.corrcoef(m.predict(bags)[:, 0], y[:, 0])[0, 1]) > 0.9
+    True
+    """
+
+    input_kind = "bags"
+
+    def __init__(self, head: Any = None, *, pooling: str = "mean") -> None:
+        self.head = head
+        self.pooling = pooling
+
+    def fit(self, X, y, groups=None):
+        if self.pooling not in POOLINGS:
+            raise InputError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
+        bags = as_bags(X)
+        y = check_targets(y, len(bags))
+        if self.head is None:
+            raise InputError("PooledModel needs a head estimator")
+        self.head_ = clone(self.head)
+        Z = pooled(bags, self.pooling)
+        if groups is not None and "groups" in inspect.signature(self.head_.fit).parameters:
+            self.head_.fit(Z, y, groups=groups)
+        else:
+            self.head_.fit(Z, y)
+        self.n_features_in_, self.n_outputs_ = Z.shape[1], y.shape[1]
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "head_")
+        Z = pooled(as_bags(X), self.pooling)
+        if Z.shape[1] != self.n_features_in_:
+            raise InputError(f"bags have {Z.shape[1]} features; the model was fitted on "
+                             f"{self.n_features_in_} (another encoder?)")
+        return np.asarray(self.head_.predict(Z), np.float32).reshape(len(Z), -1)
+
+
+class _BagRows:
+    """Dataset of (instances, target) rows; bags longer than ``cap`` are subsampled per draw."""
+
+    def __init__(self, inputs: list[np.ndarray], y: np.ndarray | None, cap: int | None) -> None:
+        self.inputs, self.y, self.cap = inputs, y, cap
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        x = torch.from_numpy(self.inputs[i])
+        if self.cap is not None and len(x) > self.cap:
+            x = x[torch.randperm(len(x))[: self.cap]]
+        return x, (None if self.y is None else torch.from_numpy(self.y[i]))
+
+
+def _collate(rows):
+    import torch
+
+    n = max(len(x) for x, _ in rows)
+    d = rows[0][0].shape[1]
+    x = torch.zeros(len(rows), n, d)
+    mask = torch.zeros(len(rows), n, dtype=torch.bool)
+    for i, (xi, _) in enumerate(rows):
+        x[i, : len(xi)] = xi
+        mask[i, : len(xi)] = True
+    if rows[0][1] is None:
+        return x, mask
+    return x, mask, torch.stack([t for _, t in rows])
+
+
+class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
+    """Shared fit/predict of the torch bag models (see the module docstring).
+
+    Subclasses declare their parameters in ``__init__`` (scikit-learn reads them from the
+    signature) and must have at least ``lr``, ``weight_decay``, ``batch_size``,
+    ``max_epochs``, ``patience``, ``val_fraction``, ``max_tiles``, ``random_state`` and
+    ``device``. They implement :meth:`_build` and may override :meth:`_inputs` (what each
+    bag becomes before feature scaling) and :meth:`_loss`.
+
+    Fitted attributes: ``network_`` (on CPU), ``x_mean_``/``x_scale_`` (instance feature
+    standardisation), ``y_mean_``/``y_scale_``, ``history_``, ``n_epochs_``,
+    ``best_epoch_``, ``n_features_in_``, ``n_outputs_``.
+    """
+
+    input_kind = "bags"
+
+    # -- hooks ----------------------------------------------------------------------------
+    def _build(self, n_in: int, n_out: int):  # pragma: no cover - abstract
+        """The network: ``forward(x (B, N, D), mask (B, N) bool) -> (B, n_out)``."""
+        raise NotImplementedError
+
+    def _inputs(self, bags: list[Bag]) -> list[np.ndarray]:
+        """Per-bag instance matrices the network reads (default: the tile features)."""
+        return [b.features for b in bags]
+
+    def _loss(self, net, batch):
+        import torch.nn.functional as F
+
+        x, mask, y = batch
+        return F.mse_loss(net(x, mask), y)
+
+    def _val_loss(self, net, batch):
+        return TorchBagRegressor._loss(self, net, batch)
+
+    # -- estimator API --------------------------------------------------------------------
+    def _scaled(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [((x - self.x_mean_) / self.x_scale_).astype(np.float32) for x in inputs]
+
+    def fit(self, X, y, groups=None):
+        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        bags = as_bags(X)
+        y2 = check_targets(y, len(bags))
+        if len(bags) < 4:
+            raise InputError(f"{type(self).__name__} needs at least 4 training bags, got "
+                             f"{len(bags)}")
+        seed_everything(self.random_state)
+        inputs = self._inputs(bags)
+        allx = np.concatenate(inputs).astype(np.float64)
+        self.x_mean_ = allx.mean(axis=0).astype(np.float32)
+        sd = allx.std(axis=0)
+        self.x_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+        self.n_features_in_, self.n_outputs_ = bags[0].dim, y2.shape[1]
+        self.y_mean_, self.y_scale_ = target_scaling(y2)
+        ys = standardise(y2, self.y_mean_, self.y_scale_)
+        tr, va = inner_split(len(bags), self.val_fraction, self.random_state, groups)
+        xs = self._scaled(inputs)
+        device = resolve_device(self.device)
+        seed_everything(self.random_state)
+        net = self._build(xs[0].shape[1], y2.shape[1]).to(device)
+        bs = int(self.batch_size)
+        cap = None if self.max_tiles is None else int(self.max_tiles)
+        train = DataLoader(_BagRows([xs[i] for i in tr], ys[tr], cap), batch_size=bs,
+                           shuffle=True, collate_fn=_collate)
+        val = DataLoader(_BagRows([xs[i] for i in va], ys[va], None), batch_size=bs,
+                         collate_fn=_collate)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self.history_ = fit_loop(net, train, val, optimizer=opt, loss_fn=self._loss,
+                                 val_loss_fn=self._val_loss, max_epochs=self.max_epochs,
+                                 patience=self.patience, device=device)
+        self.n_epochs_ = len(self.history_)
+        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
+        self.network_ = net.cpu().eval()
+        return self
+
+    def _check_bags(self, X) -> list[Bag]:
+        check_is_fitted(self, "network_")
+        bags = as_bags(X)
+        if bags[0].dim != self.n_features_in_:
+            raise InputError(f"bags have {bags[0].dim} features; the model was fitted on "
+                             f"{self.n_features_in_} (another encoder?)")
+        return bags
+
+    def _forward_all(self, X, fn) -> list[Any]:
+        """Run ``fn(net, x, mask)`` over padded batches of ``X``; returns per-batch outputs."""
+        import torch
+
+        bags = self._check_bags(X)
+        xs = self._scaled(self._inputs(bags))
+        device = resolve_device(self.device)
+        net = self.network_.to(device).eval()
+        out = []
+        bs = max(int(self.batch_size), 16)
+        with torch.inference_mode():
+            for i in range(0, len(xs), bs):
+                x, mask = _collate([(torch.from_numpy(a), None) for a in xs[i:i + bs]])
+                out.append(fn(net, x.to(device), mask.to(device)))
+        self.network_ = net.cpu()
+        return out
+
+    def predict(self, X):
+        """Predicted expression ``(n_bags, n_genes)`` float32, in the units of ``y``."""
+        parts = self._forward_all(X, lambda net, x, m: net(x, m).float().cpu().numpy())
+        pred = np.concatenate(parts)
+        return (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
+
+
+def _pooled_factory(head_name: str, pooling: str = "mean"):
+    def make(**params: Any) -> PooledModel:
+        from .probe import MODELS
+
+        return PooledModel(MODELS.create(head_name, **params), pooling=pooling)
+
+    make.__name__ = f"pooled_{head_name}"
+    make.__doc__ = f"``{head_name}`` on slide-{pooling} tile features."
+    return make
+
+
+BULK_MODELS.register("ridge", _pooled_factory("ridge"), priority=10)
+BULK_MODELS.register("mlp", _pooled_factory("mlp"), priority=9)
+BULK_MODELS.register("mean", _pooled_factory("mean"), priority=8)
