@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["BASELINES", "STConfig", "parse_genes"]
+__all__ = ["BASELINES", "BULK_BASELINES", "PROTOCOLS", "BulkConfig", "STConfig", "parse_genes"]
 
 #: the baselines every spatial evaluation reports beside the model
 BASELINES = ("mean", "colour", "random")
@@ -54,6 +54,30 @@ def parse_genes(spec: str) -> tuple[str, int, list[str] | None]:
         raise InputError(f"--genes {s!r}: use topN (e.g. top250), hvgN (e.g. hvg50), a file "
                          "with one gene per line, or a comma-separated list")
     return "list", len(names), names
+
+
+def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any],
+             tuple_keys: tuple[str, ...]) -> Any:
+    """Merge defaults < JSON ``file`` < ``overrides`` into ``cls`` and validate it."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            values.update(json.loads(Path(file).read_text()))
+        except (OSError, ValueError) as e:
+            raise InputError(f"{file}: not a JSON config ({e})") from e
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
+                         f"{', '.join(sorted(names))}")
+    for k in tuple_keys:
+        if k in values:
+            v = values[k]
+            values[k] = tuple(str(x) for x in ([v] if isinstance(v, str) else v))
+    cfg = cls(**values)
+    cfg.validate()
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -95,25 +119,7 @@ class STConfig:
     @classmethod
     def resolve(cls, file: str | Path | None = None, **overrides: Any) -> STConfig:
         """Defaults < ``file`` (JSON) < ``overrides`` (``None`` values are ignored)."""
-        values: dict[str, Any] = {}
-        if file is not None:
-            try:
-                values.update(json.loads(Path(file).read_text()))
-            except (OSError, ValueError) as e:
-                raise InputError(f"{file}: not a JSON config ({e})") from e
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
-                             f"{', '.join(sorted(names))}")
-        for k in ("data", "holdout", "baselines"):
-            if k in values:
-                v = values[k]
-                values[k] = tuple(str(x) for x in ([v] if isinstance(v, str) else v))
-        cfg = cls(**values)
-        cfg.validate()
-        return cfg
+        return _resolve(cls, file, overrides, ("data", "holdout", "baselines"))
 
     def validate(self) -> None:
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
@@ -157,3 +163,126 @@ class STConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> STConfig:
         return cls.resolve(**dict(d))
+
+
+#: the baselines every bulk evaluation reports beside the model
+BULK_BASELINES = ("mean", "colour", "random")
+#: bulk evaluation protocols: k-fold CV by patient plus a held-out set, or train/val/test
+PROTOCOLS = ("kfold", "split")
+
+
+@dataclass(frozen=True)
+class BulkConfig:
+    """Everything a bulk run depends on (saved as ``config.json`` in the run folder).
+
+    ``protocol="kfold"``: ``holdout`` (a fraction) of the patients is set aside first, the
+    rest is split into ``k`` patient-disjoint folds; every slide outside the hold-out gets
+    an out-of-fold prediction, and the model refitted on all of them predicts the hold-out.
+    ``protocol="split"``: patients are split ``split_fractions`` (60/20/20) into train,
+    validation and test; the model fitted on train is scored on validation and test.
+
+    Examples
+    --------
+    >>> cfg = BulkConfig.resolve(features="feats", expression="expr.csv", model="hist2rna")
+    >>> cfg.panel, cfg.protocol, cfg.k, cfg.holdout
+    ('hist2rna138', 'kfold', 5, 0.2)
+    """
+
+    features: str = ""
+    expression: str = ""
+    expression_format: str | None = None
+    expression_value: str | None = None
+    panel: str = "hist2rna138"
+    transform: str = "log1p"
+    model: str = "ridge"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    join_rule: str = "first_dx"
+    sample_types: tuple[str, ...] = ("01",)
+    manifest: str | None = None
+    select: str = "all"
+    n_tiles: int | None = None
+    heatmaps: str | None = None
+    slides_dir: str | None = None
+    protocol: str = "kfold"
+    k: int = 5
+    holdout: float = 0.2
+    split_fractions: tuple[str, ...] = ("0.6", "0.2", "0.2")
+    baselines: tuple[str, ...] = BULK_BASELINES
+    refit: bool = True
+    seed: int = 0
+    device: str | None = None
+
+    @classmethod
+    def resolve(cls, file: str | Path | None = None, **overrides: Any) -> BulkConfig:
+        """Defaults < ``file`` (JSON) < ``overrides`` (``None`` values are ignored)."""
+        return _resolve(cls, file, overrides, ("sample_types", "split_fractions", "baselines"))
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        return tuple(float(x) for x in self.split_fractions)  # type: ignore[return-value]
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
+        from .features.bags import SELECTIONS
+        from .models.bags import BULK_MODELS
+
+        _import_bulk_models()
+        if not self.features or not self.expression:
+            raise InputError("a bulk run needs --features DIR and --expression FILE")
+        if self.model not in BULK_MODELS:
+            raise InputError(f"unknown model {self.model!r}; choose one of: "
+                             f"{', '.join(BULK_MODELS.list())}")
+        if self.transform not in _LOGS:
+            raise InputError(f"transform must be one of {', '.join(_LOGS)}, "
+                             f"not {self.transform!r}")
+        if self.protocol not in PROTOCOLS:
+            raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, "
+                             f"not {self.protocol!r}")
+        if self.select not in SELECTIONS:
+            raise InputError(f"select must be one of {', '.join(SELECTIONS)}, "
+                             f"not {self.select!r}")
+        if self.select != "all" and not (self.n_tiles and self.n_tiles >= 1):
+            raise InputError(f"select={self.select!r} needs n_tiles >= 1 (--n-tiles)")
+        if self.select == "top" and not self.heatmaps:
+            raise InputError("select='top' needs a folder of tumour heatmaps (--heatmaps)")
+        bad = sorted(set(self.baselines) - set(BULK_BASELINES))
+        if bad:
+            raise InputError(f"unknown baseline(s) {', '.join(bad)}; choose from "
+                             f"{', '.join(BULK_BASELINES)}")
+        if self.join_rule not in ("first_dx", "all"):
+            raise InputError(f"join_rule must be 'first_dx' or 'all', not {self.join_rule!r}")
+        if self.k < 2:
+            raise InputError(f"k must be at least 2, got {self.k}")
+        if not 0 <= self.holdout < 1:
+            raise InputError(f"holdout must be a fraction in [0, 1), got {self.holdout}")
+        try:
+            fr = self.fractions
+        except ValueError:
+            raise InputError(f"split_fractions must be numbers, got {self.split_fractions}") \
+                from None
+        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
+            raise InputError(f"split_fractions must be three positive fractions summing to 1 "
+                             f"(train, validation, test), got {self.split_fractions}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_params"] = dict(self.model_params)
+        for k in ("sample_types", "split_fractions", "baselines"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BulkConfig:
+        return cls.resolve(**dict(d))
+
+
+def _import_bulk_models() -> None:
+    """Import every module that registers a bulk model (they register on import)."""
+    import importlib
+
+    for name in ("hist2rna", "gastric", "he2rna", "abmil", "gastric_finetune"):
+        try:
+            importlib.import_module(f"histoexpr.models.{name}")
+        except ModuleNotFoundError as e:  # a module not written yet must not hide the rest
+            if e.name != f"histoexpr.models.{name}":
+                raise

@@ -20,6 +20,7 @@ COMMANDS = {
     "tile": "tile",
     "embed": "embed",
     "st": "st",
+    "bulk": "bulk",
     "demo": "demo",
 }
 

@@ -59,6 +59,9 @@ def _json_default(o: Any) -> Any:
 class RunFolder:
     """Paths and bookkeeping of one run folder (see the module docstring)."""
 
+    #: the command family whose ``fit`` writes this kind of folder (used in messages)
+    command = "st"
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
@@ -80,12 +83,13 @@ class RunFolder:
 
     def read_json(self, path: Path) -> Any:
         if not path.is_file():
-            raise InputError(f"{self.path}: no {path.name}; is this a finished `histoexpr st "
-                             "fit` run folder?")
+            raise InputError(f"{self.path}: no {path.name}; is this a finished `histoexpr "
+                             f"{self.command} fit` run folder?")
         try:
             return json.loads(path.read_text())
         except ValueError as e:
-            raise InputError(f"{path}: damaged JSON ({e}); rerun `histoexpr st fit`") from e
+            raise InputError(f"{path}: damaged JSON ({e}); rerun `histoexpr {self.command} "
+                             "fit`") from e
 
     # -- life cycle
     def start(self, config: dict[str, Any], *, overwrite: bool = False) -> bool:

@@ -1,0 +1,20 @@
+"""The bulk-expression workflow: slides (as tile-feature bags) joined to one expression
+profile per patient, models cross-validated by patient beside baselines, scored across genes
+and across patients, and a final model that predicts new slides.
+
+- :func:`load_bulk_data` — read and join a cohort (:mod:`.data`);
+- :func:`fit_run` — ``histoexpr bulk fit`` (:mod:`.fit`);
+- :func:`evaluate_run` — ``histoexpr bulk evaluate`` (:mod:`.evaluate`);
+- :func:`predict_bulk` — ``histoexpr bulk predict`` (:mod:`.predict`).
+"""
+
+from __future__ import annotations
+
+from .data import BulkData, load_bulk_data
+from .evaluate import evaluate_run
+from .fit import fit_run
+from .predict import predict_bulk
+from .runfolder import BulkRunFolder
+
+__all__ = ["BulkData", "BulkRunFolder", "evaluate_run", "fit_run", "load_bulk_data",
+           "predict_bulk"]

@@ -1,0 +1,132 @@
+"""Read a bulk cohort: tile-feature bags per slide joined to one expression row per patient.
+
+:func:`load_bulk_data` does, in order (each step reports what it left out):
+
+1. list the feature files (``<slide>.h5``) of the feature folder;
+2. read the expression table (any format :func:`~histoexpr.expression.read_expression`
+   sniffs), check it is numeric, and log-transform it (``transform``);
+3. keep the genes of the panel (missing ones are listed; none left is an error);
+4. join slides to expression rows by TCGA barcode or a manifest (one slide per patient by
+   the stated rule; orphans on both sides reported, not fatal);
+5. read the bags of the joined slides (tile choice: all / top-N by heatmap / random N),
+   skipping unreadable files with a logged reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import BulkConfig
+from ..errors import InputError
+
+__all__ = ["BulkData", "load_bulk_data", "read_targets"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BulkData:
+    """A joined cohort: ``bags[i]`` is slide ``slides[i]`` of patient ``patients[i]`` with
+    measured (transformed) expression ``y.iloc[i]``."""
+
+    bags: list[Any]
+    y: pd.DataFrame  # slides x genes, transformed
+    patients: np.ndarray
+    encoder: str | None
+    missing_genes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    join: Any = None
+
+    @property
+    def slides(self) -> list[str]:
+        return list(self.y.index)
+
+    @property
+    def genes(self) -> list[str]:
+        return list(self.y.columns)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready description for ``data.json``."""
+        return {
+            "n_slides": len(self.bags), "n_patients": len(set(self.patients)),
+            "n_genes": self.y.shape[1], "genes": self.genes,
+            "missing_panel_genes": self.missing_genes, "encoder": self.encoder,
+            "tiles_per_slide": {b.slide: len(b) for b in self.bags},
+            "skipped_slides": self.skipped,
+            "join": None if self.join is None else self.join.to_dict(),
+        }
+
+
+def _panel(spec: str, expr: pd.DataFrame) -> Any:
+    """A built-in panel name or file as is; ``"all"`` every gene of the table; ``"A,B,C"``
+    a list."""
+    from pathlib import Path
+
+    if spec == "all":
+        return list(expr.columns)
+    if "," in spec and not Path(spec).exists():
+        return [g.strip() for g in spec.split(",") if g.strip()]
+    return spec
+
+
+def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, list[str]]:
+    """The expression table restricted to the panel and transformed; plus the missing genes.
+
+    Raises
+    ------
+    InputError
+        Non-numeric, missing or negative values (the readers check the whole table), no
+        panel gene present.
+    """
+    from ..expression.bulk import log_transform
+    from ..expression.panels import panel_genes
+    from ..expression.sniff import read_expression
+
+    kw = {} if cfg.expression_value is None else {"value": cfg.expression_value}
+    expr = read_expression(cfg.expression, format=cfg.expression_format, **kw)
+    present, missing = panel_genes(expr, _panel(cfg.panel, expr))
+    if missing:
+        logger.warning("%d of %d panel genes are not in %s: %s", len(missing),
+                       len(present) + len(missing), cfg.expression, ", ".join(missing[:20]))
+    sub = expr[present]
+    values = sub.to_numpy(dtype=np.float64)  # the readers refused non-numeric values
+    sub = pd.DataFrame(values, index=sub.index.astype(str), columns=present)
+    return log_transform(sub, log=cfg.transform), missing
+
+
+def load_bulk_data(cfg: BulkConfig) -> BulkData:
+    """Join bags and expression as the module docstring describes.
+
+    Raises
+    ------
+    InputError
+        No feature files; no slide matches an expression row; fewer than 3 slides left.
+    """
+    from ..cohort import join_slides
+    from ..features.bags import feature_files, load_bags
+
+    files = feature_files(cfg.features)
+    y_all, missing = read_targets(cfg)
+    join = join_slides(list(files), list(y_all.index), rule=cfg.join_rule,
+                       sample_types=cfg.sample_types or None, manifest=cfg.manifest)
+    logger.info("%s", join.report())
+    pairs = join.pairs
+    bagset = load_bags(cfg.features, list(pairs["slide"]), select=cfg.select, n=cfg.n_tiles,
+                       heatmaps=cfg.heatmaps, seed=cfg.seed)
+    kept = pairs[pairs["slide"].isin([b.slide for b in bagset.bags])]
+    if len(kept) < 3:
+        raise InputError(f"only {len(kept)} slide(s) joined to expression with readable "
+                         "features; a bulk run needs at least 3 (see the join report above)")
+    by_slide = bagset.by_slide()
+    y = y_all.loc[kept["expression_id"].astype(str)].copy()
+    y.index = pd.Index(kept["slide"].astype(str), name="slide")
+    return BulkData(
+        bags=[by_slide[s] for s in kept["slide"]], y=y,
+        patients=kept["patient"].astype(str).to_numpy(), encoder=bagset.encoder,
+        missing_genes=missing, skipped=bagset.skipped, join=join,
+    )

@@ -1,0 +1,199 @@
+"""``histoexpr bulk fit``: cross-validate a bulk model beside its baselines, resumably.
+
+Each fit of the protocol (:mod:`.protocol`) and each entry (the model, then the baselines)
+writes ``folds/<unit>/<entry>.npz`` (predicted rows) and ``<entry>.json`` (cost: wall, CPU
+and GPU time, energy estimate; epochs) as soon as it finishes, so rerunning the same command
+skips what is done. The final unit's main model is saved in ``final/``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import BulkConfig
+from .runfolder import BulkRunFolder
+
+__all__ = ["Entry", "bulk_entries", "fit_run"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A model fitted on one feature source: the main model or a baseline."""
+
+    key: str  # file stem in folds/<unit>/
+    model: str  # BULK_MODELS name
+    features: str  # "main", "colour" or "random"
+    role: str  # "model" or "baseline"
+
+
+def _input_kind(model: str) -> str:
+    from ..models.bags import BULK_MODELS
+
+    factory = BULK_MODELS.get(model)
+    return getattr(factory, "input_kind", None) or getattr(
+        BULK_MODELS.create(model), "input_kind", "bags")
+
+
+def bulk_entries(cfg: BulkConfig) -> list[Entry]:
+    """The main model then its baselines. Baselines on colour / random-init features use the
+    same model when it reads feature bags, and ridge when the model reads image patches."""
+    out = [Entry(cfg.model, cfg.model, "main", "model")]
+    head = cfg.model if _input_kind(cfg.model) == "bags" else "ridge"
+    for b in cfg.baselines:
+        if b == "mean":
+            if cfg.model != "mean":
+                out.append(Entry("mean", "mean", "main", "baseline"))
+        else:
+            out.append(Entry(f"{head}@{b}", head, b, "baseline"))
+    return out
+
+
+def build_model(name: str, params: dict[str, Any], *, seed: int, device: str | None) -> Any:
+    """A registry model with ``params``; every ``random_state`` / ``device`` set."""
+    from ..models.bags import BULK_MODELS
+
+    est = BULK_MODELS.create(name, **params)
+    names = est.get_params(deep=True)
+    upd = {k: seed for k in names if k.endswith("random_state")}
+    if device is not None:
+        upd.update({k: device for k in names if k.endswith("device")})
+    return est.set_params(**upd) if upd else est
+
+
+def _fit(est: Any, X: list, y: np.ndarray, groups: np.ndarray) -> Any:
+    if "groups" in inspect.signature(est.fit).parameters:
+        return est.fit(X, y, groups=groups)
+    return est.fit(X, y)
+
+
+def _inputs(est: Any, bags: list, cfg: BulkConfig) -> list:
+    if getattr(est, "input_kind", "bags") == "patch_bags":
+        from ..features.bag_patches import read_bag_patches
+
+        return [read_bag_patches(b, slides_dir=cfg.slides_dir) for b in bags]
+    return bags
+
+
+def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
+            evaluate: bool = True) -> BulkRunFolder:
+    """Run (or resume) a bulk run into ``out``; returns its :class:`BulkRunFolder`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from histoexpr.datasets.synthetic_bulk import synthetic_bulk
+    >>> d = tempfile.mkdtemp()
+    >>> syn = synthetic_bulk(d, n_slides=30, n_genes=6, n_signal=2)
+    >>> cfg = BulkConfig.resolve(features=str(syn.features_dir),
+    ...                          expression=str(syn.expression_path), panel="all", k=3,
+    ...                          baselines=["mean"])
+    >>> run = fit_run(cfg, d + "/run")
+    >>> sorted(pd.read_csv(run.summary)["model"].unique())
+    ['mean', 'ridge']
+    """
+    from ..cost import CostMeter
+    from ..st.runfolder import sha256_files, write_json
+    from .baselines import baseline_bags
+    from .data import load_bulk_data
+    from .protocol import make_units
+
+    rf = BulkRunFolder(out)
+    resuming = rf.start(cfg.to_dict(), overwrite=overwrite)
+    if resuming:
+        logger.info("resuming the run in %s", rf.path)
+    t0 = time.perf_counter()
+    data = load_bulk_data(cfg)
+    record = data.record()
+    record["checksums"] = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
+    write_json(rf.data_json, record)
+    units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
+                                  holdout=cfg.holdout, fractions=cfg.fractions, seed=cfg.seed,
+                                  refit=cfg.refit)
+    split_rec["units"] = [u.to_dict(data.patients) for u in units]
+    write_json(rf.splits, split_rec)
+    pd.DataFrame({"slide": data.slides, "patient": data.patients,
+                  "n_tiles": [len(b) for b in data.bags]}).to_csv(rf.slides_csv, index=False)
+    data.y.to_csv(rf.measured_csv)
+    rf.stage("data", time.perf_counter() - t0, n_slides=len(data.bags))
+
+    entries = bulk_entries(cfg)
+    feature_sets: dict[str, list | None] = {"main": data.bags}
+    for source in {e.features for e in entries} - {"main"}:
+        t1 = time.perf_counter()
+        feature_sets[source] = baseline_bags(data, source, cfg, rf.features)
+        rf.stage(f"features:{source}", time.perf_counter() - t1,
+                 available=feature_sets[source] is not None)
+    write_json(rf.entries_json, [e.__dict__ | {
+        "available": feature_sets[e.features] is not None} for e in entries])
+    y = data.y.to_numpy(np.float64)
+    params = dict(cfg.model_params)
+    for unit in units:
+        folder = rf.fold(unit.name)
+        for e in entries:
+            bags = feature_sets[e.features]
+            if bags is None:
+                continue
+            npz, meta = folder / f"{e.key}.npz", folder / f"{e.key}.json"
+            keep_model = unit.final and e.role == "model"
+            if npz.is_file() and meta.is_file() and (not keep_model or rf.final_model.is_file()):
+                continue
+            est = build_model(e.model, params if e.role == "model" else {}, seed=cfg.seed,
+                              device=cfg.device)
+            logger.info("fit %s on %s features, unit %s (%d train slides)", e.model,
+                        e.features, unit.name, len(unit.train))
+            with CostMeter(device=cfg.device) as meter:
+                X = _inputs(est, [bags[i] for i in unit.train], cfg)
+                _fit(est, X, y[unit.train], data.patients[unit.train])
+                pred = np.zeros((0, y.shape[1]), np.float32)
+                if len(unit.rows):
+                    pred = np.asarray(est.predict(_inputs(est, [bags[i] for i in unit.rows],
+                                                          cfg)), np.float32)
+            folder.mkdir(parents=True, exist_ok=True)
+            info = {"unit": unit.name, "entry": e.__dict__, "n_train": len(unit.train),
+                    "n_predicted": len(unit.rows), "cost": meter.record(),
+                    "n_epochs": getattr(est, "n_epochs_", None),
+                    "best_epoch": getattr(est, "best_epoch_", None)}
+            if keep_model:
+                _save_final(rf, est, cfg, data, e)
+            tmp = folder / f".{e.key}.tmp.npz"
+            np.savez(tmp, rows=unit.rows, roles=unit.roles.astype(str), pred=pred,
+                     slides=np.asarray(data.slides)[unit.rows].astype(str))
+            tmp.replace(npz)
+            write_json(meta, info)
+    rf.stage("fit", time.perf_counter() - t0)
+    write_json(rf.cost_json, rf.cost_summary())
+    if evaluate:
+        from .evaluate import evaluate_run
+
+        evaluate_run(rf.path)
+    rf.finish()
+    return rf
+
+
+def _save_final(rf: BulkRunFolder, est: Any, cfg: BulkConfig, data: Any, e: Entry) -> None:
+    import joblib
+
+    from ..st.runfolder import write_json
+
+    rf.final.mkdir(parents=True, exist_ok=True)
+    tmp = rf.final / ".model.joblib.tmp"
+    joblib.dump(est, tmp)
+    tmp.replace(rf.final_model)
+    write_json(rf.final / "model.json", {
+        "model": e.model, "encoder": data.encoder, "genes": data.genes,
+        "n_features": int(data.bags[0].dim), "transform": cfg.transform,
+        "select": cfg.select, "n_tiles": cfg.n_tiles, "panel": cfg.panel,
+        "input_kind": getattr(est, "input_kind", "bags"), "n_train_slides": len(data.bags),
+        "params": json.loads(json.dumps(dict(cfg.model_params), default=str)),
+    })

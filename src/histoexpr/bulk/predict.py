@@ -1,0 +1,85 @@
+"""``histoexpr bulk predict``: expression of new slides from a run's final model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .runfolder import BulkRunFolder
+
+__all__ = ["predict_bulk"]
+
+logger = logging.getLogger(__name__)
+
+
+def predict_bulk(
+    run: str | Path,
+    features: str | Path,
+    *,
+    out: str | Path | None = None,
+    slides: list[str] | None = None,
+    heatmaps: str | Path | None = None,
+    slides_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Predict every slide of a feature folder with the final model of ``run``.
+
+    The bags are read with the run's tile choice (``select``, ``n_tiles``; a ``top`` run
+    needs ``heatmaps`` for the new slides) and must come from the encoder the model was
+    trained on. Returns slides x genes in the run's units (``transform``, e.g. log1p) with a
+    ``patient`` column (TCGA patient barcode when the name has one), and writes it as CSV to
+    ``out`` (default ``RUN/predict/predictions.csv``) beside ``predictions.json``.
+
+    Raises
+    ------
+    InputError
+        The run has no final model; features from another encoder or of another size.
+    """
+    import joblib
+
+    from ..barcodes import try_parse_barcode
+    from ..config import BulkConfig
+    from ..features.bags import load_bags
+    from ..st.runfolder import write_json
+
+    rf = BulkRunFolder(run)
+    if not rf.final_model.is_file():
+        raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
+                         "bulk fit` without --no-refit")
+    info = rf.read_json(rf.final / "model.json")
+    cfg = BulkConfig.from_dict(rf.read_json(rf.config))
+    bagset = load_bags(features, slides, select=info["select"], n=info["n_tiles"],
+                       heatmaps=heatmaps or cfg.heatmaps, seed=cfg.seed if seed is None else seed,
+                       encoder=info["encoder"])
+    dims = {b.dim for b in bagset.bags}
+    if dims != {info["n_features"]}:
+        raise InputError(f"{features}: features of size {sorted(dims)}, the model expects "
+                         f"{info['n_features']}; embed with encoder {info['encoder']!r}")
+    model = joblib.load(rf.final_model)
+    bags = bagset.bags
+    X = bags
+    if info.get("input_kind") == "patch_bags":
+        from ..features.bag_patches import read_bag_patches
+
+        X = [read_bag_patches(b, slides_dir=slides_dir or cfg.slides_dir) for b in bags]
+    pred = np.asarray(model.predict(X), np.float32)
+    names = [b.slide for b in bags]
+    df = pd.DataFrame(pred, index=pd.Index(names, name="slide"), columns=info["genes"])
+    patients = []
+    for s in names:
+        bc = try_parse_barcode(s)
+        patients.append(bc.patient if bc is not None else "")
+    df.insert(0, "patient", patients)
+    path = Path(out) if out is not None else rf.path / "predict" / "predictions.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path)
+    write_json(path.with_suffix(".json"), {
+        "run": str(rf.path.resolve()), "features": str(features), "model": info["model"],
+        "encoder": info["encoder"], "units": info["transform"], "n_slides": len(df),
+        "skipped": bagset.skipped})
+    logger.info("predicted %d slides x %d genes -> %s", len(df), len(info["genes"]), path)
+    return df

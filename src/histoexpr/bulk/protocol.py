@@ -1,0 +1,112 @@
+"""Evaluation protocols of a bulk run: patient-level k-fold CV plus a held-out set, or a
+train/validation/test split. Patients never straddle a boundary.
+
+A protocol is a list of :class:`Unit` — one model fit each: the rows it trains on and the
+rows it predicts, each predicted row tagged with its *role* (``cv`` for out-of-fold,
+``holdout``, ``val``, ``test``). The unit whose model is kept for ``bulk predict`` is
+marked ``final``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Unit", "make_units", "pick_patients"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One fit: ``train`` row indices, predicted ``rows`` with their ``roles``."""
+
+    name: str
+    train: np.ndarray
+    rows: np.ndarray
+    roles: np.ndarray
+    final: bool = False
+
+    def to_dict(self, patients: np.ndarray) -> dict[str, Any]:
+        return {"name": self.name, "final": self.final, "n_train": len(self.train),
+                "predicted": {r: sorted({str(p) for p in patients[self.rows[self.roles == r]]})
+                              for r in dict.fromkeys(self.roles.tolist())}}
+
+
+def pick_patients(patients: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[list[str]]:
+    """Shuffle the unique patients with ``seed`` and cut them by ``fractions`` (in order).
+
+    Every part with a positive fraction gets at least one patient when there are enough.
+
+    Examples
+    --------
+    >>> parts = pick_patients(np.array([f"p{i}" for i in range(10)]), (0.6, 0.2, 0.2), 0)
+    >>> [len(p) for p in parts]
+    [6, 2, 2]
+    """
+    names = np.array(sorted({str(p) for p in patients}))
+    order = np.random.default_rng(seed).permutation(len(names))
+    names = names[order]
+    sizes = [round(f * len(names)) for f in fractions]
+    for i, f in enumerate(fractions):
+        if f > 0 and sizes[i] == 0 and len(names) > len(fractions):
+            sizes[i] = 1
+    sizes[0] = len(names) - sum(sizes[1:])
+    if sizes[0] < 1:
+        raise InputError(f"{len(names)} patients cannot be split {fractions}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(sorted(names[start:start + s].tolist()))
+        start += s
+    return out
+
+
+def make_units(patients: Any, *, protocol: str = "kfold", k: int = 5, holdout: float = 0.2,
+               fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
+               refit: bool = True) -> tuple[list[Unit], dict[str, Any]]:
+    """The fits of a protocol over rows labelled by ``patients``; plus a JSON record.
+
+    ``kfold``: ``holdout`` of the patients set aside, ``k`` grouped folds over the rest
+    (units ``"0".."k-1"``, role ``cv``), then unit ``"holdout"`` trained on all non-held-out
+    rows predicting the held-out ones (role ``holdout``; the final model). With
+    ``holdout=0`` and ``refit``, unit ``"final"`` trains on everything and predicts nothing.
+    ``split``: unit ``"train"`` predicts validation (``val``) and test (``test``) rows.
+
+    Examples
+    --------
+    >>> pts = np.repeat([f"p{i}" for i in range(10)], 2)
+    >>> units, rec = make_units(pts, k=4, holdout=0.2)
+    >>> [u.name for u in units], rec["holdout_patients"].__len__()
+    (['0', '1', '2', '3', 'holdout'], 2)
+    """
+    from ..cohort import grouped_splits
+
+    patients = np.asarray(patients).astype(str)
+    rows = np.arange(len(patients))
+    if protocol == "split":
+        train_p, val_p, test_p = pick_patients(patients, fractions, seed)
+        tr = rows[np.isin(patients, train_p)]
+        pred = rows[~np.isin(patients, train_p)]
+        roles = np.where(np.isin(patients[pred], val_p), "val", "test")
+        units = [Unit("train", tr, pred, roles, final=True)]
+        rec = {"protocol": "split", "fractions": list(fractions), "train_patients": train_p,
+               "val_patients": val_p, "test_patients": test_p}
+        return units, rec
+    if protocol != "kfold":
+        raise InputError(f"unknown protocol {protocol!r}; choose kfold or split")
+    held: list[str] = []
+    if holdout > 0:
+        held = pick_patients(patients, (1 - holdout, holdout), seed)[1]
+    split = grouped_splits(patients, patients, by="patient", k=k, holdout=held)
+    units = [Unit(str(i), tr, te, np.full(len(te), "cv")) for i, (tr, te) in enumerate(split.folds)]
+    cv_rows = np.setdiff1d(rows, split.holdout)
+    if len(split.holdout):
+        units.append(Unit("holdout", cv_rows, split.holdout,
+                          np.full(len(split.holdout), "holdout"), final=refit))
+    elif refit:
+        units.append(Unit("final", rows, np.zeros(0, int), np.zeros(0, str), final=True))
+    rec = {"protocol": "kfold", "k": len(split.folds), "holdout_fraction": holdout,
+           "holdout_patients": held, "fold_test_patients": split.fold_groups}
+    return units, rec
