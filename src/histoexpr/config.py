@@ -224,9 +224,8 @@ class BulkConfig:
     def validate(self) -> None:
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
         from .features.bags import SELECTIONS
-        from .models.bags import BULK_MODELS
+        from .models import BULK_MODELS
 
-        _import_bulk_models()
         if not self.features or not self.expression:
             raise InputError("a bulk run needs --features DIR and --expression FILE")
         if self.model not in BULK_MODELS:
@@ -275,14 +274,3 @@ class BulkConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> BulkConfig:
         return cls.resolve(**dict(d))
 
-
-def _import_bulk_models() -> None:
-    """Import every module that registers a bulk model (they register on import)."""
-    import importlib
-
-    for name in ("hist2rna", "gastric", "he2rna", "abmil", "gastric_finetune"):
-        try:
-            importlib.import_module(f"histoexpr.models.{name}")
-        except ModuleNotFoundError as e:  # a module not written yet must not hide the rest
-            if e.name != f"histoexpr.models.{name}":
-                raise

@@ -97,7 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def print_bulk_summary(summary, *, title: str) -> None:
-    """One row per entry and role: the fold mean for CV, then held-out / val / test."""
+    """One row per entry and role: the fold mean for CV (the pooled out-of-fold score when
+    folds are too small to score alone), then held-out / val / test."""
     import math
 
     from rich.console import Console
@@ -106,19 +107,22 @@ def print_bulk_summary(summary, *, title: str) -> None:
     def f(v, fmt=".3f"):
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
-    keep = (summary["role"] != "cv") | (summary["fold"].astype(str) == "mean")
+    fold = summary["fold"].astype(str)
+    has_mean = set(summary.loc[fold == "mean", "entry"])
+    keep = ((summary["role"] != "cv") | (fold == "mean")
+            | ((fold == "pooled") & ~summary["entry"].isin(has_mean)))
     t = Table(title=title)
-    cols = ("model", "features", "role", "patients", "genes", "Spearman med", "Pearson mean",
-            "q<0.05", "r>0.4", "R²", "patients ρ med", "fit CPU s", "energy Wh")
+    cols = ("model", "features", "role", "fold", "patients", "genes", "Spearman med",
+            "Pearson mean", "q<0.05", "r>0.4", "R²", "patients ρ med", "fit CPU s", "energy Wh")
     for c in cols:
-        t.add_column(c, justify="left" if c in ("model", "features", "role") else "right")
+        t.add_column(c, justify="left" if c in ("model", "features", "role", "fold") else "right")
     for _, r in summary[keep].iterrows():
-        t.add_row(str(r["model"]), str(r["features"]), str(r["role"]),
+        t.add_row(str(r["model"]), str(r["features"]), str(r["role"]), str(r["fold"]),
                   f(r["n_patients"], ".0f"), f(r["n_genes"], ".0f"), f(r["spearman_median"]),
                   f(r["pearson_mean"]), f(r["n_spearman_q_lt_0.05"], ".1f"),
                   f(r["n_spearman_r_gt_0.4"], ".1f"), f(r["r2_mean"]),
                   f(r.get("patient_spearman_median")), f(r["cpu_s"], ".1f"),
-                  f(r["energy_wh"], ".3f"))
+                  f(r["energy_wh"], ".3g"))
     console = Console()
     if not console.is_terminal:
         console = Console(width=170)

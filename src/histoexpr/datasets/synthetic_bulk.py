@@ -7,8 +7,11 @@ direction ``v`` in feature space, so a model can learn to find them, and carry t
 latent state ``z`` (``n_latent`` numbers) along directions ``W``; other tiles carry neither.
 Signal genes have log expression linear in ``z``; noise genes are independent of the image.
 Because the fraction of signal tiles differs between slides, the slide *mean* sees ``z``
-diluted by a varying factor, while max pooling or attention over tiles can read it cleanly:
-the property the bulk models are compared on (seed 000's max aggregation, attention MIL).
+diluted by a varying factor, while attention over tiles can find the signal tiles and read
+``z`` from them (attention MIL). Max pooling over these dense, Gaussian features does *not*
+single the signal tiles out: they differ from the rest by about half a standard deviation per
+dimension, so background tiles hold most per-dimension maxima; seed 000's max aggregation
+pays off on sparse, non-negative (ReLU-like) features, which the model tests build apart.
 
 Written in the formats the bulk workflow reads: ``features/<slide>.h5`` (``coords``,
 ``features``, attributes as :func:`histoexpr.features.save_features` writes them) and

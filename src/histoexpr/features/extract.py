@@ -252,6 +252,8 @@ def embed_to_h5(
             "tile_spec": {"size_px": size_px, "mpp": mpp},
             "histoexpr_version": __version__,
             K.ATTR_SLIDE_PATH: str(Path(slide.path).resolve()),
+            K.ATTR_LEVEL0_MPP: float(slide.mpp),
+            "slide_dimensions": [int(v) for v in slide.dimensions],
             **(extra_attrs or {}),
         }
         save_features(out, coords, feats, attrs)

@@ -13,23 +13,49 @@ On uint8 image patches (``input_kind = "patches"``):
 - ``cnn_aux``: BrST-Net, an encoder trained end to end with an auxiliary head on an earlier
   layer predicting the remaining genes.
 
+Bulk models (:data:`BULK_MODELS`) read a list of per-slide bags of tile features
+(``input_kind = "bags"``) or of image patches (``"patch_bags"``), one expression row per slide:
+
+- ``ridge``, ``mlp``, ``mean`` on slide-mean features (:class:`PooledModel`);
+- ``hist2rna``: hist2RNA's 1D-conv head on the slide-mean features (seed 001);
+- ``gastric_baseline`` / ``gastric_mean`` / ``gastric_max`` / ``multitask``: seed 000's
+  patch-based CNN with one patch, mean or max aggregation, and per-gene heads;
+- ``gastric_simplified``: seed 000's ResNet-50 fine-tuned end to end on patches;
+- ``he2rna``: HE2RNA's supertile MLP with a top-K mean;
+- ``abmil``: gated attention multiple-instance learning.
+
 Torch is imported only when a torch model is fitted or used.
 """
 
 from __future__ import annotations
 
+from . import abmil, gastric, gastric_finetune, he2rna, hist2rna  # noqa: F401 (register)
+from .abmil import ABMIL
+from .bags import BULK_MODELS, PooledModel, TorchBagRegressor
 from .baselines import MeanPredictor
 from .cnn_aux import AuxLayer, CNNAux, find_aux_layer
+from .gastric import GastricCNN
+from .gastric_finetune import GastricFinetune
+from .he2rna import HE2RNA
+from .hist2rna import Hist2RNA
 from .mlp import MLPHead
 from .probe import ALPHAS, MODELS, RidgeProbe
 
 __all__ = [
+    "ABMIL",
     "ALPHAS",
+    "BULK_MODELS",
+    "HE2RNA",
     "MODELS",
     "AuxLayer",
     "CNNAux",
+    "GastricCNN",
+    "GastricFinetune",
+    "Hist2RNA",
     "MLPHead",
     "MeanPredictor",
+    "PooledModel",
     "RidgeProbe",
+    "TorchBagRegressor",
     "find_aux_layer",
 ]

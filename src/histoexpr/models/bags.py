@@ -190,9 +190,9 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
 
         bags = as_bags(X)
         y2 = check_targets(y, len(bags))
-        if len(bags) < 4:
-            raise InputError(f"{type(self).__name__} needs at least 4 training bags, got "
-                             f"{len(bags)}")
+        if len(bags) < 3:
+            raise InputError(f"{type(self).__name__} needs at least 3 training bags (2 to "
+                             f"train, 1 to stop early), got {len(bags)}")
         seed_everything(self.random_state)
         inputs = self._inputs(bags)
         allx = np.concatenate(inputs).astype(np.float64)
@@ -230,22 +230,32 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
                              f"{self.n_features_in_} (another encoder?)")
         return bags
 
-    def _forward_all(self, X, fn) -> list[Any]:
-        """Run ``fn(net, x, mask)`` over padded batches of ``X``; returns per-batch outputs."""
+    def _forward_inputs(self, inputs: list[np.ndarray], fn) -> list[Any]:
+        """Run ``fn(net, x, mask)`` in inference mode over padded batches of ``inputs``.
+
+        ``inputs`` are per-bag instance matrices as :meth:`_inputs` makes them (unscaled);
+        returns the per-batch outputs of ``fn``, in order. The network is back on CPU
+        afterwards, also when ``fn`` raises.
+        """
         import torch
 
-        bags = self._check_bags(X)
-        xs = self._scaled(self._inputs(bags))
+        xs = self._scaled(inputs)
         device = resolve_device(self.device)
         net = self.network_.to(device).eval()
         out = []
         bs = max(int(self.batch_size), 16)
-        with torch.inference_mode():
-            for i in range(0, len(xs), bs):
-                x, mask = _collate([(torch.from_numpy(a), None) for a in xs[i:i + bs]])
-                out.append(fn(net, x.to(device), mask.to(device)))
-        self.network_ = net.cpu()
+        try:
+            with torch.inference_mode():
+                for i in range(0, len(xs), bs):
+                    x, mask = _collate([(torch.from_numpy(a), None) for a in xs[i:i + bs]])
+                    out.append(fn(net, x.to(device), mask.to(device)))
+        finally:
+            self.network_ = net.cpu()
         return out
+
+    def _forward_all(self, X, fn) -> list[Any]:
+        """:meth:`_forward_inputs` on the :meth:`_inputs` of the checked bags ``X``."""
+        return self._forward_inputs(self._inputs(self._check_bags(X)), fn)
 
     def predict(self, X):
         """Predicted expression ``(n_bags, n_genes)`` float32, in the units of ``y``."""

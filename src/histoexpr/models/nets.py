@@ -1,0 +1,201 @@
+"""The torch networks of the bulk expression models.
+
+The estimators (:mod:`~histoexpr.models.abmil`, :mod:`~histoexpr.models.he2rna`,
+:mod:`~histoexpr.models.hist2rna`, :mod:`~histoexpr.models.gastric`,
+:mod:`~histoexpr.models.gastric_finetune`) import this module only when they build a
+network, so importing them needs no torch. A fitted estimator's pickle references these
+classes by name (``histoexpr.models.nets.ABMILNet`` ...): renaming or moving one breaks the
+pickles already written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .he2rna import topk_mean
+
+__all__ = ["ABMILNet", "FinetuneNet", "GastricNet", "HE2RNANet", "Hist2RNANet",
+           "PerGeneHeads"]
+
+
+class ABMILNet(nn.Module):
+    """Gated attention MIL network of :class:`~histoexpr.models.abmil.ABMIL`.
+
+    ``forward(x (B, N, D), mask (B, N)) -> (B, n_out)``; :meth:`attention` gives the
+    attention weights ``(B, N)`` (0 on padding).
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: int, attention_dim: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.att_v = nn.Linear(hidden, attention_dim)
+        self.att_u = nn.Linear(hidden, attention_dim)
+        self.att_w = nn.Linear(attention_dim, 1)
+        self.head = nn.Linear(hidden, n_out)
+
+    def _embed_attend(self, x, mask):
+        h = self.embed(x)  # (B, N, H)
+        logits = self.att_w(torch.tanh(self.att_v(h)) * torch.sigmoid(self.att_u(h)))
+        logits = logits.squeeze(-1).masked_fill(~mask, float("-inf"))
+        return h, torch.softmax(logits, dim=1)  # (B, N, H), (B, N)
+
+    def attention(self, x, mask):
+        """Attention weights ``(B, N)``; each bag's weights sum to 1."""
+        return self._embed_attend(x, mask)[1]
+
+    def forward(self, x, mask):
+        h, a = self._embed_attend(x, mask)
+        return self.head(torch.einsum("bn,bnh->bh", a, h))
+
+
+class HE2RNANet(nn.Module):
+    """Per-instance MLP of :class:`~histoexpr.models.he2rna.HE2RNA`, top-``K`` pooled.
+
+    :meth:`scores` maps ``(B, N, D) -> (B, N, n_out)``; ``forward(x, mask, k)`` pools them
+    with :func:`~histoexpr.models.he2rna.topk_mean` (``k=None``: the mean over ``ks``).
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], dropout: float,
+                 ks: Sequence[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
+            n_in = int(width)
+        layers.append(nn.Linear(n_in, n_out))
+        self.mlp = nn.Sequential(*layers)
+        self.ks = tuple(int(k) for k in ks)
+
+    def scores(self, x):
+        """Instance scores ``(B, N, n_out)``."""
+        return self.mlp(x)
+
+    def forward(self, x, mask, k: int | None = None):
+        s = self.mlp(x)
+        if k is not None:
+            return topk_mean(s, mask, k)
+        return sum(topk_mean(s, mask, kk) for kk in self.ks) / len(self.ks)
+
+
+class Hist2RNANet(nn.Module):
+    """Three 1-D convolutions of :class:`~histoexpr.models.hist2rna.Hist2RNA`.
+
+    ``forward(x (B, N, D), mask (B, N)) -> (B, n_out)``: the ``N`` instances (1 there: the
+    slide mean) are averaged over the mask first.
+    """
+
+    def __init__(self, n_in: int, n_out: int, layout: str) -> None:
+        super().__init__()
+        self.layout = layout
+        c1 = (nn.Conv1d(n_in, 256, kernel_size=5, padding=2) if layout == "channels"
+              else nn.Conv1d(1, 256, kernel_size=5, padding="same"))
+        self.convs = nn.Sequential(
+            c1, nn.ReLU(),
+            nn.Conv1d(256, 512, kernel_size=1), nn.ReLU(),
+            nn.Conv1d(512, 512, kernel_size=1), nn.ReLU(),
+        )
+        self.out = nn.Linear(512, n_out)
+
+    def forward(self, x, mask):
+        m = mask.unsqueeze(-1).to(x.dtype)
+        z = (x * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
+        seq = z.unsqueeze(-1) if self.layout == "channels" else z.unsqueeze(1)
+        h = self.convs(seq)  # (B, 512, 1) or (B, 512, D)
+        return self.out(torch.mean(h, dim=2))  # global average pooling
+
+
+class PerGeneHeads(nn.Module):
+    """``n_out`` separate heads ``Linear(n_in, width) → ReLU → Linear(width, 1)``.
+
+    Evaluated together (one batched product instead of a loop over genes):
+    ``forward(f (B, n_in)) -> (B, n_out)``.
+    """
+
+    def __init__(self, n_in: int, n_out: int, width: int) -> None:
+        super().__init__()
+        lin1 = [nn.Linear(n_in, width) for _ in range(n_out)]  # default init, per gene
+        lin2 = [nn.Linear(width, 1) for _ in range(n_out)]
+        with torch.no_grad():
+            self.w1 = nn.Parameter(torch.stack([m.weight.T for m in lin1]))  # (G, n, w)
+            self.b1 = nn.Parameter(torch.stack([m.bias for m in lin1]))  # (G, w)
+            self.w2 = nn.Parameter(torch.stack([m.weight[0] for m in lin2]))  # (G, w)
+            self.b2 = nn.Parameter(torch.cat([m.bias for m in lin2]))  # (G,)
+
+    def forward(self, f):
+        h = torch.relu(torch.einsum("bn,gnw->bgw", f, self.w1) + self.b1)
+        return (h * self.w2).sum(-1) + self.b2
+
+
+class GastricNet(nn.Module):
+    """1-D CNN over aggregated patch features of :class:`~histoexpr.models.gastric.GastricCNN`.
+
+    ``forward(x (B, N, D), mask (B, N)) -> (B, n_out)``: :meth:`pool`, then :meth:`head`
+    on the aggregated ``(B, D)`` vector.
+    """
+
+    def __init__(self, n_in: int, n_out: int, *, aggregate: str, channels: tuple[int, ...],
+                 kernel_size: int, hidden: int, multitask: bool, task_hidden: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.aggregate = aggregate
+        blocks: list[nn.Module] = []
+        c_in, length = 1, n_in
+        for c in channels:
+            blocks += [nn.Conv1d(c_in, c, kernel_size, padding=kernel_size // 2),
+                       nn.ReLU(), nn.MaxPool1d(2, ceil_mode=True)]
+            c_in, length = c, -(-length // 2)
+        self.convs = nn.Sequential(*blocks)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * length, hidden), nn.ReLU(),
+                                nn.Dropout(dropout))
+        self.out = (PerGeneHeads(hidden, n_out, task_hidden) if multitask
+                    else nn.Linear(hidden, n_out))
+
+    def pool(self, x, mask):
+        """Feature-wise mean or max over each bag's real instances: ``(B, D)``."""
+        if self.aggregate == "max":
+            return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def head(self, a):
+        """The CNN and output layer(s) on aggregated vectors ``(B, D) -> (B, n_out)``."""
+        return self.out(self.fc(self.convs(a.unsqueeze(1))))
+
+    def forward(self, x, mask):
+        return self.head(self.pool(x, mask))
+
+
+class FinetuneNet(nn.Module):
+    """Encoder → new fully connected layers: the network of ``GastricFinetune``.
+
+    See :class:`~histoexpr.models.gastric_finetune.GastricFinetune`;
+    ``forward(x (B, 3, S, S)) -> (B, n_out)``. In training mode the batch-norm layers of
+    the encoder whose weights are frozen stay in eval mode (running statistics kept).
+    """
+
+    def __init__(self, backbone: Any, n_in: int, hidden: tuple[int, ...], dropout: float,
+                 n_out: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
+            n_in = int(width)
+        self.head = nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and \
+                        m.weight is not None and not m.weight.requires_grad:
+                    m.eval()
+        return self
