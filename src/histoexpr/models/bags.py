@@ -162,9 +162,10 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
     input_kind = "bags"
 
     # -- hooks ----------------------------------------------------------------------------
-    def _build(self, n_in: int, n_out: int):  # pragma: no cover - abstract
-        """The network: ``forward(x (B, N, D), mask (B, N) bool) -> (B, n_out)``."""
-        raise NotImplementedError
+    def _build(self, n_in: int, n_out: int):
+        """The network: ``forward(x (B, N, D), mask (B, N) bool) -> (B, n_out)``; every
+        subclass defines it."""
+        raise TypeError(f"{type(self).__name__} defines no network (_build)")
 
     def _inputs(self, bags: list[Bag]) -> list[np.ndarray]:
         """Per-bag instance matrices the network reads (default: the tile features)."""
