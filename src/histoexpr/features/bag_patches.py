@@ -14,7 +14,6 @@ so the patches are the pixels the encoder saw (before any stain normalisation).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,29 +23,13 @@ import numpy as np
 
 from .. import _keys as K
 from ..errors import InputError, SlideError
+from .extract import read_feature_attrs
 
 __all__ = ["find_slide", "minmax_normalise", "read_bag_patches", "tile_spec"]
 
 logger = logging.getLogger(__name__)
 
 _NEED_SLIDES = "the patch models need the slides; pass --slides DIR or re-embed"
-
-
-def _feature_attrs(path: str | Path) -> dict[str, Any]:
-    """The attributes of a feature file (decoded as :func:`.extract.load_features` does),
-    without reading its features."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {}
-            for k, v in f.attrs.items():
-                if isinstance(v, str) and v[:1] in "{[":
-                    v = json.loads(v)
-                attrs[k] = v.item() if isinstance(v, np.generic) else v
-            return attrs
-    except OSError as e:
-        raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
 
 
 def tile_spec(attrs: Mapping[str, Any], *, source: str = "") -> tuple[int, float]:
@@ -183,7 +166,7 @@ def read_bag_patches(
         raise InputError(f"bag {getattr(bag, 'slide', '?')!r} was not read from a feature "
                          "file, so its slide and tile spec are unknown; load bags with "
                          "histoexpr.features.bags.load_bags")
-    attrs = _feature_attrs(source)
+    attrs = read_feature_attrs(source)
     spec_size, spec_mpp = tile_spec(attrs, source=str(source))
     size = spec_size if size_px is None else int(size_px)
     if size < 1:

@@ -138,7 +138,6 @@ def preprocess_tiles(card: EncoderCard, tiles: np.ndarray):
     """uint8 ``(N, H, W, 3)`` → float tensor ``(N, 3, S, S)`` resized and normalised as
     ``card`` prescribes."""
     import torch
-    import torch.nn.functional as F
 
     t = np.asarray(tiles)
     if t.ndim == 3:
@@ -146,7 +145,16 @@ def preprocess_tiles(card: EncoderCard, tiles: np.ndarray):
     if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
         raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
     x = torch.from_numpy(np.require(t, requirements=["C", "W"]))
-    x = x.permute(0, 3, 1, 2).float().div_(255)
+    return normalise_unit(card, x.permute(0, 3, 1, 2).float().div_(255))
+
+
+def normalise_unit(card: EncoderCard, x: Any) -> Any:
+    """Float ``(N, 3, H, W)`` tensors in [0, 1] resized to the card's input size (its
+    interpolation) and normalised with its mean/std: the part of :func:`preprocess_tiles`
+    after scaling, for inputs scaled otherwise (seed 000's min-max patches)."""
+    import torch
+    import torch.nn.functional as F
+
     s = card.input_size
     if x.shape[-2:] != (s, s):
         mode = "bicubic" if card.interpolation == "bicubic" else "bilinear"

@@ -172,18 +172,33 @@ def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
     return path
 
 
+def _decode_attrs(attrs: Any) -> dict[str, Any]:
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, str) and v[:1] in "{[":
+            v = json.loads(v)
+        out[k] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def read_feature_attrs(path: str | Path) -> dict[str, Any]:
+    """The attributes of a feature file (JSON values decoded), without reading its arrays."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return _decode_attrs(f.attrs)
+    except OSError as e:
+        raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
+
+
 def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """``(coords, features, attrs)`` from :func:`save_features`."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            attrs = {}
-            for k, v in f.attrs.items():
-                if isinstance(v, str) and v[:1] in "{[":
-                    v = json.loads(v)
-                attrs[k] = v.item() if isinstance(v, np.generic) else v
-            return f[K.H5_COORDS][:], f[K.H5_FEATURES][:], attrs
+            return f[K.H5_COORDS][:], f[K.H5_FEATURES][:], _decode_attrs(f.attrs)
     except (OSError, KeyError) as e:
         raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
 

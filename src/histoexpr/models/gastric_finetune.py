@@ -126,21 +126,13 @@ def prepare_patches(card: Any, patches: np.ndarray, *, minmax: bool):
     card's mean/std exactly as ``preprocess_tiles`` does with ``x / 255``.
     """
     import torch
-    import torch.nn.functional as F
 
     from ..features.bag_patches import minmax_normalise
-    from ..features.encoders import preprocess_tiles
+    from ..features.encoders import normalise_unit, preprocess_tiles
 
     if not minmax:
         return preprocess_tiles(card, patches)
-    x = torch.from_numpy(minmax_normalise(patches)).permute(0, 3, 1, 2)
-    s = card.input_size
-    if x.shape[-2:] != (s, s):
-        mode = "bicubic" if card.interpolation == "bicubic" else "bilinear"
-        x = F.interpolate(x, size=(s, s), mode=mode, align_corners=False, antialias=True)
-    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
-    std = torch.tensor(card.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise_unit(card, torch.from_numpy(minmax_normalise(patches)).permute(0, 3, 1, 2))
 
 
 def _check_patch_bags(X: Any) -> list[np.ndarray]:
