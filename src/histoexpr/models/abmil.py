@@ -102,11 +102,6 @@ class ABMIL(TorchBagRegressor):
         return nets.ABMILNet(n_in, n_out, int(self.hidden), int(self.attention_dim),
                              float(self.dropout))
 
-    def fit(self, X, y, groups=None):
-        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
-        self._check_params()
-        return super().fit(X, y, groups)
-
     def tile_scores(self, X) -> list[np.ndarray]:
         """Each bag's attention weights ``(n_tiles,)`` float32, in the bag's tile order.
 

@@ -151,8 +151,8 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
     Subclasses declare their parameters in ``__init__`` (scikit-learn reads them from the
     signature) and must have at least ``lr``, ``weight_decay``, ``batch_size``,
     ``max_epochs``, ``patience``, ``val_fraction``, ``max_tiles``, ``random_state`` and
-    ``device``. They implement :meth:`_build` and may override :meth:`_inputs` (what each
-    bag becomes before feature scaling) and :meth:`_loss`.
+    ``device``. They implement :meth:`_build` and may override :meth:`_check_params`,
+    :meth:`_inputs` (what each bag becomes before feature scaling) and :meth:`_loss`.
 
     Fitted attributes: ``network_`` (on CPU), ``x_mean_``/``x_scale_`` (instance feature
     standardisation), ``y_mean_``/``y_scale_``, ``history_``, ``n_epochs_``,
@@ -162,6 +162,10 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
     input_kind = "bags"
 
     # -- hooks ----------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Validate the subclass's own parameters (and fix what ``_inputs`` reads from them)
+        before anything is fitted; the default checks nothing."""
+
     def _build(self, n_in: int, n_out: int):
         """The network: ``forward(x (B, N, D), mask (B, N) bool) -> (B, n_out)``; every
         subclass defines it."""
@@ -189,6 +193,7 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
         import torch
         from torch.utils.data import DataLoader
 
+        self._check_params()
         bags = as_bags(X)
         y2 = check_targets(y, len(bags))
         if len(bags) < 3:

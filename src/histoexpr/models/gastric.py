@@ -149,6 +149,9 @@ class GastricCNN(TorchBagRegressor):
             raise InputError(f"layer widths must be >= 1, got {bad}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        # what _inputs and tile_scores read, fixed at fit time
+        self.n_patches_ = None if self.n_patches is None else int(self.n_patches)
+        self.aggregate_ = self.aggregate
 
     def _read(self, bag: Bag) -> np.ndarray:
         n = getattr(self, "n_patches_", self.n_patches)  # the fitted value once fitted
@@ -166,13 +169,6 @@ class GastricCNN(TorchBagRegressor):
                                kernel_size=int(self.kernel_size), hidden=int(self.hidden),
                                multitask=bool(self.multitask),
                                task_hidden=int(self.task_hidden), dropout=float(self.dropout))
-
-    def fit(self, X, y, groups=None):
-        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
-        self._check_params()
-        self.n_patches_ = None if self.n_patches is None else int(self.n_patches)
-        self.aggregate_ = self.aggregate
-        return super().fit(X, y, groups=groups)
 
     # -- interpretation ---------------------------------------------------------------------
     def tile_scores(self, X) -> list[np.ndarray]:

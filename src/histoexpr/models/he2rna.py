@@ -193,11 +193,6 @@ class HE2RNA(TorchBagRegressor):
         return F.mse_loss(net(x, mask, k), y)
 
     # -- estimator API --------------------------------------------------------------------
-    def fit(self, X, y, groups=None):
-        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
-        self._check_params()
-        return super().fit(X, y, groups)
-
     def _supertile_scores(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Network scores ``(n_i, G)`` (standardised units) of per-bag supertile matrices."""
         parts = self._forward_inputs(inputs, lambda net, x, m: [

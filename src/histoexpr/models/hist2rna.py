@@ -103,12 +103,10 @@ class Hist2RNA(TorchBagRegressor):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y, groups=None):
-        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
+    def _check_params(self) -> None:
         if self.layout not in LAYOUTS:
             raise InputError(f"unknown layout {self.layout!r}; choose one of "
                              f"{', '.join(LAYOUTS)}")
-        return super().fit(X, y, groups=groups)
 
     def _inputs(self, bags: list[Bag]) -> list[np.ndarray]:
         """One row per bag: the mean tile feature vector (seed 001, equation 1)."""
