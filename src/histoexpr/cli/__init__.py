@@ -21,6 +21,8 @@ COMMANDS = {
     "embed": "embed",
     "st": "st",
     "bulk": "bulk",
+    "analyze": "analyze",
+    "finetune": "finetune",
     "demo": "demo",
 }
 

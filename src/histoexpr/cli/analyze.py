@@ -1,0 +1,84 @@
+"""``histoexpr analyze``: take predicted (or measured) expression further.
+
+    histoexpr analyze subtype  --expression RUN|FILE --train FILE --labels FILE ... --out DIR
+    histoexpr analyze survival --expression RUN|FILE --clinical FILE --time COL --event COL ...
+    histoexpr analyze cheong   --expression RUN|FILE [--clinical FILE ...] --out DIR
+    histoexpr analyze clinical --expression RUN|FILE --clinical FILE --gene G --group COL ...
+    histoexpr analyze variance --features DIR|FILE --expression RUN|FILE ... --out DIR
+
+``--expression`` takes a bulk run folder (out-of-fold predictions of its model by default;
+``--entry`` picks a baseline, ``--source measured`` the measured expression, ``--role`` the
+held-out rows), the ``predictions.csv`` of ``histoexpr bulk predict``, or any expression table
+(GDC, cBioPortal, GCT, CSV/TSV). Rows are averaged per TCGA patient and joined to clinical
+tables by patient barcode. Each analysis writes its tables (CSV), figures (PNG) and
+``analysis.json`` (parameters, inputs and their SHA-256, notes) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from . import add_common
+
+#: analysis name → module in this package (each has ``add_parser(subparsers)``)
+ANALYSES = {
+    "subtype": "analyze_subtype",
+    "survival": "analyze_survival",
+    "cheong": "analyze_cheong",
+    "clinical": "analyze_clinical",
+    "variance": "analyze_variance",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="subtypes, survival, gastric rules, clinical "
+                       "associations, variance studies", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    ss = p.add_subparsers(dest="analysis", metavar="ANALYSIS", title="analyses")
+    ss.required = True
+    for module in ANALYSES.values():
+        importlib.import_module(f"{__package__}.{module}").add_parser(ss)
+
+
+def add_expression_args(p: argparse.ArgumentParser, *, flag: str = "--expression",
+                        required: bool = True, help: str | None = None) -> None:
+    """``--expression`` and the options that pick rows of a run folder."""
+    dest = flag.lstrip("-").replace("-", "_")
+    p.add_argument(flag, dest=dest, type=Path, required=required, metavar="RUN|FILE",
+                   help=help or "bulk run folder, `bulk predict` CSV, or expression table")
+    if flag == "--expression":
+        p.add_argument("--entry", default=None,
+                       help="run folder: entry whose predictions to use (default the model)")
+        p.add_argument("--source", default="predicted", choices=["predicted", "measured"],
+                       help="run folder: predicted (default) or measured expression")
+        p.add_argument("--role", default=None, choices=["cv", "holdout", "val", "test"],
+                       help="run folder: out-of-fold (cv, default) or held-out rows")
+
+
+def load_expression(args: argparse.Namespace, *, flag: str = "expression"):
+    """The samples x genes frame named by ``--expression`` (and its run-folder options)."""
+    from ..analysis.tables import read_expression_input
+
+    return read_expression_input(
+        getattr(args, flag), entry=getattr(args, "entry", None),
+        source=getattr(args, "source", "predicted"), role=getattr(args, "role", None))
+
+
+def add_out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    add_common(p)
+
+
+def print_files(record: dict, out: Path) -> None:
+    """One line per file the analysis wrote, and its notes."""
+    from rich.console import Console
+
+    c = Console()
+    c.print(f"[bold]{record['analysis']}[/bold] → {out}")
+    for f in record["files"]:
+        c.print(f"  {f}", markup=False, highlight=False)
+    for n in record.get("notes", []):
+        c.print(f"[yellow]note:[/yellow] {n}", highlight=False)
