@@ -54,13 +54,11 @@ class AnalysisOutput:
         return p
 
     def figure(self, name: str, fig: Any, *, dpi: int = 150) -> Path:
-        """Save a matplotlib figure as ``name.png`` atomically and close it."""
-        import matplotlib.pyplot as plt
-
+        """Save a matplotlib figure as ``name.png`` atomically (figures here are built on an
+        Agg canvas without pyplot, so there is nothing to close)."""
         p = self.path / f"{name}.png"
         tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.png")
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
         tmp.replace(p)
         self._add(p)
         return p
