@@ -134,3 +134,9 @@ def test_analysis_output_records_files_notes_and_hashes(tmp_path):
     assert saved["files"] == ["t.csv", "f.png"] and saved["notes"]
     assert next(iter(saved["sha256"].values())) and "none" not in saved["inputs"]
     assert not list((tmp_path / "out").glob(".*tmp*"))
+
+
+def test_plain_table_of_log_values_may_be_negative(tmp_path):
+    t = tmp_path / "pred.csv"
+    t.write_text("PATIENT_ID,ESR1\nTCGA-A1-A0SB,-0.5\nTCGA-A1-A0SD,1.5\n")
+    assert read_expression_input(t).loc["TCGA-A1-A0SB", "ESR1"] == -0.5

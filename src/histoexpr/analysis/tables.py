@@ -142,7 +142,8 @@ def read_expression_input(
     ----------
     path
         A bulk run folder, a ``predictions.csv`` written by ``histoexpr bulk predict`` (it has
-        a ``patient`` column), or any file :func:`~histoexpr.expression.read_expression` reads.
+        a ``patient`` column), or any file :func:`~histoexpr.expression.read_expression` reads
+        (plain tables may hold negative values: predictions and log or centred values).
     entry
         Run folders only: which entry's predictions (default the model, not a baseline).
     source
@@ -173,8 +174,12 @@ def read_expression_input(
         if "entry" in head and "role" in head:
             return _from_run(p.parent, entry=entry, source=source, role=role)
     from ..expression import read_expression
+    from ..expression.sniff import sniff_format
 
-    df = read_expression(p)
+    # predicted or already-transformed tables may hold negative values; raw-count formats
+    # keep their check
+    kw = {"allow_negative": True} if p.is_file() and sniff_format(p) == "table" else {}
+    df = read_expression(p, **kw)
     return _to_patients(df, list(df.index), str(p)) if patients else df
 
 

@@ -177,7 +177,8 @@ def _check_numeric(df: pd.DataFrame, source: str | Path) -> pd.DataFrame:
     return df.astype(np.float64)
 
 
-def _finish(df: pd.DataFrame, source: str | Path, *, allow_nan: bool = False) -> pd.DataFrame:
+def _finish(df: pd.DataFrame, source: str | Path, *, allow_nan: bool = False,
+            allow_negative: bool = False) -> pd.DataFrame:
     """Shared validation and naming of a samples x genes table (see the module docstring)."""
     df = _check_numeric(df, source)
     df.index = pd.Index([str(i) for i in df.index], name="sample")
@@ -194,7 +195,7 @@ def _finish(df: pd.DataFrame, source: str | Path, *, allow_nan: bool = False) ->
     if n_nan and not allow_nan:
         raise InputError(f"{source}: {n_nan} missing (NaN) value(s); fill or drop them, or "
                          "pass allow_nan=True")
-    if np.nanmin(values, initial=0.0) < 0:
+    if not allow_negative and np.nanmin(values, initial=0.0) < 0:
         raise InputError(f"{source}: {int((values < 0).sum())} negative value(s); expression "
                          "must be non-negative; is this already log-transformed or centred?")
     logger.debug("%s: %d samples x %d genes", source, *df.shape)
@@ -457,6 +458,7 @@ def read_expression_table(
     index_col: int | str | None = None,
     transpose: bool | None = None,
     allow_nan: bool = False,
+    allow_negative: bool = False,
 ) -> pd.DataFrame:
     """A plain expression CSV/TSV (gz allowed), samples x genes or genes x samples.
 
@@ -472,6 +474,9 @@ def read_expression_table(
         header is a gene header (``Hugo_Symbol``, ``gene``, ``gene_name``, ``gene_id``, ...),
         or most column names are TCGA barcodes, or most row ids are Ensembl gene ids.
         ``True``/``False`` force it.
+    allow_nan, allow_negative
+        Accept missing values / negative values (tables that are already log-transformed,
+        centred or predicted; the downstream analyses read those).
 
     Examples
     --------
@@ -513,4 +518,4 @@ def read_expression_table(
         dup = tab.columns[tab.columns.duplicated()].unique().tolist()
         raise InputError(f"{path}: duplicate gene column(s) {', '.join(map(str, dup[:10]))}; "
                          "merge them first")
-    return _finish(tab, path, allow_nan=allow_nan)
+    return _finish(tab, path, allow_nan=allow_nan, allow_negative=allow_negative)
