@@ -45,6 +45,7 @@ __all__ = [
     "read_expression_input",
     "run_entries",
     "select_genes",
+    "to_patients",
 ]
 
 _ID_HEADERS = ("patient_id", "patient", "sample_id", "sample", "case_id", "submitter_id",
@@ -71,8 +72,9 @@ def _predictions_csv(run: Path) -> Path:
     return p
 
 
-def _to_patients(df: pd.DataFrame, ids: Sequence[str], what: str) -> pd.DataFrame:
-    """Average rows per TCGA patient (rows whose id is no TCGA barcode keep their id)."""
+def to_patients(df: pd.DataFrame, ids: Sequence[str], what: str) -> pd.DataFrame:
+    """Average rows per TCGA patient (rows whose id is no TCGA barcode keep their id);
+    ``ids`` are the rows' slide or sample ids, ``what`` names the source in the log."""
     pats = []
     for s in ids:
         bc = try_parse_barcode(s)
@@ -117,7 +119,7 @@ def _from_run(run: Path, *, entry: str | None, source: str, role: str | None) ->
         raise InputError(f"{pred_path}: no rows for {what}")
     vals = rows[genes].astype(float)
     vals.index = rows["slide"].astype(str).to_numpy()
-    return _to_patients(vals, list(vals.index), what)
+    return to_patients(vals, list(vals.index), what)
 
 
 def _from_predict_csv(path: Path) -> pd.DataFrame:
@@ -125,7 +127,7 @@ def _from_predict_csv(path: Path) -> pd.DataFrame:
     tab.index = tab.index.astype(str)
     pat = tab.pop("patient").fillna("").astype(str)
     ids = [p if p else s for p, s in zip(pat, tab.index)]
-    return _to_patients(tab.astype(float), ids, str(path))
+    return to_patients(tab.astype(float), ids, str(path))
 
 
 def read_expression_input(
@@ -180,7 +182,7 @@ def read_expression_input(
     # keep their check
     kw = {"allow_negative": True} if p.is_file() and sniff_format(p) == "table" else {}
     df = read_expression(p, **kw)
-    return _to_patients(df, list(df.index), str(p)) if patients else df
+    return to_patients(df, list(df.index), str(p)) if patients else df
 
 
 def read_clinical(path: str | Path, *, id_col: str | None = None) -> pd.DataFrame:

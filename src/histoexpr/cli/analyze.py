@@ -4,7 +4,7 @@
     histoexpr analyze survival --expression RUN|FILE --clinical FILE --time COL --event COL ...
     histoexpr analyze cheong   --expression RUN|FILE [--clinical FILE ...] --out DIR
     histoexpr analyze clinical --expression RUN|FILE --clinical FILE --genes A,B --group COL ...
-    histoexpr analyze variance --features DIR|FILE --expression RUN|FILE ... --out DIR
+    histoexpr analyze variance --features [NAME=]DIR|FILE ... --expression RUN|FILE ... --out DIR
 
 ``--expression`` takes a bulk run folder (out-of-fold predictions of its model by default;
 ``--entry`` picks a baseline, ``--source measured`` the measured expression, ``--role`` the
