@@ -124,13 +124,13 @@ class STConfig:
     def validate(self) -> None:
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
         from .cohort import SPLITS
-        from .features.cards import ENCODERS
+        from .features.encoders import get_card
         from .models import MODELS
 
         if self.model not in MODELS.list():
             raise InputError(f"unknown model {self.model!r}; choose one of: "
                              f"{', '.join(MODELS.list())}")
-        ENCODERS.get(self.encoder)  # unknown names list the valid ones
+        get_card(self.encoder)  # unknown names list the valid ones; tuned folders register
         parse_genes(self.genes)
         if self.log not in _LOGS:
             raise InputError(f"log must be one of {', '.join(_LOGS)}, not {self.log!r}")

@@ -39,16 +39,17 @@ class Registry(Generic[T]):
         self._priority: dict[str, int] = {}
 
     def register(
-        self, name: str, obj: T | None = None, *, priority: int = 0
+        self, name: str, obj: T | None = None, *, priority: int = 0, replace: bool = False
     ) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; usable as a decorator when ``obj`` is omitted.
 
-        Higher ``priority`` comes first in :meth:`list`.
+        Higher ``priority`` comes first in :meth:`list`. A name already taken by another
+        object is an error unless ``replace`` (e.g. an encoder re-tuned in the same process).
         """
         key = name.lower()
 
         def _add(o: T) -> T:
-            if key in self._entries and self._entries[key] is not o:
+            if key in self._entries and self._entries[key] is not o and not replace:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._entries[key] = o
             self._priority[key] = priority

@@ -51,14 +51,16 @@ def baseline_bags(data: Any, kind: str, cfg: Any, cache_dir: str | Path) -> list
         raise InputError(f"unknown baseline features {kind!r}; choose colour or random")
     encoder = None
     if kind == "random":
-        from ..features.cards import ENCODERS
-        from ..features.encoders import build_encoder
+        from ..features.encoders import build_encoder, get_card
 
-        if data.encoder not in ENCODERS:
+        try:  # a tuned encoder's random init is its base architecture's
+            card = get_card(data.encoder)
+        except HistoexprError:
             logger.warning("random-init baseline unavailable: the features' encoder %r is not "
-                           "in the encoder registry", data.encoder)
+                           "in the encoder registry (nor a tuned encoder in "
+                           "$HISTOEXPR_WEIGHTS)", data.encoder)
             return None
-        encoder = build_encoder(data.encoder, pretrained=False)
+        encoder = build_encoder(card, pretrained=False)
     folder = Path(cache_dir) / kind
     out = []
     for bag in data.bags:

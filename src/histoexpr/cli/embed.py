@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coords", type=Path, default=None,
                    help="folder of `histoexpr tile` coordinate files, e.g. tiles/224px_0.5mpp")
     p.add_argument("--encoder", default="efficientnet_lite0",
-                   help="encoder card name (default efficientnet_lite0: ImageNet, offline)")
+                   help="encoder card name (default efficientnet_lite0: ImageNet, offline), "
+                   "or a `histoexpr finetune` output folder")
     p.add_argument("--weights", type=Path, default=None, help="explicit checkpoint path")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--slide-mpp", type=float, default=None,

@@ -38,7 +38,8 @@ class EncoderCard:
     builder
         ``"timm"`` (``model_id`` is a timm name, or ``hf-hub:org/repo`` for timm models on
         the Hugging Face hub), ``"hf"`` (a transformers model id), ``"effnet_lite0"`` (the
-        packaged ImageNet weights) or ``"toy"`` (tests).
+        packaged ImageNet weights), ``"tuned"`` (``model_id`` is the base card's name; the
+        weights come from ``histoexpr finetune``, see :mod:`.tuned`) or ``"toy"`` (tests).
     model_id
         The name passed to the builder.
     weights

@@ -26,9 +26,21 @@ logger = logging.getLogger(__name__)
 __all__ = ["Encoder", "build_encoder", "build_network", "get_card", "preprocess_tiles"]
 
 
-def get_card(encoder: str | EncoderCard) -> EncoderCard:
-    """The card for a name (unknown names list the valid ones) or the card itself."""
-    return encoder if isinstance(encoder, EncoderCard) else ENCODERS.get(encoder)
+def get_card(encoder: str | Path | EncoderCard) -> EncoderCard:
+    """The card for a name (unknown names list the valid ones) or the card itself.
+
+    A folder written by ``histoexpr finetune`` (or a name with a folder in
+    ``$HISTOEXPR_WEIGHTS``) is registered on the fly (:mod:`.tuned`).
+    """
+    if isinstance(encoder, EncoderCard):
+        return encoder
+    if str(encoder) not in ENCODERS:
+        from .tuned import find_tuned_encoder, register_tuned_encoder
+
+        folder = find_tuned_encoder(encoder)
+        if folder is not None:
+            return register_tuned_encoder(folder)
+    return ENCODERS.get(str(encoder))
 
 
 def _toy_network():
@@ -74,6 +86,11 @@ def build_network(card: EncoderCard, *, pretrained: bool = True,
     res = resolve_weights(card, path=weights) if pretrained else ResolvedWeights("none")
     if card.builder == "toy":
         return _toy_network(), res
+    if card.builder == "tuned":  # the base architecture + fine-tuned weights (see .tuned)
+        net, _ = build_network(get_card(card.model_id), pretrained=False)
+        if pretrained:
+            _load_into(net, load_state_dict(res.path), card, res.path)
+        return net, res
     if card.builder == "effnet_lite0":
         from .effnet_lite import load_efficientnet_lite0
 
@@ -193,7 +210,7 @@ class Encoder:
         return f"Encoder({c.name!r}, dim={c.embed_dim}, weights={self.weights.source})"
 
 
-def build_encoder(encoder: str | EncoderCard, *, pretrained: bool = True,
+def build_encoder(encoder: str | Path | EncoderCard, *, pretrained: bool = True,
                   weights: str | Path | None = None) -> Encoder:
     """Build a ready-to-call :class:`Encoder` from a registry name or card.
 
@@ -201,7 +218,8 @@ def build_encoder(encoder: str | EncoderCard, *, pretrained: bool = True,
     ----------
     encoder
         Name in :data:`histoexpr.features.cards.ENCODERS` (e.g. ``"efficientnet_lite0"``,
-        ``"resnet50"``, ``"uni"``) or an :class:`EncoderCard`.
+        ``"resnet50"``, ``"uni"``), an :class:`EncoderCard`, or a folder written by
+        ``histoexpr finetune`` (registered on the fly).
     pretrained
         Load pretrained weights (resolved offline first; see :mod:`.weights`).
     weights

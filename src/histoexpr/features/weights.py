@@ -1,10 +1,14 @@
 """Offline-first weight resolution, in one documented order:
 
 1. an explicit path (``weights=`` / ``--weights``);
-2. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
-   ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those;
-3. the Hugging Face cache (files already downloaded; ``HF_HUB_OFFLINE=1`` stops here);
-4. a download through timm / Hugging Face, when the network and licence allow.
+2. a file registered for the card in this process (:func:`register_weights_file`; what
+   :func:`histoexpr.features.tuned.register_tuned_encoder` does for a fine-tuned encoder,
+   whose weights exist nowhere else);
+3. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
+   ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those (a ``tuned`` card found in
+   neither raises);
+4. the Hugging Face cache (files already downloaded; ``HF_HUB_OFFLINE=1`` stops here);
+5. a download through timm / Hugging Face, when the network and licence allow.
 
 Nothing here touches the network at import. Each resolution logs which source was used.
 """
@@ -21,10 +25,14 @@ from .cards import EncoderCard
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_ENV", "ResolvedWeights", "WeightsError", "load_state_dict", "resolve_weights"]
+__all__ = ["WEIGHTS_ENV", "ResolvedWeights", "WeightsError", "load_state_dict",
+           "register_weights_file", "resolve_weights"]
 
 WEIGHTS_ENV = "HISTOEXPR_WEIGHTS"
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+#: card name (lower case) → a local weights file registered in this process
+_REGISTERED: dict[str, Path] = {}
 
 
 class WeightsError(HistoexprError):
@@ -37,6 +45,15 @@ class ResolvedWeights:
 
     source: str  # "explicit", "weights folder", "hf cache", "package", "download", "none"
     path: Path | None = None
+
+
+def register_weights_file(name: str, path: str | Path) -> Path:
+    """Use ``path`` as the weights of the card called ``name`` (step 2 of the order)."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    _REGISTERED[str(name).lower()] = p
+    return p
 
 
 def _offline() -> bool:
@@ -90,12 +107,21 @@ def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> Res
             raise WeightsError(f"{p}: weights file not found; check the --weights path")
         logger.info("%s: weights from the explicit path %s", card.name, p)
         return ResolvedWeights("explicit", p)
+    hit = _REGISTERED.get(card.name.lower())
+    if hit is not None:
+        logger.info("%s: weights from the registered file %s", card.name, hit)
+        return ResolvedWeights("registered", hit)
     folder = os.environ.get(WEIGHTS_ENV)
     if folder:
         hit = _in_folder(Path(folder), card.name)
         if hit is not None:
             logger.info("%s: weights from $%s: %s", card.name, WEIGHTS_ENV, hit)
             return ResolvedWeights("weights folder", hit)
+    if card.builder == "tuned":
+        raise WeightsError(
+            f"{card.name}: a fine-tuned encoder with no weights file; pass its folder "
+            f"(--encoder PATH) or put the folder in ${WEIGHTS_ENV}/{card.name}/"
+        )
     if card.builder == "effnet_lite0":
         from .effnet_lite import package_weights_path
 
