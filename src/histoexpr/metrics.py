@@ -36,6 +36,7 @@ __all__ = [
     "METRICS",
     "POOLED",
     "evaluate",
+    "format_p",
     "per_gene",
     "per_sample",
     "summarise",
@@ -476,3 +477,14 @@ def summary_table(
                 head | summarise(wide, metric=m, thresholds=thresholds, top_k=top_k, alpha=alpha)
             )
     return pd.DataFrame(rows)
+
+
+def format_p(p: float | None, *, missing: str = "n/a") -> str:
+    """A p-value for tables and figures: two significant digits, scientific below 1e-3.
+
+    >>> format_p(0.0312), format_p(2.5e-7), format_p(float("nan"))
+    ('0.031', '2.5e-07', 'n/a')
+    """
+    if p is None or not np.isfinite(p):
+        return missing
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"

@@ -1,9 +1,17 @@
-"""Downstream analyses of image features and expression (seed 002's variance studies):
-shared variance, confounder regression, feature x gene association tests, gene-set
-enrichment, what an image feature shows; plus the input/output layer every analysis of
-:mod:`histoexpr.clinical` and this package uses (:mod:`.tables`, :mod:`.output`).
+"""Downstream analyses of image features and expression (seed 002's variance studies) and the
+input/output layer every analysis shares.
 
-Submodules are imported on use, so ``import histoexpr.analysis`` stays light.
+- :mod:`.tables` — expression from run folders, ``bulk predict`` CSVs or tables; clinical
+  tables; the join by TCGA patient; :mod:`.output` — the analysis output folder;
+- :mod:`.features_table` — image features per sample (feature folders or tables);
+- :mod:`.variance` — PCA of each side, component cross-correlations, shared variance (Q1);
+- :mod:`.confounders` — regressing covariates out of features and expression (Q2);
+- :mod:`.association` — feature x gene tests with BH-FDR (Q3); :mod:`.enrichment` — gene sets
+  from a local GMT (hypergeometric; gseapy prerank when installed);
+- :mod:`.montage` — the tiles scoring highest and lowest on an image feature (Q4).
+
+``histoexpr analyze variance`` runs them all. Submodules other than the input/output layer
+are imported on use, so ``import histoexpr.analysis`` stays light.
 """
 
 from __future__ import annotations

@@ -332,9 +332,9 @@ def montage_figure(
     rows = [(top, _labels(top_labels, len(top), "top row")),
             (bottom, _labels(bottom_labels, len(bottom), "bottom row"))]
     ncols = max(len(top), len(bottom))
-    from ..plot.spatial import _new_figure
+    from ..plot.spatial import new_figure
 
-    fig = _new_figure((max(ncols * tile_inches + 0.8, 3.0), 2 * tile_inches + 1.2),
+    fig = new_figure((max(ncols * tile_inches + 0.8, 3.0), 2 * tile_inches + 1.2),
                       layout="constrained")
     for r, (patches, labels) in enumerate(rows):
         for i, (img, label) in enumerate(zip(patches, labels, strict=True)):

@@ -3,7 +3,7 @@ on measured or predicted GZMB, WARS, SFRP4 and CDX1.
 
     histoexpr analyze cheong --expression RUN|FILE
         [--immune-quantile 0.87 --stem-quantile 0.54 | --immune-threshold V --stem-threshold V]
-        [--no-standardize] [--log1p]
+        [--no-standardise] [--log1p]
         [--clinical FILE --time COL --event COL [--event-values ...] [--covariates ...]]
         --out DIR
 
@@ -17,7 +17,7 @@ expression, so the thresholds are **cohort quantiles** by default: immune-high i
 of the immune score, stem-like-high the top 46 % of the stem-like score among the rest,
 which reproduces the 13 / 47 / 40 % low / intermediate / high-risk split of the CLASSIC
 validation cohort. ``--immune-threshold``/``--stem-threshold`` give values on the score scale
-instead (z-scores, or the values as given with ``--no-standardize``).
+instead (z-scores, or the values as given with ``--no-standardise``).
 
 Writes ``cheong_groups.csv`` (per sample: scores, group, risk, chemotherapy_benefit),
 ``cheong_group_sizes.csv``, ``cheong_thresholds.csv`` and ``analysis.json``; with
@@ -60,7 +60,7 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
                    help="immune score threshold (overrides --immune-quantile)")
     p.add_argument("--stem-threshold", type=float, default=None,
                    help="stem-like score threshold (overrides --stem-quantile)")
-    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+    p.add_argument("--no-standardise", "--no-standardize", dest="standardize", action="store_false",
                    help="score the values as given instead of z-scoring each gene")
     p.add_argument("--log1p", action="store_true",
                    help="take log1p of the expression first (raw TPM/FPKM tables)")

@@ -496,7 +496,9 @@ def kaplan_meier(data: pd.DataFrame, group: str | pd.Series, *, duration: str = 
 
 # ---------------------------------------------------------------------------- Table 1
 def _fmt_p(p: float) -> str:
-    return "" if not np.isfinite(p) else f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+    from ..metrics import format_p
+
+    return format_p(p, missing="")
 
 
 def table_one(data: pd.DataFrame, variables: Sequence[str], *, duration: str = "time",

@@ -39,9 +39,9 @@ _COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#
 
 
 def _fmt_p(p: float) -> str:
-    if p is None or not math.isfinite(p):
-        return "n/a"
-    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+    from ..metrics import format_p
+
+    return format_p(p)
 
 
 def violin_figure(
@@ -77,7 +77,7 @@ def violin_figure(
         compare_groups,
         prepare_groups,
     )
-    from .spatial import _new_figure
+    from .spatial import new_figure
 
     genes = list(genes)
     if not genes:
@@ -103,7 +103,7 @@ def violin_figure(
     ncols = max(1, min(ncols, len(genes)))
     nrows = math.ceil(len(genes) / ncols)
     width = max(2.6, 0.9 * len(levels) + 1.2)
-    fig = _new_figure((width * ncols, 3.4 * nrows), layout="constrained")
+    fig = new_figure((width * ncols, 3.4 * nrows), layout="constrained")
     rng = np.random.default_rng(0)
     pos = np.arange(1, len(levels) + 1)
     for i, g in enumerate(genes):
@@ -165,7 +165,7 @@ def correlation_figure(
     >>> fig.axes[0].get_xlabel(), len(fig.axes[0].lines)
     ('Ki67 %', 1)
     """
-    from .spatial import _new_figure
+    from .spatial import new_figure
 
     xv = np.asarray(x, dtype=np.float64).ravel()
     yv = np.asarray(y, dtype=np.float64).ravel()
@@ -173,7 +173,7 @@ def correlation_figure(
         raise InputError(f"correlation_figure: {len(xv)} x values for {len(yv)} y values")
     ok = np.isfinite(xv) & np.isfinite(yv)
     xv, yv = xv[ok], yv[ok]
-    fig = _new_figure((4.2, 3.8), layout="constrained")
+    fig = new_figure((4.2, 3.8), layout="constrained")
     ax = fig.add_subplot()
     ax.scatter(xv, yv, s=12, color=_COLOURS[0], edgecolors="black", linewidths=0.3,
                alpha=0.8)

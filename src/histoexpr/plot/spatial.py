@@ -45,6 +45,7 @@ __all__ = [
     "NAN_COLOUR",
     "estimate_spot_diameter",
     "expression_maps",
+    "new_figure",
     "prediction_scatter",
     "save_figure",
     "section_image",
@@ -186,7 +187,8 @@ def _resolve_genes(
 # --------------------------------------------------------------------------- drawing
 
 
-def _new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
+def new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
+    """A matplotlib Figure on its own Agg canvas (no pyplot, no global state, no GUI)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -273,8 +275,8 @@ def spot_scatter(
 
     Examples
     --------
-    >>> from histoexpr.plot.spatial import _new_figure
-    >>> ax = _new_figure((3, 3)).add_subplot()
+    >>> from histoexpr.plot.spatial import new_figure
+    >>> ax = new_figure((3, 3)).add_subplot()
     >>> m = spot_scatter(ax, np.zeros((10, 10, 3), np.uint8), [[20, 20], [60, 60]],
     ...                  [0.0, np.nan], scale=10.0)
     >>> m.get_clim(), len(ax.collections)   # one value: the range is widened around it
@@ -405,7 +407,7 @@ def expression_maps(
     )
     kinds = (["he"] if image is not None else []) + list(data)
     ncols = len(kinds)
-    fig = _new_figure((ncols * pw + 0.9 * len(data), len(cols) * (ph + 0.45)), layout="constrained")
+    fig = new_figure((ncols * pw + 0.9 * len(data), len(cols) * (ph + 0.45)), layout="constrained")
     axes = fig.subplots(len(cols), ncols, squeeze=False)
     for row, j in enumerate(cols):
         gene = names[j]
@@ -482,7 +484,7 @@ def prediction_scatter(
     cols = _gene_index(genes, names)
     nc = min(ncols, len(cols))
     nr = math.ceil(len(cols) / nc)
-    fig = _new_figure((nc * 2.8, nr * 2.6), layout="constrained")
+    fig = new_figure((nc * 2.8, nr * 2.6), layout="constrained")
     axes = fig.subplots(nr, nc, squeeze=False).ravel()
     for ax, j in zip(axes, cols):
         ok = np.isfinite(y[:, j]) & np.isfinite(yhat[:, j])

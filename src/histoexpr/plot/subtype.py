@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .spatial import _new_figure
+from .spatial import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,7 +56,7 @@ def roc_figure(y_true: Sequence[Any], scores: Any, classes: Sequence[Any], *,
     if s.shape != (len(yt), len(classes)):
         raise InputError(f"roc_figure: scores of shape {s.shape} for {len(yt)} samples and "
                          f"{len(classes)} classes")
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="0.6")
     skipped = []
@@ -92,7 +92,7 @@ def confusion_figure(confusion: pd.DataFrame, *, normalise: bool = True,
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalise else cm
     n_r, n_c = cm.shape
-    fig = _new_figure(figsize or (1.2 + 0.6 * n_c, 1.0 + 0.55 * n_r))
+    fig = new_figure(figsize or (1.2 + 0.6 * n_c, 1.0 + 0.55 * n_r))
     ax = fig.add_subplot()
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1 if normalise else max(cm.max(), 1))
     hi = (frac.max() or 1) * 0.6

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .spatial import _new_figure
+from .spatial import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,9 +34,9 @@ __all__ = ["forest_figure", "km_figure"]
 
 
 def _p_text(p: float) -> str:
-    if not np.isfinite(p):
-        return "log-rank: n/a"
-    return f"log-rank p = {p:.2g}" if p >= 1e-4 else f"log-rank p = {p:.1e}"
+    from ..metrics import format_p
+
+    return "log-rank: n/a" if not np.isfinite(p) else f"log-rank p = {format_p(p)}"
 
 
 def km_figure(
@@ -54,7 +54,7 @@ def km_figure(
         raise InputError("km_figure: no Kaplan–Meier result to draw")
     ngroups = max(r.medians.shape[0] for r in results)
     h = 3.6 + (0.22 * ngroups + 0.4 if at_risk else 0)
-    fig = _new_figure((5.2 * len(results), h))
+    fig = new_figure((5.2 * len(results), h))
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     from matplotlib.ticker import MaxNLocator
 
@@ -126,7 +126,7 @@ def forest_figure(
     t["label"] = t["variable"].astype(str) + ": " + t["comparison"].astype(str)
     labels = list(dict.fromkeys(t["label"]))
     models = list(dict.fromkeys(t["model"]))
-    fig = _new_figure((7.5, 0.9 + 0.42 * len(labels) * max(1, len(models) * 0.7)))
+    fig = new_figure((7.5, 0.9 + 0.42 * len(labels) * max(1, len(models) * 0.7)))
     ax = fig.add_subplot()
     off = np.linspace(-0.15, 0.15, len(models)) if len(models) > 1 else np.zeros(1)
     ok = t["hr"].notna() & np.isfinite(t["hr"].astype(float))

@@ -56,13 +56,13 @@ def shared_variance_bars(
     max_components
         Image PCs shown in the second panel.
     """
-    from ..plot.spatial import _new_figure
+    from ..plot.spatial import new_figure
 
     _need(summary, ["features", "data", "shared_variance"], "shared-variance summary")
     sets = list(dict.fromkeys(summary["features"].astype(str)))
     kinds = list(dict.fromkeys(summary["data"].astype(str)))
     two = components is not None and not components.empty
-    fig = _new_figure((4 + 1.2 * len(sets) + (5 if two else 0), 3.8), layout="constrained")
+    fig = new_figure((4 + 1.2 * len(sets) + (5 if two else 0), 3.8), layout="constrained")
     axes = fig.subplots(1, 2 if two else 1, squeeze=False,
                         gridspec_kw={"width_ratios": [1, 1.6] if two else [1]})[0]
     ax = axes[0]
@@ -146,7 +146,7 @@ def association_heatmap(
     >>> association_heatmap(a, cluster=False).axes[0].get_ylabel()
     'image feature'
     """
-    from ..plot.spatial import _new_figure
+    from ..plot.spatial import new_figure
 
     _need(assoc, ["feature", "gene", "r", "p"], "association table")
     if assoc.empty:
@@ -163,7 +163,7 @@ def association_heatmap(
         r = r.iloc[leaves_list(linkage(r.to_numpy(), "average")),
                    leaves_list(linkage(r.to_numpy().T, "average"))]
     nf, ng = r.shape
-    fig = _new_figure((min(2.5 + 0.22 * ng, 16), min(1.8 + 0.22 * nf, 12)),
+    fig = new_figure((min(2.5 + 0.22 * ng, 16), min(1.8 + 0.22 * nf, 12)),
                       layout="constrained")
     ax = fig.add_subplot()
     lim = float(np.nanmax(np.abs(r.to_numpy()))) if np.isfinite(r.to_numpy()).any() else 1.0
