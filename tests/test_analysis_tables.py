@@ -122,9 +122,9 @@ def test_analysis_output_records_files_notes_and_hashes(tmp_path):
     src.write_text("a\n1\n")
     out = AnalysisOutput(tmp_path / "out", "x")
     out.table("t", pd.DataFrame({"a": [1]}))
-    from histoexpr.plot.spatial import _new_figure
+    from histoexpr.plot.spatial import new_figure
 
-    fig = _new_figure((2, 2))
+    fig = new_figure((2, 2))
     fig.add_subplot().plot([0, 1])
     out.figure("f", fig)
     out.note("thresholds are cohort quantiles")

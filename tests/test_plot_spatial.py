@@ -136,9 +136,9 @@ def test_crop_is_spots_plus_margin(section):
 def test_nan_spots_are_grey(tmp_path):
     from PIL import Image
 
-    from histoexpr.plot.spatial import NAN_COLOUR, _new_figure
+    from histoexpr.plot.spatial import NAN_COLOUR, new_figure
 
-    fig = _new_figure((3, 3))
+    fig = new_figure((3, 3))
     ax = fig.add_subplot()
     xy = np.array([[20.0, 20.0], [60.0, 60.0], [20.0, 60.0]])
     spot_scatter(ax, None, xy, [0.0, np.nan, 1.0], alpha=1.0)
