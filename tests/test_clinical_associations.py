@@ -13,11 +13,11 @@ from statsmodels.stats.multitest import multipletests
 
 from histoexpr.cli import main
 from histoexpr.clinical.associations import (
-    clean_labels,
     compare_groups,
     correlate_with_measure,
     parse_measure,
 )
+from histoexpr.clinical.labels import clean_labels
 from histoexpr.errors import InputError
 from histoexpr.plot.clinical import correlation_figure, violin_figure
 

@@ -87,11 +87,11 @@ def clinical_column(clin, col: str, what: str):
     import numpy as np
     import pandas as pd
 
-    from ..clinical.survival import _is_missing
+    from ..clinical.labels import is_missing
 
     if col not in clin.columns:
         raise InputError(f"{what}: no column {col!r}; columns are {list(clin.columns)[:15]}")
-    s = clin[col].map(lambda v: np.nan if _is_missing(v) else v)
+    s = clin[col].map(lambda v: np.nan if is_missing(v) else v)
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().sum() == s.notna().sum():
         return num.astype(float)

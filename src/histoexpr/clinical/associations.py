@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,25 +39,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .labels import clean_labels, is_missing
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GROUP_TESTS",
-    "MISSING_LABELS",
-    "clean_labels",
     "compare_groups",
     "correlate_with_measure",
     "parse_measure",
     "prepare_groups",
 ]
-
-#: cell values read as "no label" (compared case-insensitively after stripping whitespace);
-#: any value in square brackets (TCGA's ``[Not Available]``, ``[Unknown]``, ...) is too.
-MISSING_LABELS = frozenset({
-    "", "na", "n/a", "#n/a", "nan", "none", "null", "unknown", "not available",
-    "not reported", "not applicable", "not evaluated", "--", "'--", "-", ".", "?",
-})
 
 #: test name → (readable name, number of groups it takes: 2, or None for two or more)
 GROUP_TESTS: dict[str, tuple[str, int | None]] = {
@@ -68,54 +59,6 @@ GROUP_TESTS: dict[str, tuple[str, int | None]] = {
     "anova": ("one-way ANOVA", None),
     "kruskal": ("Kruskal-Wallis", None),
 }
-
-_BRACKETED = re.compile(r"^\[.*\]$")
-
-
-def _label_text(v: Any) -> str | None:
-    """One label as text; None when missing."""
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))  # grade 1.0 (a column with NaN is float) reads as "1"
-    s = str(v).strip()
-    if s.lower() in MISSING_LABELS or _BRACKETED.match(s):
-        return None
-    return s
-
-
-def clean_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, int]]:
-    """Labels as stripped strings, missing ones (empty, placeholders) as NaN.
-
-    Returns
-    -------
-    labels
-        Same index, object dtype, NaN where missing.
-    missing
-        How many cells of each missing spelling were found (``"<empty>"`` for NaN / blank).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> lab, miss = clean_labels(pd.Series([" Positive", "[Not Available]", None, 2.0]))
-    >>> lab.tolist()[0], lab.tolist()[3], miss
-    ('Positive', '2', {'[Not Available]': 1, '<empty>': 1})
-    """
-    out: list[Any] = []
-    missing: dict[str, int] = {}
-    for v in labels.tolist():
-        s = _label_text(v)
-        if s is None:
-            raw = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
-            key = raw if raw else "<empty>"
-            missing[key] = missing.get(key, 0) + 1
-            out.append(np.nan)
-        else:
-            out.append(s)
-    return pd.Series(out, index=labels.index, name=labels.name, dtype=object), missing
-
 
 def _natural_key(s: str) -> tuple:
     try:
@@ -377,7 +320,7 @@ def parse_measure(values: pd.Series) -> tuple[pd.Series, int]:
         return out, int(out.isna().sum())
     parsed: list[float] = []
     for v in values.tolist():
-        if _label_text(v) is None:
+        if is_missing(v):
             parsed.append(math.nan)
             continue
         if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):

@@ -244,14 +244,17 @@ class SubtypeResult:
 
 
 def _clean_labels(labels: pd.Series, what: str) -> tuple[pd.Series, int]:
-    """Labels as strings; missing ones (NaN, empty, NA) dropped, counted and logged."""
-    s = pd.Series(labels).astype("string").str.strip()
+    """Labels as strings; missing ones (:func:`.labels.clean_labels`) dropped, counted and
+    logged."""
+    from .labels import clean_labels
+
+    s, spellings = clean_labels(pd.Series(labels))
     s.index = s.index.astype(str)
-    missing = s.isna() | s.isin(["", "NA", "nan", "NaN", "None", "[Not Available]"])
-    n = int(missing.sum())
+    n = sum(spellings.values())
     if n:
-        logger.warning("%s: %d of %d samples have no label and are left out", what, n, len(s))
-    return s[~missing].astype(str).astype(object), n
+        logger.warning("%s: %d of %d samples have no label and are left out (%s)", what, n,
+                       len(s), ", ".join(f"{k}: {v}" for k, v in spellings.items()))
+    return s.dropna().astype(str).astype(object), n
 
 
 def _complete_rows(df: pd.DataFrame, what: str, summary: dict[str, Any], key: str

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .labels import is_missing
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +57,6 @@ __all__ = [
 #: event words recognised without ``event_values`` (after cBioPortal's ``1:``/``0:`` prefix)
 EVENT_WORDS = {"dead": 1, "deceased": 1, "died": 1, "yes": 1, "true": 1, "event": 1,
                "alive": 0, "living": 0, "no": 0, "false": 0, "censored": 0}
-#: strings that mean "not known" (TCGA's ``[Not Available]`` and friends start with ``[``)
-MISSING_WORDS = {"", "na", "n/a", "nan", "null", "unknown", "not available", "--"}
-
-
-def _is_missing(v: object) -> bool:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return True
-    s = str(v).strip().lower()
-    return s in MISSING_WORDS or s.startswith("[")
-
-
 def _parse_event(col: pd.Series, name: str, event_values: Sequence[str] | None) -> pd.Series:
     """0/1 (float, NaN where missing) from a column of 0/1, bools or strings."""
     if event_values is None and (pd.api.types.is_bool_dtype(col)
@@ -81,7 +71,7 @@ def _parse_event(col: pd.Series, name: str, event_values: Sequence[str] | None) 
     unknown: set[str] = set()
 
     def parse(v: object) -> float:
-        if _is_missing(v):
+        if is_missing(v):
             return np.nan
         s = (f"{v:g}" if isinstance(v, (int, float)) else str(v)).strip().lower()
         head, _, tail = s.partition(":")
@@ -130,9 +120,9 @@ def survival_frame(clinical: pd.DataFrame, *, time: str, event: str,
         if c not in clinical.columns:
             raise InputError(f"clinical table has no column {c!r}; columns are "
                              f"{list(clinical.columns)[:12]}")
-    t = pd.to_numeric(clinical[time].map(lambda v: np.nan if _is_missing(v) else v),
+    t = pd.to_numeric(clinical[time].map(lambda v: np.nan if is_missing(v) else v),
                       errors="coerce")
-    unparsed = clinical[time].map(lambda v: not _is_missing(v)) & t.isna()
+    unparsed = clinical[time].map(lambda v: not is_missing(v)) & t.isna()
     if unparsed.any():
         logger.warning("time column %r: %d value(s) are not numbers (e.g. %r) and count as "
                        "missing", time, int(unparsed.sum()), clinical.loc[unparsed, time].iloc[0])

@@ -73,10 +73,10 @@ def violin_figure(
     """
     from ..clinical.associations import (
         GROUP_TESTS,
-        clean_labels,
         compare_groups,
         prepare_groups,
     )
+    from ..clinical.labels import clean_labels
     from .spatial import new_figure
 
     genes = list(genes)
