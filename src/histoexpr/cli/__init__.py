@@ -23,6 +23,8 @@ COMMANDS = {
     "bulk": "bulk",
     "analyze": "analyze",
     "finetune": "finetune",
+    "report": "report",
+    "predict-slide": "predict_slide",
     "demo": "demo",
 }
 
