@@ -176,3 +176,19 @@ def test_embed_after_tile_then_resume_and_checksum_guard(capsys, synthetic_tiff,
     rc, _, err = run(capsys, "embed", other, "--coords", tiles / "128px_0.5mpp", "--encoder",
                      "toy", "--out", tmp_path / "f2")
     assert_one_line_error(rc, err, "checksum differs")
+
+
+def test_info_lists_encoder_cards_and_their_weights(capsys, tmp_path, monkeypatch):
+    import json as _json
+
+    monkeypatch.setenv("HISTOEXPR_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "resnet50.pth").write_bytes(b"x")
+    rc, out, _ = run(capsys, "info", "--encoders", "--json")
+    assert rc == 0
+    rows = {r["name"]: r for r in _json.loads(out)}
+    assert rows["resnet50"]["weights"] == "weights folder: resnet50.pth"
+    assert rows["uni"]["gated"] and rows["uni"]["weights"].startswith("none local (gated")
+    assert rows["resnet50"]["dim"] == 2048
+    rc, _, err = run(capsys, "info")
+    assert_one_line_error(rc, err, "--encoders")
