@@ -1,5 +1,56 @@
-"""Placeholder until this command is written (replaced in this session)."""
+"""``histoexpr predict-slide``: whole-slide expression maps from a spatial run.
+
+    histoexpr predict-slide SLIDE --model RUN --out DIR [--genes A,B] [--n-maps 6]
+                            [--device cuda] [--batch-size 64] [--stride PX] [--mpp 0.5]
+
+Tiles the slide's tissue at the run's spot patch (its µm/px), embeds the tiles with the
+run's encoder, predicts every tile with the run's final spot-level model and writes
+``DIR/<slide>.h5ad`` (tiles x genes), ``DIR/maps/<gene>.png`` (heatmaps over the
+thumbnail), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Import objects)
+and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import add_common
 
 
-def add_parser(sub):
-    return None
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict-slide", help="whole-slide expression maps from an st run",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("slide", type=Path, metavar="SLIDE", help="whole-slide image")
+    p.add_argument("--model", required=True, type=Path, metavar="RUN",
+                   help="run folder of `histoexpr st fit` (with final/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--genes", default=None,
+                   help="genes to map, comma separated (default: the run's best)")
+    p.add_argument("--n-maps", type=int, default=6, help="how many best genes to map (6)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the run's")
+    p.add_argument("--num-workers", type=int, default=0, help="tile-reading processes")
+    p.add_argument("--stride", type=int, default=None,
+                   help="grid step in model pixels (default: the tile size)")
+    p.add_argument("--mpp", type=float, default=None,
+                   help="the slide's µm/px when the file records none")
+    p.add_argument("--min-tissue", type=float, default=0.5,
+                   help="minimum tissue fraction of a tile (0.5)")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..st.predict_slide import predict_slide
+
+    genes = [g for g in args.genes.split(",") if g] if args.genes else None
+    res = predict_slide(args.slide, args.model, out=args.out, genes=genes, n_maps=args.n_maps,
+                        batch_size=args.batch_size, device=args.device,
+                        num_workers=args.num_workers, mpp=args.mpp, stride=args.stride,
+                        min_tissue=args.min_tissue, quiet=args.quiet)
+    total = sum(res.stages.values())
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in res.stages.items())
+    print(f"{res.n_tiles} tiles x {res.adata.n_vars} genes in {total:.1f} s ({times}) -> "
+          f"{args.out}")
+    return 0

@@ -302,6 +302,12 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
 
         evaluate_run(run.path, maps=maps)
     run.finish()
+    try:  # the report never fails a fit
+        from ..plot.report import write_report
+
+        write_report(run.path)
+    except Exception as e:
+        logger.warning("report not written: %s (run `histoexpr report %s`)", e, run.path)
     return run
 
 

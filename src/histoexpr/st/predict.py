@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from .runfolder import RunFolder, write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["predict_section"]
+__all__ = ["best_genes", "load_spot_model", "predict_section"]
 
 
 def _spots_adata(image: Path, spots: Path, *, mpp: float | None, section: str) -> AnnData:
@@ -41,6 +42,41 @@ def _spots_adata(image: Path, spots: Path, *, mpp: float | None, section: str) -
     a.uns[K.UNS_SECTIONS] = {section: {"image_path": str(image), "mpp": float(mpp),
                                        "spots_path": str(spots), "platform": "spots"}}
     return a
+
+
+def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any], Any]:
+    """The run folder, its :class:`~histoexpr.config.STConfig`, ``final/model.json`` and the
+    final spot-level model of a ``histoexpr st fit`` run.
+
+    Raises
+    ------
+    InputError
+        Not a spatial run folder (e.g. a bulk run: slide-level model), or no final model.
+    """
+    import joblib
+
+    from ..config import STConfig
+
+    run = RunFolder(run_path)
+    if not run.path.is_dir():
+        raise InputError(f"{run.path}: no such run folder; pass the --out of `histoexpr st fit`")
+    command = (run.read_json(run.run_json).get("command") if run.run_json.is_file() else None)
+    if command == "bulk" or (command is None and (run.path / "entries.json").is_file()):
+        raise InputError(f"{run.path} is a bulk run (a slide-level model); prediction needs "
+                         "a spot-level model: pass a run folder of `histoexpr st fit`")
+    raw = run.read_json(run.config)
+    try:
+        cfg = STConfig.from_dict(raw)
+    except (InputError, TypeError) as e:
+        raise InputError(f"{run.config}: not the config of a `histoexpr st fit` run ({e}); "
+                         "predict-slide needs a spot-level run folder") from e
+    model_path = run.final / "model.joblib"
+    if not model_path.is_file():
+        raise InputError(f"{run.path}: no final model (no final spot-level model at "
+                         "final/model.joblib); the fit "
+                         "ran with --no-refit or did not finish — rerun `histoexpr st fit`")
+    info = run.read_json(run.final / "model.json")
+    return run, cfg, info, joblib.load(model_path)
 
 
 def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, *,
@@ -70,21 +106,12 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         Spots x genes predictions (``X``), spot positions in ``obs``, the patch white
         fraction in ``obs["white_fraction"]`` (spots over 0.5 are likely off the tissue).
     """
-    import joblib
-
-    from ..config import STConfig
     from ..features.spots import spot_features
     from ..stain import StainNormalizer
     from ..tiling.spots import iter_section_patches, spot_white_fraction
     from .data import patch_spec
 
-    run = RunFolder(run_path)
-    cfg = STConfig.from_dict(run.read_json(run.config))
-    model_path = run.final / "model.joblib"
-    if not model_path.is_file():
-        raise InputError(f"{run.path}: no final model (final/model.joblib); the fit was run "
-                         "with refit off or did not finish — rerun `histoexpr st fit`")
-    info = run.read_json(run.final / "model.json")
+    run, cfg, info, model = load_spot_model(run_path)
     image, spots = Path(image), Path(spots)
     for p in (image, spots):
         if not p.is_file():
@@ -105,7 +132,6 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         x = spot_features(adata, info["source"], spec, pretrained=info["pretrained"],
                           batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                           device=cfg.device, stain=stain, store=False)
-    model = joblib.load(model_path)
     pred = np.asarray(model.predict(x), np.float32)
     result = AnnData(X=pred, obs=adata.obs.copy(), var=pd.DataFrame(index=info["genes"]),
                      uns={K.UNS_SECTIONS: adata.uns[K.UNS_SECTIONS],
@@ -117,7 +143,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     tmp = h5.with_name(f".{h5.name}.tmp")
     result.write_h5ad(tmp)
     tmp.replace(h5)
-    chosen = genes or _best_genes(run, info["genes"], n_map_genes)
+    chosen = genes or best_genes(run, info["genes"], n_map_genes)
     missing = [g for g in chosen if g not in info["genes"]]
     if missing:
         raise InputError(f"gene(s) {', '.join(missing)} are not predicted by this run "
@@ -135,7 +161,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     return result
 
 
-def _best_genes(run: RunFolder, genes: list[str], n: int) -> list[str]:
+def best_genes(run: RunFolder, genes: list[str], n: int) -> list[str]:
     """The run's best-predicted genes (mean pooled Pearson r of the main model)."""
     if not run.metrics.is_file():
         return list(genes[:n])

@@ -127,7 +127,8 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config, config)
         info = self.read_json(self.run_json) if resuming and self.run_json.is_file() else {}
-        info.update({"format": FORMAT, "version": __version__, "status": "running",
+        info.update({"command": self.command, "format": FORMAT, "version": __version__,
+                     "status": "running",
                      "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                      "resumed": resuming})
         info.setdefault("stages", {})

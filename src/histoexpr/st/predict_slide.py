@@ -1,0 +1,373 @@
+"""``histoexpr predict-slide``: expression maps of a whole slide from a fitted spatial run.
+
+Stages (each timed in ``OUT/predict_slide.json``):
+
+1. **tissue** — the slide's tissue mask (:func:`histoexpr.tissue.detect_tissue`);
+2. **tiles** — a grid of tiles of the run's spot patch (``patch_um`` in ``patch_px`` pixels,
+   i.e. the model's µm/px) inside the tissue;
+3. **embed** — tiles read at the model's µm/px (stain-normalised as the run was) and embedded
+   with the run's encoder (or colour histograms / raw patches, as the final model needs);
+4. **predict** — the run's final spot-level model on every tile;
+5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
+   the thumbnail), ``OUT/<slide>.geojson`` (tiles with predictions, QuPath's layout) and
+   ``OUT/predict_slide.json`` (run record).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _keys as K
+from ..errors import InputError
+from .runfolder import write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PredictSlideResult", "predict_slide", "tiles_geojson"]
+
+#: slide and model pixel sizes further apart than this (relative) give a warning
+MPP_TOLERANCE = 0.25
+#: tiles per embedding call (the progress bar advances after each)
+CHUNK = 1024
+
+
+@dataclass
+class PredictSlideResult:
+    """What :func:`predict_slide` wrote and measured.
+
+    Attributes
+    ----------
+    adata
+        Tiles x predicted genes (the contents of ``h5ad``).
+    h5ad, geojson, record
+        Paths of the written AnnData, GeoJSON and run record.
+    maps
+        One PNG per mapped gene.
+    genes
+        The mapped genes (also the GeoJSON measurements).
+    stages
+        Seconds per stage.
+    warnings
+        Warnings raised on the way (also in the run record).
+    """
+
+    adata: Any
+    h5ad: Path
+    geojson: Path
+    record: Path
+    maps: list[Path]
+    genes: list[str]
+    stages: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.adata.n_obs)
+
+
+def _mpp_warning(slide_mpp: float, model_mpp: float, name: str) -> str | None:
+    rel = abs(slide_mpp - model_mpp) / model_mpp
+    if rel <= MPP_TOLERANCE:
+        return None
+    how = "downsampled" if slide_mpp < model_mpp else "upsampled (detail the model saw is lost)"
+    return (f"{name}: slide is {slide_mpp:.3g} µm/px but the model was fitted at "
+            f"{model_mpp:.3g} µm/px ({rel:.0%} apart); tiles are {how} to the model's µm/px")
+
+
+def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *, stain: Any,
+              batch_size: int, device: str, num_workers: int, advance: Any) -> np.ndarray:
+    """The final model's input for every tile, computed in chunks of :data:`CHUNK` tiles."""
+    from ..features.colour import COLOUR_FEATURES, colour_histogram
+
+    kind, source = info["features"], info.get("source")
+    if kind == "none":  # the mean predictor sees no image
+        advance(len(coords))
+        return np.zeros((len(coords), 1), np.float32)
+    encoder = None
+    if kind != "patches" and source != COLOUR_FEATURES:
+        from ..features.encoders import build_encoder
+
+        encoder = build_encoder(source, pretrained=info.get("pretrained", True))
+    parts = []
+    for i in range(0, len(coords), CHUNK):
+        c = coords[i:i + CHUNK]
+        if encoder is None:
+            tiles = slide.read_at_mpp_batch(c, spec.size_px, spec.mpp)
+            if stain is not None:
+                tiles = stain.transform(tiles)
+            parts.append(tiles if kind == "patches" else colour_histogram(tiles))
+        else:
+            from ..features.extract import embed
+
+            parts.append(embed(slide, c, encoder, size_px=spec.size_px, mpp=spec.mpp,
+                               batch_size=batch_size, num_workers=num_workers, device=device,
+                               stain=stain))
+        advance(len(c))
+    return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+
+
+def tiles_geojson(coords: np.ndarray, size0: float, values: np.ndarray,
+                  genes: list[str]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of square tiles (level-0 pixels) as QuPath imports it:
+    ``properties = {"objectType": "tile", "measurements": {gene: value}}``.
+
+    Examples
+    --------
+    >>> g = tiles_geojson(np.array([[0, 0]]), 10.0, np.array([[1.5]]), ["A"])
+    >>> f = g["features"][0]
+    >>> f["geometry"]["coordinates"][0][2], f["properties"]["measurements"]
+    ([10.0, 10.0], {'A': 1.5})
+    """
+    feats = []
+    for (x, y), v in zip(np.asarray(coords, float), np.asarray(values, float)):
+        x, y = float(x), float(y)
+        ring = [[x, y], [x + size0, y], [x + size0, y + size0], [x, y + size0], [x, y]]
+        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                      "properties": {"objectType": "tile", "isLocked": True,
+                                     "measurements": {g: (float(m) if np.isfinite(m) else None)
+                                                      for g, m in zip(genes, v)}}})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0: float,
+             stride0: float, values: np.ndarray, gene: str, slide_name: str) -> Any:
+    """One gene's tile values as a grid image over the thumbnail (level-0 axes)."""
+    from ..plot import new_figure
+
+    w0, h0 = dims
+    col = np.rint((coords[:, 0] - coords[:, 0].min()) / stride0).astype(int)
+    row = np.rint((coords[:, 1] - coords[:, 1].min()) / stride0).astype(int)
+    grid = np.full((row.max() + 1, col.max() + 1), np.nan) if len(coords) else np.full((1, 1),
+                                                                                        np.nan)
+    if len(coords):
+        grid[row, col] = values
+        x0 = coords[:, 0].min() + (size0 - stride0) / 2
+        y0 = coords[:, 1].min() + (size0 - stride0) / 2
+    else:
+        x0 = y0 = 0.0
+    aspect = h0 / max(w0, 1)
+    fig = new_figure((7, max(2.5, 6.2 * aspect + 0.8)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(thumb, extent=(0, w0, h0, 0))
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", alpha=0.6, interpolation="nearest",
+                   extent=(x0, x0 + grid.shape[1] * stride0, y0 + grid.shape[0] * stride0, y0))
+    ax.set_xlim(0, w0)
+    ax.set_ylim(h0, 0)
+    ax.set_axis_off()
+    ax.set_title(f"{slide_name}: predicted {gene}")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="predicted expression")
+    return fig
+
+
+def _safe_name(gene: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in gene)
+
+
+def predict_slide(
+    slide: str | Path,
+    run: str | Path,
+    *,
+    out: str | Path,
+    genes: list[str] | None = None,
+    n_maps: int = 6,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    num_workers: int = 0,
+    mpp: float | None = None,
+    stride: int | None = None,
+    min_tissue: float = 0.5,
+    thumbnail_px: int = 2000,
+    quiet: bool = False,
+) -> PredictSlideResult:
+    """Predict expression on a grid of tiles covering a slide's tissue.
+
+    Parameters
+    ----------
+    slide
+        A whole-slide image (any format :func:`histoexpr.slide.open_slide` reads).
+    run
+        A ``histoexpr st fit`` run folder with a final model (``final/``).
+    out
+        Output folder (see the module docstring for what is written).
+    genes
+        Genes to map and to put in the GeoJSON (default: the run's ``n_maps`` best genes by
+        cross-validated Pearson r). The AnnData holds every gene the model predicts.
+    batch_size, device, num_workers
+        Embedding options (default batch size: the run's).
+    mpp
+        The slide's level-0 µm/px when the file records none (the file's value wins).
+    stride
+        Grid step in model pixels (default: the tile size, no overlap).
+    min_tissue
+        Minimum tissue fraction of a tile.
+    thumbnail_px
+        Longer side of the thumbnail under the heatmaps.
+    quiet
+        No progress bar.
+
+    Returns
+    -------
+    PredictSlideResult
+
+    Examples
+    --------
+    >>> res = predict_slide("slide.svs", "runs/ridge", out="pred")  # doctest: +SKIP
+    >>> res.n_tiles, res.stages["embed"]  # doctest: +SKIP
+    (1532, 41.2)
+    """
+    import anndata as ad
+    import pandas as pd
+
+    from .. import __version__
+    from ..slide import open_slide
+    from ..stain import StainNormalizer
+    from ..tiling.pipeline import tile_slide
+    from ..tiling.spec import TileSpec
+    from ..tissue import detect_tissue
+    from .data import patch_spec
+    from .predict import best_genes, load_spot_model
+
+    run_f, cfg, info, model = load_spot_model(run)
+    slide_path = Path(slide)
+    if not slide_path.exists():
+        raise InputError(f"{slide_path}: no such slide file")
+    chosen = list(genes) if genes else best_genes(run_f, info["genes"], n_maps)
+    missing = [g for g in chosen if g not in info["genes"]]
+    if missing:
+        raise InputError(f"gene(s) {', '.join(missing)} are not predicted by {run_f.path} "
+                         f"(it predicts e.g. {', '.join(info['genes'][:5])})")
+    base = patch_spec(cfg)
+    spec = TileSpec(base.size_px, base.mpp, stride)
+    stain_params = run_f.read_json(run_f.data_json).get("stain")
+    stain = StainNormalizer.from_params(stain_params) if stain_params else None
+    out = Path(out)
+    stages: dict[str, float] = {}
+    warns: list[str] = []
+
+    progress = _progress(quiet)
+    with progress if progress is not None else nullcontext():
+        def task(name: str, total: float | None = 1) -> Any:
+            if progress is None:
+                return lambda n=1: None
+            t = progress.add_task(name, total=total)
+            return lambda n=1: progress.advance(t, n)
+
+        t0 = time.perf_counter()
+        s = open_slide(slide_path, mpp=mpp)
+        msg = _mpp_warning(s.mpp, spec.mpp, s.name)
+        if msg:
+            logger.warning("%s", msg)
+            warns.append(msg)
+        adv = task("tissue")
+        tissue = detect_tissue(s)
+        adv()
+        stages["tissue"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        adv = task("tiles")
+        coords = tile_slide(s, spec, tissue=tissue, min_tissue=min_tissue).coords
+        adv()
+        stages["tiles"] = time.perf_counter() - t0
+        if len(coords) == 0:
+            raise InputError(f"{slide_path}: no {spec.size_um:g} µm tile is {min_tissue:.0%} "
+                             "on tissue; lower --min-tissue or check the slide")
+        logger.info("%s: %d tiles of %s", s.name, len(coords), spec.name)
+
+        t0 = time.perf_counter()
+        x = _features(s, coords, spec, info, stain=stain,
+                      batch_size=batch_size or cfg.batch_size, device=device,
+                      num_workers=num_workers, advance=task("embed", len(coords)))
+        stages["embed"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        adv = task("predict", len(coords))
+        pred = np.empty((len(coords), len(info["genes"])), np.float32)
+        for i in range(0, len(coords), CHUNK * 8):
+            pred[i:i + CHUNK * 8] = np.asarray(model.predict(x[i:i + CHUNK * 8]), np.float32)
+            adv(len(pred[i:i + CHUNK * 8]))
+        stages["predict"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        adv = task("write", len(chosen) + 3)
+        size0 = spec.size_level0(s.mpp)
+        tile_info = {**spec.to_dict(), "size_level0": float(size0),
+                     "stride_level0": float(spec.stride_level0(s.mpp)),
+                     "slide_mpp": float(s.mpp), "min_tissue": min_tissue}
+        obs = pd.DataFrame({K.X: coords[:, 0].astype(np.int64), K.Y: coords[:, 1].astype(np.int64),
+                            "tile_size": np.full(len(coords), float(size0)),
+                            K.SLIDE_ID: pd.Categorical([s.name] * len(coords))},
+                           index=pd.Index([f"{s.name}:{x_}_{y_}" for x_, y_ in coords]))
+        adata = ad.AnnData(X=pred, obs=obs, var=pd.DataFrame(index=list(info["genes"])))
+        adata.uns["run"] = str(run_f.path.resolve())
+        adata.uns["model"] = {k: str(info.get(k)) for k in ("label", "model", "features",
+                                                            "source")}
+        adata.uns[K.UNS_ENCODER] = str(info.get("source") or "none")
+        adata.uns[K.UNS_TILE_SPEC] = tile_info
+        adata.uns["slide"] = {"path": str(slide_path.resolve()), "dimensions": list(s.dimensions)}
+        out.mkdir(parents=True, exist_ok=True)
+        h5 = out / f"{s.name}.h5ad"
+        stages_so_far = dict(stages)
+        adata.uns["stage_seconds"] = {k: round(v, 3) for k, v in stages_so_far.items()}
+        tmp = h5.with_name(f".{h5.name}.tmp")
+        adata.write_h5ad(tmp)
+        tmp.replace(h5)
+        adv()
+
+        gi = [info["genes"].index(g) for g in chosen]
+        geo = write_json(out / f"{s.name}.geojson",
+                         tiles_geojson(coords, size0, pred[:, gi], chosen))
+        adv()
+
+        from ..plot import save_figure
+
+        thumb = s.thumbnail(thumbnail_px)
+        maps = []
+        for g, j in zip(chosen, gi):
+            fig = _heatmap(thumb, s.dimensions, coords, size0, spec.stride_level0(s.mpp),
+                           pred[:, j], g, s.name)
+            maps.append(save_figure(fig, out / "maps" / f"{_safe_name(g)}.png"))
+            adv()
+        stages["write"] = time.perf_counter() - t0
+
+        n = len(coords)
+        record = write_json(out / "predict_slide.json", {
+            "version": __version__, "slide": str(slide_path.resolve()), "run": str(run_f.path),
+            "model": info.get("model"), "features": info.get("features"),
+            "encoder": info.get("source"), "n_tiles": n, "n_genes": len(info["genes"]),
+            "map_genes": chosen, "slide_mpp": float(s.mpp), "model_mpp": float(spec.mpp),
+            "tile_spec": tile_info, "device": device,
+            "stages": {k: {"seconds": round(v, 3)} for k, v in stages.items()},
+            "total_seconds": round(sum(stages.values()), 3),
+            "tiles_per_second": round(n / max(sum(stages.values()), 1e-9), 2),
+            "warnings": warns,
+            "files": {"h5ad": h5.name, "geojson": geo.name,
+                      "maps": [str(p.relative_to(out)) for p in maps]},
+        })
+        adv()
+    logger.info("%s: %d tiles x %d genes predicted in %.1f s -> %s", s.name, n,
+                len(info["genes"]), sum(stages.values()), out)
+    return PredictSlideResult(adata=adata, h5ad=h5, geojson=geo, record=record, maps=maps,
+                              genes=chosen, stages=stages, warnings=warns)
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)

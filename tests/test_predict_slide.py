@@ -1,0 +1,127 @@
+"""``histoexpr predict-slide`` on a small synthetic slide with a tiny spatial run (toy
+encoder, ridge): the AnnData, heatmaps and GeoJSON agree; bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from histoexpr.cli import main
+from histoexpr.config import STConfig
+from histoexpr.datasets.synthetic_st import synthetic_st
+from histoexpr.errors import InputError
+from histoexpr.st import fit_run
+from histoexpr.st.predict_slide import predict_slide
+
+# 64 px over 32 µm: the model works at 0.5 µm/px, as the synthetic TIFF
+FAST = {"encoder": "toy", "genes": "top10", "patch_px": 64, "patch_um": 32.0, "k": 2,
+        "baselines": (), "model": "ridge"}
+
+
+def _genes(run) -> list[str]:
+    return json.loads((run.final / "model.json").read_text())["genes"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ps_syn")
+    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
+                     seed=1)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section", **FAST)
+    return fit_run(cfg, tmp_path_factory.mktemp("ps_runs") / "ridge", maps=False)
+
+
+@pytest.fixture(scope="module")
+def result(run, synthetic_tiff, tmp_path_factory):
+    return predict_slide(synthetic_tiff, run.path, out=tmp_path_factory.mktemp("ps_out"),
+                         n_maps=2, quiet=True)
+
+
+def test_h5ad_png_geojson_agree(result, synthetic_tiff):
+    a = ad.read_h5ad(result.h5ad)
+    assert a.n_obs == result.n_tiles > 10 and a.n_vars == 10
+    w, h = a.uns["slide"]["dimensions"]
+    size0 = a.uns["tile_spec"]["size_level0"]
+    xy = a.obs[["x", "y"]].to_numpy()
+    assert (xy >= 0).all() and (xy[:, 0] + size0 <= w).all() and (xy[:, 1] + size0 <= h).all()
+    assert np.isfinite(a.X).all()
+    geo = json.loads(result.geojson.read_text())
+    assert geo["type"] == "FeatureCollection" and len(geo["features"]) == a.n_obs
+    gi = [list(a.var_names).index(g) for g in result.genes]
+    for f, (x, y), row in zip(geo["features"], xy, a.X[:, gi]):
+        ring = f["geometry"]["coordinates"][0]
+        assert ring[0] == [x, y] and ring[2] == [x + size0, y + size0]
+        assert f["properties"]["objectType"] == "tile"
+        got = [f["properties"]["measurements"][g] for g in result.genes]
+        np.testing.assert_allclose(got, row, rtol=1e-6)
+    assert len(result.maps) == 2 and all(p.stat().st_size > 1000 for p in result.maps)
+    assert result.maps[0].read_bytes()[:4] == b"\x89PNG"
+    rec = json.loads(result.record.read_text())
+    assert set(rec["stages"]) == {"tissue", "tiles", "embed", "predict", "write"}
+    assert rec["n_tiles"] == a.n_obs and rec["warnings"] == [] and rec["model_mpp"] == 0.5
+
+
+def test_predictions_follow_the_tile_image(result, run, synthetic_tiff):
+    """The same tiles through the spot-level path give the same numbers."""
+    import joblib
+
+    from histoexpr.features import build_encoder
+    from histoexpr.features.extract import embed
+    from histoexpr.slide import open_slide
+
+    a = result.adata
+    with open_slide(synthetic_tiff) as s:
+        x = embed(s, a.obs[["x", "y"]].to_numpy()[:20], build_encoder("toy"), size_px=64,
+                  mpp=0.5, device="cpu")
+    pred = joblib.load(run.final / "model.joblib").predict(x)
+    np.testing.assert_allclose(pred, a.X[:20], rtol=1e-4, atol=1e-5)
+
+
+def test_mpp_mismatch_warns_and_resamples(run, synthetic, tmp_path, caplog):
+    from histoexpr.datasets.synthetic import write_pyramidal_tiff
+
+    coarse = write_pyramidal_tiff(tmp_path / "coarse.tif", synthetic.rgb[::2, ::2], mpp=1.0,
+                                  compression="zlib")
+    with caplog.at_level(logging.WARNING, logger="histoexpr"):
+        res = predict_slide(coarse, run.path, out=tmp_path / "o", genes=_genes(run)[:1],
+                            quiet=True, min_tissue=0.3)
+    assert "fitted at 0.5" in caplog.text and res.warnings
+    assert res.adata.uns["tile_spec"]["size_level0"] == 32  # 64 px at 0.5 on a 1.0 slide
+    assert json.loads(res.record.read_text())["warnings"] == res.warnings
+
+
+def test_bad_runs_are_clear_errors(run, synthetic_tiff, tmp_path):
+    bulk = tmp_path / "bulk"
+    bulk.mkdir()
+    (bulk / "config.json").write_text("{}")
+    (bulk / "entries.json").write_text("[]")
+    with pytest.raises(InputError, match=r"bulk run.*spot-level"):
+        predict_slide(synthetic_tiff, bulk, out=tmp_path / "o")
+    final = run.final / "model.joblib"
+    os.replace(final, tmp_path / "m.joblib")
+    try:
+        with pytest.raises(InputError, match="no final spot-level model"):
+            predict_slide(synthetic_tiff, run.path, out=tmp_path / "o")
+    finally:
+        os.replace(tmp_path / "m.joblib", final)
+    with pytest.raises(InputError, match="not predicted"):
+        predict_slide(synthetic_tiff, run.path, out=tmp_path / "o", genes=["NOPE"])
+
+
+def test_cli_end_to_end(run, synthetic_tiff, tmp_path, capsys):
+    g = _genes(run)[:2]
+    rc = main(["-q", "predict-slide", str(synthetic_tiff), "--model", str(run.path), "--out",
+               str(tmp_path), "--genes", ",".join(g), "--stride", "128"])
+    assert rc == 0
+    assert "tiles x 10 genes" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(f"{x}.png" for x in g)
+    assert (tmp_path / "synthetic.geojson").is_file() and (tmp_path / "synthetic.h5ad").is_file()
+    rc = main(["-q", "predict-slide", str(synthetic_tiff), "--model", str(tmp_path), "--out",
+               str(tmp_path / "x")])
+    assert rc == 2
