@@ -1,7 +1,8 @@
 """The spatial-transcriptomics workflow: sections → spots → patches → features → grouped
 cross-validation of a model beside its baselines → metrics, maps → predictions for new
-sections. :func:`fit_run`, :func:`evaluate_run` and :func:`predict_section` are what the
-``histoexpr st fit|evaluate|predict`` commands call."""
+sections or whole slides. :func:`fit_run`, :func:`evaluate_run`, :func:`predict_section` and
+:func:`predict_slide` are what ``histoexpr st fit|evaluate|predict`` and
+``histoexpr predict-slide`` call."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from .data import SpotData, load_spot_data, patch_spec
 from .evaluate import evaluate_run, load_predictions
 from .fit import entries, fit_run
 from .predict import predict_section
+from .predict_slide import predict_slide
 from .runfolder import RunFolder
 
 __all__ = ["RunFolder", "SpotData", "entries", "evaluate_run", "fit_run", "load_predictions",
-           "load_spot_data", "patch_spec", "predict_section"]
+           "load_spot_data", "patch_spec", "predict_section", "predict_slide"]
