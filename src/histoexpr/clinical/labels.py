@@ -9,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MISSING_LABELS", "clean_labels", "is_missing", "label_text"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["MISSING_LABELS", "clean_labels", "drop_missing_labels", "is_missing", "label_text"]
 
 #: cell values read as "no label" (compared case-insensitively after stripping whitespace);
 #: any value in square brackets (TCGA's ``[Not Available]``, ``[Unknown]``, ...) is too.
@@ -77,3 +80,15 @@ def clean_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, int]]:
         else:
             out.append(s)
     return pd.Series(out, index=labels.index, name=labels.name, dtype=object), missing
+
+
+def drop_missing_labels(labels: pd.Series, what: str) -> tuple[pd.Series, int]:
+    """Labels as strings (index as strings) without the missing ones; how many were dropped,
+    logged with their spellings."""
+    s, spellings = clean_labels(pd.Series(labels))
+    s.index = s.index.astype(str)
+    n = sum(spellings.values())
+    if n:
+        logger.warning("%s: %d of %d samples have no label and are left out (%s)", what, n,
+                       len(s), ", ".join(f"{k}: {v}" for k, v in spellings.items()))
+    return s.dropna().astype(str).astype(object), n

@@ -53,6 +53,7 @@ from .clusters import (
     log_scale,
     standardise_genes,
 )
+from .labels import drop_missing_labels
 
 logger = logging.getLogger(__name__)
 
@@ -243,20 +244,6 @@ class SubtypeResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _clean_labels(labels: pd.Series, what: str) -> tuple[pd.Series, int]:
-    """Labels as strings; missing ones (:func:`.labels.clean_labels`) dropped, counted and
-    logged."""
-    from .labels import clean_labels
-
-    s, spellings = clean_labels(pd.Series(labels))
-    s.index = s.index.astype(str)
-    n = sum(spellings.values())
-    if n:
-        logger.warning("%s: %d of %d samples have no label and are left out (%s)", what, n,
-                       len(s), ", ".join(f"{k}: {v}" for k, v in spellings.items()))
-    return s.dropna().astype(str).astype(object), n
-
-
 def _complete_rows(df: pd.DataFrame, what: str, summary: dict[str, Any], key: str
                    ) -> pd.DataFrame:
     """Rows without missing values; the count of the others goes in ``summary[key]``."""
@@ -321,7 +308,7 @@ def _train(train: pd.DataFrame, labels: pd.Series, new_model: Any, prep: Any, *,
            transform: str, folds: int, min_class_size: int, small_classes: str,
            random_state: int, summary: dict[str, Any], notes: list[str]) -> _Trained:
     """Labels checked and joined, the model fitted on all of them and cross-validated."""
-    lab, n_nolab = _clean_labels(labels, "labels")
+    lab, n_nolab = drop_missing_labels(labels, "labels")
     n0 = len(train)
     train, lab_df = align_samples(train, lab.to_frame("label"),
                                   what=("training expression", "labels"))
@@ -575,7 +562,7 @@ def subtype_analysis(
 def _score_truth(calls: pd.DataFrame, truth: pd.Series, classes: list[str], method: str,
                  summary: dict[str, Any], notes: list[str]) -> tuple[pd.DataFrame, CallMetrics]:
     """Join the known classes to the calls and score them."""
-    tr_lab, _ = _clean_labels(truth, "truth")
+    tr_lab, _ = drop_missing_labels(truth, "truth")
     called, t_df = align_samples(calls.set_index("sample"), tr_lab.to_frame("truth"),
                                  what=("called samples", "truth"))
     keys = _ids(calls["sample"], tr_lab.index)
