@@ -137,9 +137,9 @@ def _classifier_params(items: list[str]) -> dict[str, Any]:
     import inspect
 
     from ..clinical.subtypes import make_voting_classifier
-    from .st import _params
+    from . import parse_params
 
-    params = _params(items)
+    params = parse_params(items)
     allowed = [k for k in inspect.signature(make_voting_classifier).parameters
                if k != "random_state"]
     bad = [k for k in params if k not in allowed]

@@ -23,8 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import add_common
-from .st import _params
+from . import add_common, parse_params
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -145,7 +144,7 @@ def run_fit(args: argparse.Namespace) -> int:
         args.config, features=args.features, expression=args.expression,
         expression_format=args.expression_format, expression_value=args.expression_value,
         panel=args.panel, transform=args.transform, model=args.model,
-        model_params=_params(args.param) or None, join_rule=args.join_rule,
+        model_params=parse_params(args.param) or None, join_rule=args.join_rule,
         sample_types=_list(args.sample_types, none="any"), manifest=args.manifest,
         select=args.select, n_tiles=args.n_tiles, heatmaps=args.heatmaps,
         slides_dir=args.slides_dir, protocol=args.protocol, k=args.k, holdout=args.holdout,

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import add_common
+from . import add_common, parse_params
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,21 +94,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.set_defaults(func=run_predict)
 
 
-def _params(items: list[str]) -> dict:
-    from ..errors import InputError
-
-    out = {}
-    for it in items:
-        key, sep, value = it.partition("=")
-        if not sep or not key:
-            raise InputError(f"--param {it!r}: use KEY=VALUE, e.g. --param max_epochs=5")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 def print_summary(summary, *, title: str) -> None:
     """The summary table (one row per model: the mean over folds, plus the held-out set).
     A mean predictor has no correlation (constant predictions): its r columns show "—" and
@@ -146,7 +131,7 @@ def run_fit(args: argparse.Namespace) -> int:
         baselines = [] if args.baselines == "none" else args.baselines.split(",")
     cfg = STConfig.resolve(
         args.config, data=args.data, encoder=args.encoder, pretrained=args.pretrained,
-        model=args.model, model_params=_params(args.param) or None, genes=args.genes,
+        model=args.model, model_params=parse_params(args.param) or None, genes=args.genes,
         log=args.log, min_counts=args.min_counts, patch_um=args.patch_um,
         patch_px=args.patch_px, max_white=args.max_white, split=args.split, k=args.k,
         holdout=args.holdout, baselines=baselines, stain=args.stain,

@@ -108,13 +108,10 @@ def signature_scores(expr: pd.DataFrame, *, standardize: bool = True) -> pd.Data
     if len(x) < 3:
         raise InputError(f"Cheong signatures: {len(x)} complete sample(s); need at least 3")
     if standardize:
-        sd = x.std(ddof=1)
-        flat = list(sd.index[~(sd > 0)])
-        if flat:
-            raise InputError(f"Cheong signatures: gene(s) {', '.join(flat)} are constant "
-                             "across the cohort; z-scores are undefined (give thresholds on "
-                             "unstandardised values with standardize=False / --no-standardize)")
-        x = (x - x.mean()) / sd
+        from .scores import zscore_genes
+
+        x = zscore_genes(x, what="Cheong signatures", hint=" (give thresholds on "
+                         "unstandardised values with standardize=False / --no-standardise)")
     return pd.DataFrame({name: x[list(gs)].mean(axis=1) for name, gs in CHEONG_GENES.items()})
 
 

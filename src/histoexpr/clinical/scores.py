@@ -22,7 +22,18 @@ from .survival import _fit_cox
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cv_cox_score", "signature_score"]
+__all__ = ["cv_cox_score", "signature_score", "zscore_genes"]
+
+
+def zscore_genes(x: pd.DataFrame, *, what: str, hint: str = "") -> pd.DataFrame:
+    """Each gene z-scored over the cohort (sample SD); a constant gene is an error naming it
+    (``what`` says whose genes, ``hint`` what to do instead)."""
+    sd = x.std(ddof=1)
+    flat = list(sd.index[~(sd > 0)])
+    if flat:
+        raise InputError(f"{what}: gene(s) {', '.join(map(str, flat))} are constant across the "
+                         f"cohort; z-scores are undefined{hint}")
+    return (x - x.mean()) / sd
 
 
 def signature_score(expr: pd.DataFrame, genes: Sequence[str], *,
@@ -36,12 +47,8 @@ def signature_score(expr: pd.DataFrame, genes: Sequence[str], *,
 
     x = select_genes(expr, list(genes), what="expression (score)").astype(float)
     if standardize:
-        sd = x.std(ddof=1)
-        flat = list(sd.index[~(sd > 0)])
-        if flat:
-            raise InputError(f"gene(s) {', '.join(flat)} are constant across the cohort; a "
-                             "z-scored signature cannot use them")
-        x = (x - x.mean()) / sd
+        x = zscore_genes(x, what="signature score", hint=" (a z-scored signature cannot use "
+                         "them)")
     return x.mean(axis=1).rename(genes[0] if len(genes) == 1 else f"mean({','.join(genes)})")
 
 

@@ -252,15 +252,15 @@ def predict_slide(
     warns: list[str] = []
 
     progress = _progress(quiet)
-    with progress if progress is not None else nullcontext():
+    t0 = time.perf_counter()  # the tissue stage includes opening the slide
+    with (progress if progress is not None else nullcontext(),
+          open_slide(slide_path, mpp=mpp) as s):
         def task(name: str, total: float | None = 1) -> Any:
             if progress is None:
                 return lambda n=1: None
             t = progress.add_task(name, total=total)
             return lambda n=1: progress.advance(t, n)
 
-        t0 = time.perf_counter()
-        s = open_slide(slide_path, mpp=mpp)
         msg = _mpp_warning(s.mpp, spec.mpp, s.name)
         if msg:
             logger.warning("%s", msg)
