@@ -42,3 +42,19 @@ def test_ridge_chooses_alpha_per_gene_and_checks_fitting():
     assert model.predict(x).dtype == np.float32
     with pytest.raises(NotFittedError):
         RidgeProbe().predict(x)
+
+
+def test_a_unit_silent_in_training_cannot_swamp_a_test_prediction():
+    # sparse CNN-like features: unit 0 fires (barely) in one training row only
+    rng = np.random.default_rng(2)
+    x = np.abs(rng.normal(size=(100, 20)))
+    x[:, 0] = 0.0
+    x[0, 0] = 1e-3
+    y = x[:, 1:3] @ [[1.0, 0.0], [0.0, 1.0]]
+    test = x[:5].copy()
+    test[:, 0] = 1.0  # fires at test time: z ~ 10^4 unclipped
+    clipped = RidgeProbe(n_components=10).fit(x, y).predict(test)
+    unclipped = RidgeProbe(n_components=10, clip=None).fit(x, y).predict(test)
+    truth = test[:, 1:3]
+    assert np.abs(clipped - truth).max() < 1.0
+    assert np.abs(unclipped - truth).max() > 5 * np.abs(clipped - truth).max()

@@ -1,6 +1,7 @@
 """A small MLP head on frozen features, fitted with early stopping on an inner split.
 
-Features are standardised (``StandardScaler``), targets per gene (constant genes are
+Features are standardised and clipped to ±10
+(:class:`~histoexpr.models.probe.ClippedScaler`), targets per gene (constant genes are
 predicted as their constant); an inner validation split of the training data, by patient or
 section when ``groups`` is given, drives early stopping; AdamW minimises the mean squared
 error. The weights with the lowest validation loss are kept.
@@ -72,7 +73,7 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
     ----------
     network_ : torch.nn.Sequential
         The fitted network (on CPU after ``fit`` and in pickles).
-    x_scaler_ : sklearn.preprocessing.StandardScaler
+    x_scaler_ : histoexpr.models.probe.ClippedScaler
         Feature standardisation.
     y_mean_, y_scale_ : ndarray of shape (n_genes,)
         Target standardisation (scale 0 for constant genes: predicted as their constant).
@@ -118,14 +119,15 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
         ``groups`` (patient or section per row) makes the inner validation split grouped.
         """
         import torch
-        from sklearn.preprocessing import StandardScaler
         from torch.utils.data import DataLoader, TensorDataset
+
+        from .probe import ClippedScaler
 
         X, y = check_X_y(X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         self.y_ndim_ = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_features_in_, self.n_outputs_ = X.shape[1], y2.shape[1]
-        self.x_scaler_ = StandardScaler().fit(X)
+        self.x_scaler_ = ClippedScaler(10.0).fit(X)  # see probe.py: sparse CNN units
         self.y_mean_, self.y_scale_ = target_scaling(y2)
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32)
         ys = torch.from_numpy(standardise(y2, self.y_mean_, self.y_scale_))

@@ -1,6 +1,11 @@
 """The linear probe of HEST-Benchmark: StandardScaler → PCA(256) → Ridge, alpha by inner CV.
 
-Frozen features in, expression of the selected genes out. The PCA keeps at most
+Frozen features in, expression of the selected genes out. One change to HEST's probe: the
+standardised features are clipped to ±10 (:class:`ClippedScaler`). CNN features are sparse
+(ReLU); a unit that is all but silent in the training fold gets a tiny standard deviation,
+and a test patch that fires it would otherwise reach z-scores in the thousands and swamp the
+prediction (seen on synthetic sections: mean PCC of the signal genes 0.42 unclipped, 0.62
+clipped, same folds). The PCA keeps at most
 ``n_components`` (fewer when the training fold has fewer spots or features); ``RidgeCV``
 picks one alpha per gene by efficient leave-one-out *within the training fold* (the test
 fold is never seen). Plain scikit-learn, so it fits in ``Pipeline`` and grouped CV.
@@ -11,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..registry import Registry
 
-__all__ = ["ALPHAS", "MODELS", "RidgeProbe"]
+__all__ = ["ALPHAS", "MODELS", "ClippedScaler", "RidgeProbe"]
 
 #: expression models by name; each entry is an estimator class
 MODELS: Registry = Registry("expression model")
@@ -25,8 +30,34 @@ MODELS: Registry = Registry("expression model")
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 
 
+class ClippedScaler(TransformerMixin, BaseEstimator):
+    """``StandardScaler`` whose output is clipped to ``±clip`` (``None``: not clipped).
+
+    Examples
+    --------
+    >>> x = np.zeros((10, 2)); x[0, 1] = 1e-3           # column 1: nearly silent
+    >>> s = ClippedScaler(clip=10).fit(x)
+    >>> s.transform([[0.0, 1.0]]).tolist()               # z = 3000 before clipping
+    [[0.0, 10.0]]
+    """
+
+    def __init__(self, clip: float | None = 10.0):
+        self.clip = clip
+
+    def fit(self, X, y=None):
+        from sklearn.preprocessing import StandardScaler
+
+        self.scaler_ = StandardScaler().fit(X)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "scaler_")
+        z = self.scaler_.transform(X)
+        return z if self.clip is None else np.clip(z, -self.clip, self.clip)
+
+
 class RidgeProbe(RegressorMixin, BaseEstimator):
-    """StandardScaler → PCA (at most ``n_components``) → RidgeCV with one alpha per gene.
+    """ClippedScaler → PCA (at most ``n_components``) → RidgeCV with one alpha per gene.
 
     Parameters
     ----------
@@ -34,6 +65,8 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         PCA size cap (256 in HEST-Benchmark).
     alphas
         Ridge penalties searched by leave-one-out on the training data.
+    clip
+        Standardised features are clipped to ``±clip`` (``None``: HEST's unclipped probe).
     random_state
         Seed of the randomised PCA solver.
 
@@ -56,22 +89,23 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, n_components: int = 256, alphas: Sequence[float] = ALPHAS,
+                 clip: float | None = 10.0,
                  random_state: int = 0) -> None:
         self.n_components = n_components
         self.alphas = alphas
+        self.clip = clip
         self.random_state = random_state
 
     def fit(self, X, y):
         from sklearn.decomposition import PCA
         from sklearn.linear_model import RidgeCV
         from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
 
         X = np.asarray(X, np.float64)
         y = np.asarray(y, np.float64)
         n = max(1, min(int(self.n_components), X.shape[0] - 1, X.shape[1]))
         self.pipeline_ = Pipeline([
-            ("scale", StandardScaler()),
+            ("scale", ClippedScaler(self.clip)),
             ("pca", PCA(n_components=n, random_state=self.random_state)),
             ("ridge", RidgeCV(alphas=np.asarray(self.alphas, float),
                               alpha_per_target=y.ndim > 1)),
