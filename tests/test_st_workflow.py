@@ -114,6 +114,30 @@ def test_another_config_in_the_same_folder_is_refused(run, syn):
         fit_run(STConfig.resolve(data=[str(specs)], **{**FAST, "genes": "top10"}), run.path)
 
 
+def test_changed_input_files_are_not_resumed_and_their_features_not_reused(tmp_path):
+    def write(seed):
+        s = synthetic_st(tmp_path / "data", n_sections=2, grid=(4, 4), n_genes=8,
+                         n_signal=2, n_low=0, seed=seed)  # same spots each time
+        (tmp_path / "s.json").write_text(json.dumps(s.specs))
+
+    write(0)
+    cfg = STConfig.resolve(data=[str(tmp_path / "s.json")],
+                           **{**FAST, "genes": "top8", "baselines": (), "refit": False},
+                           split="section")
+    run = fit_run(cfg, tmp_path / "run", maps=False)
+    write(1)  # same paths, other pixels and counts
+    with pytest.raises(InputError, match=r"input file.*changed since this run started"):
+        fit_run(cfg, run.path, maps=False)
+    fit_run(cfg, run.path, maps=False, overwrite=True, feature_cache=tmp_path / "cache")
+    assert json.loads(run.run_json.read_text())["resumed"] is False
+    # a cache shared between runs is checked against the image, not only the spots
+    shared = tmp_path / "cache" / "toy" / "S0.h5"
+    stamp = shared.stat().st_mtime_ns
+    write(2)
+    fit_run(cfg, run.path, maps=False, overwrite=True, feature_cache=tmp_path / "cache")
+    assert shared.stat().st_mtime_ns != stamp
+
+
 def test_one_patient_with_patient_split_suggests_section_split(tmp_path):
     s = synthetic_st(tmp_path, n_sections=2, n_patients=1, grid=(4, 4), n_genes=8, n_signal=2)
     (tmp_path / "s.json").write_text(json.dumps(s.specs))

@@ -109,13 +109,14 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     from .protocol import make_units
 
     rf = BulkRunFolder(out)
-    resuming = rf.start(cfg.to_dict(), overwrite=overwrite)
+    sums = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
+    resuming = rf.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
     if resuming:
         logger.info("resuming the run in %s", rf.path)
     t0 = time.perf_counter()
     data = load_bulk_data(cfg)
     record = data.record()
-    record["checksums"] = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
+    record["checksums"] = sums
     write_json(rf.data_json, record)
     units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
                                   holdout=cfg.holdout, fractions=cfg.fractions, seed=cfg.seed,

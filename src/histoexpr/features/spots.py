@@ -9,7 +9,8 @@
 Each section's features are written to ``<cache>/<key>/<section>.h5`` (``coords``,
 ``features``, attributes) as soon as they are computed, so an interrupted run resumes with
 the sections already done; a cached file is used only when its patch corners and settings
-match.
+match, the settings including the section image's size and modification time (a regenerated
+or replaced image is embedded again).
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def feature_key(source: str, *, pretrained: bool = True) -> str:
 def obsm_key(source: str, *, pretrained: bool = True) -> str:
     """Where the features live in ``adata.obsm`` (``"X_<key>"``)."""
     return f"X_{feature_key(source, pretrained=pretrained)}"
+
+
+def _image_stamp(adata: AnnData, section: str) -> list[int] | None:
+    """``[bytes, mtime_ns]`` of a section's image file (``None`` for in-memory images)."""
+    info = adata.uns.get(K.UNS_SECTIONS, {}).get(section, {})
+    p = info.get("image_path")
+    if not p or not Path(p).is_file():
+        return None
+    st = Path(p).stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
 
 
 def _cached(path: Path, coords: np.ndarray, settings: dict[str, Any]) -> np.ndarray | None:
@@ -123,7 +134,8 @@ def spot_features(
         slide = open_section(adata, section)
         rows, coords = section_coords(adata, section, spec, slide=slide)
         path = Path(cache_dir) / key / f"{section}.h5" if cache_dir is not None else None
-        f = _cached(path, coords, settings) if path is not None else None
+        image = _image_stamp(adata, section)
+        f = _cached(path, coords, {**settings, "image": image}) if path is not None else None
         if f is None:
             if is_colour:
                 tiles = slide.read_at_mpp_batch(coords, spec.size_px, spec.mpp)
@@ -137,7 +149,8 @@ def spot_features(
                           batch_size=batch_size, num_workers=num_workers, device=device,
                           stain=stain)
             if path is not None:
-                save_features(path, coords, f, {"settings": settings, "section": section})
+                save_features(path, coords, f, {"settings": {**settings, "image": image},
+                                                "section": section})
             logger.info("%s: %s features for %d spots", section, key, len(rows))
         if out is None:
             out = np.zeros((adata.n_obs, f.shape[1]), np.float32)

@@ -224,14 +224,15 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     from ..cohort import grouped_splits
 
     run = RunFolder(out)
-    run.start(cfg.to_dict(), overwrite=overwrite)
     t0 = time.perf_counter()
     data = load_spot_data(cfg)
     adata = data.adata
-    stain = fit_stain(cfg, adata)
     files = [v for info in adata.uns[K.UNS_SECTIONS].values()
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
-    write_json(run.data_json, {**data.summary(), "sha256": sha256_files(files),
+    sums = sha256_files(files)
+    run.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
+    stain = fit_stain(cfg, adata)
+    write_json(run.data_json, {**data.summary(), "sha256": sums,
                                "stain": None if stain is None else stain.params(),
                                "dropped": data.dropped.to_dict(orient="records")})
     cols = [K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y, K.TOTAL_COUNTS, "white_fraction"]

@@ -92,14 +92,19 @@ class RunFolder:
                              "fit`") from e
 
     # -- life cycle
-    def start(self, config: dict[str, Any], *, overwrite: bool = False) -> bool:
+    def start(self, config: dict[str, Any], *, overwrite: bool = False,
+              inputs: dict[str, str] | None = None) -> bool:
         """Create the folder or resume it; returns ``True`` when resuming.
+
+        ``inputs`` (file -> SHA-256) is recorded in ``run.json``; a run is resumed only when
+        the config and these checksums are both unchanged, so results computed from other
+        data are never mixed in.
 
         Raises
         ------
         InputError
-            The folder holds a run with another config (and ``overwrite`` is false), or a
-            run of another layout version.
+            The folder holds a run with another config or other input files (and
+            ``overwrite`` is false), or a run of another layout version.
         """
         from .. import __version__
 
@@ -119,6 +124,17 @@ class RunFolder:
                                      f"(format {fmt}, this version reads {FORMAT}); use a new "
                                      "--out")
             resuming = old == config
+            before = (self.read_json(self.run_json).get("inputs")
+                      if self.run_json.is_file() else None)
+            if resuming and inputs is not None and before is not None and before != inputs:
+                changed = sorted(k for k in set(before) | set(inputs)
+                                 if before.get(k) != inputs.get(k))
+                if not overwrite:
+                    raise InputError(
+                        f"{self.path}: {len(changed)} input file(s) changed since this run "
+                        f"started (e.g. {changed[0]}); pass --overwrite to start it again, "
+                        "or choose a new --out")
+                resuming = False
         if overwrite and self.path.is_dir() and not resuming:
             import shutil
 
@@ -131,6 +147,8 @@ class RunFolder:
                      "status": "running",
                      "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                      "resumed": resuming})
+        if inputs is not None:
+            info["inputs"] = inputs
         info.setdefault("stages", {})
         write_json(self.run_json, info)
         return resuming
