@@ -2,14 +2,20 @@
 
 Each section is written in the legacy-ST layout that :func:`histoexpr.expression.read_legacy_st`
 reads (her2st style): a counts table ``<section>.tsv.gz`` (spots x genes), a spot selection
-table ``<section>_selection.tsv`` and an H&E-like image ``<section>.jpg``. Spots sit on a
+table ``<section>_selection.tsv`` and an H&E-like image ``<section>.jpg`` (``.png`` for the
+texture signal). Spots sit on a
 square grid with the 200 µm legacy-ST pitch.
 
 Every spot owns the square cell around it; inside a cell the tissue has two latent values,
-drawn per spot: **nuclear density** and **eosin intensity**. The image is formed from them as
-in :mod:`histoexpr.datasets.synthetic` (Beer–Lambert with haematoxylin and eosin vectors).
-The first ``n_signal`` genes have a log expression rate that is a linear function of the
-standardised latents; the others are independent noise. Counts are Poisson draws at a
+drawn per spot. With ``signal="colour"`` they are **nuclear density** and **eosin
+intensity**, formed as in :mod:`histoexpr.datasets.synthetic` (Beer–Lambert with
+haematoxylin and eosin vectors), so a colour histogram sees them. With ``signal="texture"``
+they are **nuclear size** and **nuclear elongation** at a fixed nuclear coverage
+(:func:`histoexpr.datasets.nuclei.render_nuclei`), so the colours of a patch carry almost
+nothing and only a model that sees shape can find the signal; eosin then varies per spot and
+per section as a nuisance unrelated to expression. The first ``n_signal`` genes have a log
+expression rate that is a linear function of the standardised latents; the others are
+independent noise. Counts are Poisson draws at a
 library size per spot, so after normalisation and ``log1p`` the signal genes are (nearly)
 linear in what the image shows, which a good model must recover and the mean predictor
 cannot.
@@ -41,8 +47,9 @@ class SyntheticST:
     specs
         One mapping per section for :func:`histoexpr.expression.read_sections`.
     latents
-        Per spot (index ``"<section>:<x>x<y>"``): ``density`` (nuclear area drawn in the
-        spot's central 112 µm) and ``eosin``, both standardised within the section.
+        Per spot (index ``"<section>:<x>x<y>"``), standardised: ``density`` (nuclear area
+        drawn in the spot's central 112 µm, within the section) and ``eosin`` for the colour
+        signal; ``size`` and ``elong`` for the texture signal.
     signal_genes, noise_genes
         Gene names with and without an image signal.
     weights
@@ -84,6 +91,41 @@ def _section_image(dens: np.ndarray, eosin: np.ndarray, cell: int, rng: np.rando
     return np.clip(250.0 * np.exp(-od), 0, 255).astype(np.uint8), nuc
 
 
+def _colour_image(z: np.ndarray, cell: int, rng: np.random.Generator, mpp: float) -> np.ndarray:
+    """Section image from density/eosin latents; ``z[..., 0]`` becomes the drawn nuclear area."""
+    ny, nx = z.shape[:2]
+    dens = 3000.0 * np.exp(0.45 * z[..., 0])  # nuclei per mm²
+    eosin = np.clip(0.40 + 0.12 * z[..., 1], 0.1, 0.8)
+    img, nuc = _section_image(dens, eosin.astype(np.float32), cell, rng, mpp)
+    # the expression follows what the image shows: the nuclear area actually drawn in
+    # the central 112 µm of each spot (not the density it was drawn from)
+    half = round(56.0 / mpp)
+    area = np.array([[nuc[(i + 1) * cell - half:(i + 1) * cell + half,
+                          (j + 1) * cell - half:(j + 1) * cell + half].mean()
+                      for j in range(nx)] for i in range(ny)])
+    z[..., 0] = (area - area.mean()) / area.std()
+    return img
+
+
+def _texture_image(z: np.ndarray, cell: int, rng: np.random.Generator, mpp: float) -> np.ndarray:
+    """Section image from size/elongation latents; eosin is nuisance (per section and spot)."""
+    from .nuclei import render_nuclei
+
+    ny, nx = z.shape[:2]
+    h, w = (ny + 1) * cell, (nx + 1) * cell
+    off = cell // 2
+
+    def cells(values: np.ndarray) -> np.ndarray:
+        full = np.zeros((h, w), np.float32)
+        full[off:off + ny * cell, off:off + nx * cell] = np.kron(values, np.ones((cell, cell)))
+        return full
+
+    eosin = 0.40 + 0.04 * rng.normal() + 0.04 * rng.normal(size=(ny, nx))
+    tissue = cells(np.ones((ny, nx))) > 0
+    return render_nuclei(cells(z[..., 0]), cells(z[..., 1]), cells(np.clip(eosin, 0.2, 0.6)),
+                         mpp=mpp, tissue=tissue, seed=rng)
+
+
 def synthetic_st(
     out: str | Path,
     *,
@@ -95,6 +137,7 @@ def synthetic_st(
     mpp: float = 2.0,
     library_size: float = 8000.0,
     n_low: int = 1,
+    signal: str = "colour",
     seed: int = 0,
 ) -> SyntheticST:
     """Write ``n_sections`` legacy-ST sections with a known image → expression signal.
@@ -116,6 +159,8 @@ def synthetic_st(
         Median total counts per spot.
     n_low
         Spots per section given fewer than 1000 counts (so the default spot filter drops them).
+    signal
+        ``"colour"`` (nuclear density, eosin) or ``"texture"`` (nuclear size, elongation).
     seed
         Everything is reproducible from it.
 
@@ -128,6 +173,8 @@ def synthetic_st(
     >>> adata.shape, sorted(adata.obs["patient_id"].unique())
     ((24, 6), ['P0', 'P1'])
     """
+    if signal not in ("colour", "texture"):
+        raise ValueError(f"signal must be 'colour' or 'texture', got {signal!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -141,16 +188,10 @@ def synthetic_st(
     for s in range(n_sections):
         name, patient = f"S{s}", f"P{s % n_patients}"
         z = rng.normal(size=(ny, nx, 2))  # standardised latents per spot
-        dens = 3000.0 * np.exp(0.45 * z[..., 0])  # nuclei per mm²
-        eosin = np.clip(0.40 + 0.12 * z[..., 1], 0.1, 0.8)
-        img, nuc = _section_image(dens, eosin.astype(np.float32), cell, rng, mpp)
-        # the expression follows what the image shows: the nuclear area actually drawn in
-        # the central 112 µm of each spot (not the density it was drawn from)
-        half = round(56.0 / mpp)
-        area = np.array([[nuc[(i + 1) * cell - half:(i + 1) * cell + half,
-                              (j + 1) * cell - half:(j + 1) * cell + half].mean()
-                          for j in range(nx)] for i in range(ny)])
-        z[..., 0] = (area - area.mean()) / area.std()
+        if signal == "texture":
+            img = _texture_image(z, cell, rng, mpp)
+        else:
+            img = _colour_image(z, cell, rng, mpp)
         zf = z.reshape(-1, 2)
         logit = np.tile(base, (len(zf), 1))
         logit[:, :n_signal] += zf @ weights.T
@@ -171,12 +212,17 @@ def synthetic_st(
             pd.DataFrame(counts, index=ids, columns=genes).to_csv(f, sep="\t")
         from PIL import Image
 
-        Image.fromarray(img).save(out / f"{name}.jpg", quality=92)
+        # texture sections are saved losslessly: JPEG's blur and chroma subsampling would
+        # turn nuclear size into a colour shift that a colour histogram could read
+        image = out / (f"{name}.png" if signal == "texture" else f"{name}.jpg")
+        Image.fromarray(img).save(image, **({"compress_level": 1} if signal == "texture"
+                                            else {"quality": 92}))
         specs.append({"platform": "legacy_st", "counts": str(out / f"{name}.tsv.gz"),
                       "spots": str(out / f"{name}_selection.tsv"),
-                      "image": str(out / f"{name}.jpg"), "section": name, "patient": patient,
+                      "image": str(image), "section": name, "patient": patient,
                       "mpp": mpp})
-        lat_rows.append(pd.DataFrame({"density": zf[:, 0], "eosin": zf[:, 1]},
+        names = ("size", "elong") if signal == "texture" else ("density", "eosin")
+        lat_rows.append(pd.DataFrame(zf, columns=list(names),
                                      index=[f"{name}:{i}" for i in ids]))
     return SyntheticST(specs=specs, latents=pd.concat(lat_rows), signal_genes=genes[:n_signal],
                        noise_genes=genes[n_signal:], weights=weights)
