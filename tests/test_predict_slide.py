@@ -125,3 +125,31 @@ def test_cli_end_to_end(run, synthetic_tiff, tmp_path, capsys):
     rc = main(["-q", "predict-slide", str(synthetic_tiff), "--model", str(tmp_path), "--out",
                str(tmp_path / "x")])
     assert rc == 2
+
+
+def test_an_embed_file_replaces_tiling_and_embedding(run, synthetic_tiff, result, tmp_path):
+    assert main(["-q", "tile", str(synthetic_tiff), "--out", str(tmp_path / "t"),
+                 "--tile-size", "64", "--mpp", "0.5"]) == 0
+    coords = tmp_path / "t" / "64px_0.5mpp"
+    assert main(["-q", "embed", str(synthetic_tiff), "--coords", str(coords), "--encoder",
+                 "toy", "--out", str(tmp_path / "e")]) == 0
+    h5 = tmp_path / "e" / "synthetic.h5"
+    res = predict_slide(synthetic_tiff, run.path, out=tmp_path / "o", features=h5,
+                        genes=result.genes, quiet=True)
+    assert set(res.stages) == {"features", "predict", "write"}
+    # the same tiles predicted from the embed file and from predict-slide's own embedding
+    mine = result.adata.to_df().set_index(result.adata.obs_names)
+    theirs = res.adata.to_df().set_index(res.adata.obs_names)
+    shared = mine.index.intersection(theirs.index)
+    assert len(shared) > 10
+    np.testing.assert_allclose(theirs.loc[shared], mine.loc[shared], rtol=1e-4, atol=1e-4)
+    assert json.loads(res.record.read_text())["features_file"] == str(h5.resolve())
+    # features of other tiles are refused
+    other = tmp_path / "t2"
+    main(["-q", "tile", str(synthetic_tiff), "--out", str(other), "--tile-size", "32",
+          "--mpp", "1.0"])
+    main(["-q", "embed", str(synthetic_tiff), "--coords", str(other / "32px_1mpp"),
+          "--encoder", "toy", "--out", str(tmp_path / "e2")])
+    with pytest.raises(InputError, match=r"tiles of 32 px at 1\.0 µm/px"):
+        predict_slide(synthetic_tiff, run.path, out=tmp_path / "o2",
+                      features=tmp_path / "e2" / "synthetic.h5", quiet=True)

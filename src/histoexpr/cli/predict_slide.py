@@ -2,12 +2,15 @@
 
     histoexpr predict-slide SLIDE --model RUN --out DIR [--genes A,B] [--n-maps 6]
                             [--device cuda] [--batch-size 64] [--stride PX] [--mpp 0.5]
+                            [--features EMBED/<slide>.h5]
 
 Tiles the slide's tissue at the run's spot patch (its µm/px), embeds the tiles with the
 run's encoder, predicts every tile with the run's final spot-level model and writes
 ``DIR/<slide>.h5ad`` (tiles x genes), ``DIR/maps/<gene>.png`` (heatmaps over the
 thumbnail), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Import objects)
-and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings).
+and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings). With
+``--features`` the tiles and embeddings of ``histoexpr embed`` are used instead (checked
+against the run's encoder, tile size, µm/px and stain).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the slide's µm/px when the file records none")
     p.add_argument("--min-tissue", type=float, default=0.5,
                    help="minimum tissue fraction of a tile (0.5)")
+    p.add_argument("--features", type=Path, default=None, metavar="H5",
+                   help="this slide's `histoexpr embed` file (the run's encoder, tile size "
+                        "and µm/px): skip tiling and embedding")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     res = predict_slide(args.slide, args.model, out=args.out, genes=genes, n_maps=args.n_maps,
                         batch_size=args.batch_size, device=args.device,
                         num_workers=args.num_workers, mpp=args.mpp, stride=args.stride,
-                        min_tissue=args.min_tissue, quiet=args.quiet)
+                        min_tissue=args.min_tissue, features=args.features, quiet=args.quiet)
     total = sum(res.stages.values())
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.stages.items())
     print(f"{res.n_tiles} tiles x {res.adata.n_vars} genes in {total:.1f} s ({times}) -> "

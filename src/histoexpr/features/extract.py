@@ -154,7 +154,10 @@ def embed(
 
 def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
                   attrs: dict[str, Any]) -> Path:
-    """Write ``coords`` + ``features`` (+ attributes) to HDF5 atomically."""
+    """Write ``coords`` + ``features`` (+ attributes) to HDF5 atomically.
+
+    Dict and list attributes are stored as JSON; ``None`` ones are left out (read back as
+    absent)."""
     import h5py
 
     path = Path(path)
@@ -165,6 +168,8 @@ def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
             f.create_dataset(K.H5_COORDS, data=np.asarray(coords, np.int64))
             f.create_dataset(K.H5_FEATURES, data=np.asarray(features, np.float32))
             for k, v in attrs.items():
+                if v is None:
+                    continue
                 f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else v
         tmp.replace(path)
     finally:

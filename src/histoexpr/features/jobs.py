@@ -169,6 +169,7 @@ def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool =
             job.out, slide, coords, encoder, size_px=int(attrs["patch_size"]),
             mpp=float(attrs["mpp"]), overwrite=overwrite, stain=stain,
             extra_attrs={"coords_file": str(job.coords.resolve()),
+                         "stain": None if stain is None else stain.params(),
                          **({"run_id": run_id} if run_id else {})}, **embed_kwargs,
         )
     n = len(coords) if status == "done" else 0

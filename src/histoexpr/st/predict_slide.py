@@ -11,6 +11,10 @@ Stages (each timed in ``OUT/predict_slide.json``):
 5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
    the thumbnail), ``OUT/<slide>.geojson`` (tiles with predictions, QuPath's layout) and
    ``OUT/predict_slide.json`` (run record).
+
+With ``features=`` (a ``histoexpr embed`` file of this slide, made with the run's encoder at
+the run's tile size and µm/px) stages 1–3 are replaced by reading that file, so a slide
+embedded once serves every model fitted on that encoder.
 """
 
 from __future__ import annotations
@@ -79,6 +83,35 @@ def _mpp_warning(slide_mpp: float, model_mpp: float, name: str) -> str | None:
     how = "downsampled" if slide_mpp < model_mpp else "upsampled (detail the model saw is lost)"
     return (f"{name}: slide is {slide_mpp:.3g} µm/px but the model was fitted at "
             f"{model_mpp:.3g} µm/px ({rel:.0%} apart); tiles are {how} to the model's µm/px")
+
+
+def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any], spec: Any,
+                        stain: dict[str, Any] | None, slide: Any) -> None:
+    """Refuse a feature file that is not what the run's final model was fitted on."""
+    card = attrs.get("encoder") or {}
+    enc, want = card.get("name"), info.get("source")
+    # no weights loaded = random init (the toy test encoder never has weights)
+    random_file = attrs.get("encoder_weights") == "none" and card.get("builder") != "toy"
+    if info.get("features") in ("none", "patches") or enc != want or \
+            random_file == bool(info.get("pretrained", True)):
+        raise InputError(f"{path}: features of {enc!r}"
+                         f"{' (random init)' if random_file else ''}, but the run's final model "
+                         f"takes {info.get('features')!r} of {want!r}; drop --features or embed "
+                         f"the slide with `histoexpr embed --encoder {want}`")
+    ts = attrs.get("tile_spec") or {}
+    if int(ts.get("size_px", -1)) != spec.size_px or \
+            abs(float(ts.get("mpp", -1)) - spec.mpp) > 1e-6 * spec.mpp:
+        raise InputError(f"{path}: tiles of {ts.get('size_px')} px at {ts.get('mpp')} µm/px, but "
+                         f"the model was fitted on {spec.size_px} px at {spec.mpp:g} µm/px; tile "
+                         f"with `histoexpr tile --tile-size {spec.size_px} --mpp {spec.mpp:g}` "
+                         "and embed again")
+    if attrs.get("stain", None) != stain:
+        raise InputError(f"{path}: stain normalisation {attrs.get('stain')!r} differs from the "
+                         f"run's {stain!r}; embed with the run's --stain and --stain-target")
+    dims = attrs.get("slide_dimensions")
+    if dims is not None and list(dims) != [int(v) for v in slide.dimensions]:
+        raise InputError(f"{path}: embedded from a {dims[0]} x {dims[1]} slide, not "
+                         f"{slide.path} ({slide.dimensions[0]} x {slide.dimensions[1]})")
 
 
 def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *, stain: Any,
@@ -166,6 +199,42 @@ def _heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0
     return fig
 
 
+def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, float],
+                    task: Any, *, stain: Any, min_tissue: float, path: Path, batch_size: int,
+                    device: str, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stages tissue, tiles and embed; their seconds go into ``stages``."""
+    from ..tiling.pipeline import tile_slide
+    from ..tissue import detect_tissue
+
+    t0 = time.perf_counter()
+    adv = task("tissue")
+    tissue = detect_tissue(s)
+    adv()
+    stages["tissue"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    adv = task("tiles")
+    coords = tile_slide(s, spec, tissue=tissue, min_tissue=min_tissue).coords
+    adv()
+    stages["tiles"] = time.perf_counter() - t0
+    if len(coords) == 0:
+        raise InputError(f"{path}: no {spec.size_um:g} µm tile is {min_tissue:.0%} "
+                         "on tissue; lower --min-tissue or check the slide")
+    logger.info("%s: %d tiles of %s", s.name, len(coords), spec.name)
+
+    t0 = time.perf_counter()
+    x = _features(s, coords, spec, info, stain=stain, batch_size=batch_size, device=device,
+                  num_workers=num_workers, advance=task("embed", len(coords)))
+    stages["embed"] = time.perf_counter() - t0
+    return coords, x
+
+
+def _grid_step(coords: np.ndarray, size0: float) -> float:
+    """The grid step of tiles made elsewhere: the smallest x offset between them."""
+    steps = np.diff(np.unique(np.asarray(coords)[:, 0]))
+    return float(steps[steps > 0].min()) if (steps > 0).any() else float(size0)
+
+
 def _safe_name(gene: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in gene)
 
@@ -183,7 +252,8 @@ def predict_slide(
     mpp: float | None = None,
     stride: int | None = None,
     min_tissue: float = 0.5,
-    thumbnail_px: int = 2000,
+    thumbnail_px: int = 1200,
+    features: str | Path | None = None,
     quiet: bool = False,
 ) -> PredictSlideResult:
     """Predict expression on a grid of tiles covering a slide's tissue.
@@ -209,6 +279,9 @@ def predict_slide(
         Minimum tissue fraction of a tile.
     thumbnail_px
         Longer side of the thumbnail under the heatmaps.
+    features
+        A ``histoexpr embed`` file of this slide to use instead of tiling and embedding it
+        (checked against the run's encoder, tile size, µm/px and stain).
     quiet
         No progress bar.
 
@@ -228,9 +301,7 @@ def predict_slide(
     from .. import __version__
     from ..slide import open_slide
     from ..stain import StainNormalizer
-    from ..tiling.pipeline import tile_slide
     from ..tiling.spec import TileSpec
-    from ..tissue import detect_tissue
     from .data import patch_spec
     from .predict import best_genes, load_spot_model
 
@@ -265,26 +336,24 @@ def predict_slide(
         if msg:
             logger.warning("%s", msg)
             warns.append(msg)
-        adv = task("tissue")
-        tissue = detect_tissue(s)
-        adv()
-        stages["tissue"] = time.perf_counter() - t0
+        if features is not None:
+            from ..features.extract import load_features
 
-        t0 = time.perf_counter()
-        adv = task("tiles")
-        coords = tile_slide(s, spec, tissue=tissue, min_tissue=min_tissue).coords
-        adv()
-        stages["tiles"] = time.perf_counter() - t0
-        if len(coords) == 0:
-            raise InputError(f"{slide_path}: no {spec.size_um:g} µm tile is {min_tissue:.0%} "
-                             "on tissue; lower --min-tissue or check the slide")
-        logger.info("%s: %d tiles of %s", s.name, len(coords), spec.name)
-
-        t0 = time.perf_counter()
-        x = _features(s, coords, spec, info, stain=stain,
-                      batch_size=batch_size or cfg.batch_size, device=device,
-                      num_workers=num_workers, advance=task("embed", len(coords)))
-        stages["embed"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            adv = task("features")
+            try:
+                coords, x, fattrs = load_features(features)
+            except (OSError, KeyError) as e:
+                raise InputError(f"{features}: not a readable `histoexpr embed` file ({e})") \
+                    from e
+            _check_feature_file(Path(features), fattrs, info, spec, stain_params, s)
+            adv()
+            stages["features"] = time.perf_counter() - t0
+        else:
+            coords, x = _tile_and_embed(s, spec, info, stages, task, stain=stain,
+                                        min_tissue=min_tissue, path=slide_path,
+                                        batch_size=batch_size or cfg.batch_size, device=device,
+                                        num_workers=num_workers)
 
         t0 = time.perf_counter()
         adv = task("predict", len(coords))
@@ -297,8 +366,9 @@ def predict_slide(
         t0 = time.perf_counter()
         adv = task("write", len(chosen) + 3)
         size0 = spec.size_level0(s.mpp)
+        stride0 = spec.stride_level0(s.mpp) if features is None else _grid_step(coords, size0)
         tile_info = {**spec.to_dict(), "size_level0": float(size0),
-                     "stride_level0": float(spec.stride_level0(s.mpp)),
+                     "stride_level0": float(stride0),
                      "slide_mpp": float(s.mpp), "min_tissue": min_tissue}
         obs = pd.DataFrame({K.X: coords[:, 0].astype(np.int64), K.Y: coords[:, 1].astype(np.int64),
                             "tile_size": np.full(len(coords), float(size0)),
@@ -330,7 +400,7 @@ def predict_slide(
         thumb = s.thumbnail(thumbnail_px)
         maps = []
         for g, j in zip(chosen, gi):
-            fig = _heatmap(thumb, s.dimensions, coords, size0, spec.stride_level0(s.mpp),
+            fig = _heatmap(thumb, s.dimensions, coords, size0, stride0,
                            pred[:, j], g, s.name)
             maps.append(save_figure(fig, out / "maps" / f"{_safe_name(g)}.png"))
             adv()
@@ -343,6 +413,7 @@ def predict_slide(
             "encoder": info.get("source"), "n_tiles": n, "n_genes": len(info["genes"]),
             "map_genes": chosen, "slide_mpp": float(s.mpp), "model_mpp": float(spec.mpp),
             "tile_spec": tile_info, "device": device,
+            "features_file": None if features is None else str(Path(features).resolve()),
             "stages": {k: {"seconds": round(v, 3)} for k, v in stages.items()},
             "total_seconds": round(sum(stages.values()), 3),
             "tiles_per_second": round(n / max(sum(stages.values()), 1e-9), 2),
