@@ -110,3 +110,20 @@ def test_right_weights_load_from_an_explicit_file(tmp_path):
         ref = net.eval()(enc.preprocess(tiles)).numpy()
     np.testing.assert_allclose(enc(tiles), ref, rtol=1e-5, atol=1e-5)
     assert enc.weights.source == "explicit"
+
+
+def test_random_init_encoder_is_the_same_network_every_time():
+    import torch
+
+    from histoexpr.features.cards import ENCODERS
+    from histoexpr.features.encoders import build_network
+
+    card = ENCODERS.get("efficientnet_lite0")
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, _ = build_network(card, pretrained=False)
+    b, _ = build_network(card, pretrained=False)
+    assert torch.rand(1) == before  # the caller's RNG stream is untouched
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)

@@ -82,7 +82,22 @@ def _load_into(net, sd: dict, card: EncoderCard, source: Path) -> None:
 
 def build_network(card: EncoderCard, *, pretrained: bool = True,
                   weights: str | Path | None = None) -> tuple[Any, ResolvedWeights]:
-    """The bare ``torch.nn.Module`` mapping normalised ``(N, 3, S, S)`` to ``(N, D)``."""
+    """The bare ``torch.nn.Module`` mapping normalised ``(N, 3, S, S)`` to ``(N, D)``.
+
+    Without ``pretrained`` the random weights are drawn with torch seed 0 (the global RNG is
+    left as it was), so the random-init baseline is the same network in every run.
+    """
+    if pretrained:
+        return _build_network(card, pretrained=True, weights=weights)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _build_network(card, pretrained=False, weights=weights)
+
+
+def _build_network(card: EncoderCard, *, pretrained: bool,
+                   weights: str | Path | None) -> tuple[Any, ResolvedWeights]:
     res = resolve_weights(card, path=weights) if pretrained else ResolvedWeights("none")
     if card.builder == "toy":
         return _toy_network(), res
