@@ -51,8 +51,11 @@ class _Parsed(HTMLParser):
 def _parse(path: Path) -> _Parsed:
     p = _Parsed(path.read_text(encoding="utf-8"))
     for img in p.imgs:
-        assert img["src"].startswith("data:image/png;base64,"), img["src"][:40]
-        assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+        head, b64 = img["src"].split(",", 1)
+        magic = {"data:image/png;base64": b"\x89PNG\r\n\x1a\n",
+                 "data:image/jpeg;base64": b"\xff\xd8\xff"}
+        assert head in magic, head[:40]
+        assert base64.b64decode(b64).startswith(magic[head])
     return p
 
 
@@ -197,3 +200,19 @@ def test_headless_chromium_loads_every_image_without_overflow(st_run, tmp_path, 
     assert found, res.stderr[-2000:]
     got = json.loads(found[-1])
     assert got["n"] > 0 and got["bad"] == 0 and not got["overflow"], got
+
+
+def test_large_photographic_figures_are_embedded_as_smaller_jpeg(tmp_path):
+    from PIL import Image
+
+    from histoexpr.plot.report_sections import _file_img
+
+    rng = np.random.default_rng(0)
+    big = tmp_path / "map.png"
+    Image.fromarray(rng.integers(0, 255, (1400, 1400, 3), dtype=np.uint8)).save(big)
+    tag = _file_img(big, alt="map")
+    assert 'src="data:image/jpeg;base64,' in tag
+    assert len(tag) < big.stat().st_size / 2
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(small)
+    assert 'src="data:image/png;base64,' in _file_img(small, alt="s")

@@ -1,6 +1,7 @@
 """One self-contained HTML report per run folder (``histoexpr report RUN``).
 
-The report opens offline: every figure is embedded as a base64 PNG, the style is inline and
+The report opens offline: every figure is embedded as a base64 PNG (large photographic ones,
+such as maps over the tissue, as JPEG), the style is inline and
 there are no scripts. Each section is drawn by a small function in :mod:`.report_sections`;
 a section whose input file is missing (a half-finished run) says so instead of failing, so
 any run folder gets a report of what exists.
@@ -86,10 +87,10 @@ def esc(x: Any) -> str:
     return html.escape(str(x))
 
 
-def png_img(data: bytes, *, alt: str) -> str:
-    """An ``<img>`` tag with ``data`` (PNG bytes) embedded as base64."""
+def png_img(data: bytes, *, alt: str, mime: str = "image/png") -> str:
+    """An ``<img>`` tag with ``data`` (PNG bytes, or ``mime``) embedded as base64."""
     b64 = base64.b64encode(data).decode("ascii")
-    return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}">'
+    return f'<img src="data:{mime};base64,{b64}" alt="{html.escape(alt)}">'
 
 
 def figure_img(fig: Any, *, alt: str, dpi: int = 100) -> str:

@@ -73,14 +73,15 @@ def qc_section(run: RunInfo) -> str:
 
 
 def _file_img(path: Any, *, alt: str, max_px: int = 1000, max_bytes: int = 400_000) -> str:
-    """A PNG file embedded as is, or shrunk to ``max_px`` when larger than ``max_bytes``."""
+    """A PNG file embedded as is, or when larger than ``max_bytes`` (photographic: tissue
+    under a map) shrunk to ``max_px`` and stored as JPEG, which is many times smaller."""
     data = path.read_bytes()
     if len(data) <= max_bytes:
         return png_img(data, alt=alt)
-    return _thumbnail(str(path), alt=alt, size=max_px)
+    return _thumbnail(str(path), alt=alt, size=max_px, jpeg=True)
 
 
-def _thumbnail(path: str, *, alt: str, size: int = 240) -> str:
+def _thumbnail(path: str, *, alt: str, size: int = 240, jpeg: bool = False) -> str:
     import io
     from pathlib import Path
 
@@ -92,8 +93,8 @@ def _thumbnail(path: str, *, alt: str, size: int = 240) -> str:
         im = im.convert("RGB")
         im.thumbnail((size, size))
         buf = io.BytesIO()
-        im.save(buf, format="PNG")
-    return png_img(buf.getvalue(), alt=alt)
+        im.save(buf, format="JPEG" if jpeg else "PNG", **({"quality": 85} if jpeg else {}))
+    return png_img(buf.getvalue(), alt=alt, mime="image/jpeg" if jpeg else "image/png")
 
 
 # --------------------------------------------------------------------------- metrics
