@@ -34,7 +34,7 @@ from .runfolder import write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PredictSlideResult", "predict_slide", "tiles_geojson"]
+__all__ = ["PredictSlideResult", "predict_slide", "tile_heatmap", "tiles_geojson"]
 
 #: slide and model pixel sizes further apart than this (relative) give a warning
 MPP_TOLERANCE = 0.25
@@ -169,9 +169,15 @@ def tiles_geojson(coords: np.ndarray, size0: float, values: np.ndarray,
     return {"type": "FeatureCollection", "features": feats}
 
 
-def _heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0: float,
-             stride0: float, values: np.ndarray, gene: str, slide_name: str) -> Any:
-    """One gene's tile values as a grid image over the thumbnail (level-0 axes)."""
+def tile_heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0: float,
+                 stride0: float, values: np.ndarray, gene: str, slide_name: str, *,
+                 label: str = "predicted") -> Any:
+    """One gene's tile values as a grid image over the thumbnail (level-0 axes).
+
+    ``thumb`` is an RGB thumbnail of a ``dims`` (level-0 width, height) slide; ``coords`` the
+    tiles' level-0 top-left corners, ``size0`` and ``stride0`` their side and grid step in
+    level-0 pixels; ``label`` starts the title and names the colour bar.
+    """
     from ..plot import new_figure
 
     w0, h0 = dims
@@ -194,8 +200,8 @@ def _heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0
     ax.set_xlim(0, w0)
     ax.set_ylim(h0, 0)
     ax.set_axis_off()
-    ax.set_title(f"{slide_name}: predicted {gene}")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="predicted expression")
+    ax.set_title(f"{slide_name}: {label} {gene}")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"{label} expression")
     return fig
 
 
@@ -400,7 +406,7 @@ def predict_slide(
         thumb = s.thumbnail(thumbnail_px)
         maps = []
         for g, j in zip(chosen, gi):
-            fig = _heatmap(thumb, s.dimensions, coords, size0, stride0,
+            fig = tile_heatmap(thumb, s.dimensions, coords, size0, stride0,
                            pred[:, j], g, s.name)
             maps.append(save_figure(fig, out / "maps" / f"{_safe_name(g)}.png"))
             adv()
