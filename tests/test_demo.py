@@ -28,3 +28,16 @@ def test_small_demo_finds_the_signal_and_the_baselines_do_not(tmp_path, capsys):
               "slide_maps/maps/SIG0.png", "slide_maps/truth/SIG0.png",
               "slide_features/demo_slide.h5", "slide_tiles/112px_1mpp/demo_slide.h5"):
         assert (tmp_path / f).is_file(), f
+
+
+def test_demo_inputs_read_back_from_a_relative_folder(tmp_path, monkeypatch):
+    from histoexpr.datasets.demo import make_demo_inputs
+    from histoexpr.expression.discover import read_cohort
+
+    monkeypatch.chdir(tmp_path)
+    small = {"n_sections": 2, "n_patients": 2, "grid": [3, 3], "n_genes": 4, "n_signal": 2,
+             "slide_size": [256, 192]}
+    inp, new = make_demo_inputs("rel/inputs", **small)
+    assert new and not inp.sections.is_absolute()
+    assert read_cohort([str(inp.sections)]).n_obs == 18
+    assert make_demo_inputs("rel/inputs", **small)[1] is False  # reused, not regenerated

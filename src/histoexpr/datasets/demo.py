@@ -82,7 +82,10 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
                        n_patients=p["n_patients"], grid=tuple(p["grid"]),
                        n_genes=p["n_genes"], n_signal=p["n_signal"], mpp=p["mpp"],
                        signal="texture", seed=p["seed"])
-    (folder / "sections" / "sections.json").write_text(json.dumps(syn.specs, indent=1))
+    # paths relative to sections.json (the reader resolves them from there): the folder moves
+    specs = [{k: (Path(v).name if k in ("counts", "spots", "image") else v)
+              for k, v in spec.items()} for spec in syn.specs]
+    (folder / "sections" / "sections.json").write_text(json.dumps(specs, indent=1))
     w, h = p["slide_size"]
     sl = signal_slide(w, h, mpp=p["mpp"], seed=p["seed"] + 1, n_blobs=8)
     slide = write_signal_slide(folder / "demo_slide.tif", sl)
