@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,23 +49,16 @@ def latent_to_shape(size: np.ndarray, elong: np.ndarray) -> tuple[np.ndarray, np
     return radius, ratio
 
 
-_STAMPS: dict[tuple[int, int, int], np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=20_000)
 def _stamp(r_q: int, e_q: int, t_q: int) -> np.ndarray:
     """Boolean ellipse for quantised radius (0.25 px), log-ratio (0.05) and angle (15°)."""
-    key = (r_q, e_q, t_q)
-    s = _STAMPS.get(key)
-    if s is None:
-        r, ratio, theta = r_q * 0.25, np.exp(e_q * 0.05), np.deg2rad(t_q * 15)
-        a, b = r * np.sqrt(ratio), r / np.sqrt(ratio)
-        half = int(np.ceil(a)) + 1
-        yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
-        u = xx * np.cos(theta) + yy * np.sin(theta)
-        v = -xx * np.sin(theta) + yy * np.cos(theta)
-        s = (u / a) ** 2 + (v / b) ** 2 <= 1.0
-        _STAMPS[key] = s
-    return s
+    r, ratio, theta = r_q * 0.25, np.exp(e_q * 0.05), np.deg2rad(t_q * 15)
+    a, b = r * np.sqrt(ratio), r / np.sqrt(ratio)
+    half = int(np.ceil(a)) + 1
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
 def render_nuclei(
