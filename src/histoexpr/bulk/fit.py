@@ -179,12 +179,9 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
 
         evaluate_run(rf.path)
     rf.finish()
-    try:  # the report never fails a fit
-        from ..plot.report import write_report
+    from ..plot.report import write_report_after_fit
 
-        write_report(rf.path)
-    except Exception as e:
-        logger.warning("report not written: %s (run `histoexpr report %s`)", e, rf.path)
+    write_report_after_fit(rf.path)
     return rf
 
 

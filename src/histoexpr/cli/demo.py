@@ -55,19 +55,21 @@ def _table(scores: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _signal_r(scores: dict[str, Any], entry: str) -> float:
+    """Mean r over the signal genes of one model / feature set (NaN when absent)."""
+    return scores["sections"].get(entry, {}).get("signal", float("nan"))
+
+
 def signal_found(scores: dict[str, Any]) -> bool:
     """The demo's pass mark: the model finds the signal and beats colour histograms by far."""
-    sec = scores["sections"]
-    model = sec.get("ridge efficientnet_lite0", {}).get("signal", float("nan"))
-    colour = sec.get("ridge colour_hist", {}).get("signal", float("nan"))
-    return bool(model > 0.5 and model > colour + 0.3)
+    model = _signal_r(scores, "ridge efficientnet_lite0")
+    return bool(model > 0.5 and model > _signal_r(scores, "ridge colour_hist") + 0.3)
 
 
 def _verdict(scores: dict[str, Any]) -> list[str]:
-    sec = scores["sections"]
-    model = sec.get("ridge efficientnet_lite0", {}).get("signal", float("nan"))
-    colour = sec.get("ridge colour_hist", {}).get("signal", float("nan"))
-    rand = sec.get("ridge efficientnet_lite0-random", {}).get("signal", float("nan"))
+    model = _signal_r(scores, "ridge efficientnet_lite0")
+    colour = _signal_r(scores, "ridge colour_hist")
+    rand = _signal_r(scores, "ridge efficientnet_lite0-random")
     found = signal_found(scores)
     lines = [f"  {'signal found' if found else 'signal NOT found'}: efficientnet_lite0 r = "
              f"{model:.2f} on the signal genes; colour histograms r = {colour:.2f}, random-init "
@@ -79,16 +81,14 @@ def _verdict(scores: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _truth_map(inp: Any, pred_h5ad: Path, out: Path) -> Path:
-    """The first signal gene's true signal over the slide, drawn like predict-slide's maps."""
-    import anndata as ad
-
+def _truth_map(inp: Any, a: Any, out: Path) -> Path:
+    """The first signal gene's true signal over the slide (``a``: predict-slide's AnnData),
+    drawn like predict-slide's maps."""
     from ..datasets.demo import slide_truth
     from ..plot import save_figure
     from ..slide import open_slide
     from ..st.predict_slide import tile_heatmap
 
-    a = ad.read_h5ad(pred_h5ad)
     gene = inp.signal_genes[0]
     ts = a.uns["tile_spec"]
     with open_slide(inp.slide) as s:
@@ -144,9 +144,11 @@ def run(args: argparse.Namespace) -> int:
                            str(feats), "--genes", ",".join(inp.signal_genes[:4]),
                            "--out", str(out / "slide_maps")])
 
-    pred_h5ad = out / "slide_maps" / f"{inp.slide.stem}.h5ad"
-    scores = score_demo(inp, run_dir, pred_h5ad)
-    truth_map = _truth_map(inp, pred_h5ad, out / "slide_maps" / "truth")
+    import anndata as ad
+
+    pred = ad.read_h5ad(out / "slide_maps" / f"{inp.slide.stem}.h5ad")
+    scores = score_demo(inp, run_dir, pred)
+    truth_map = _truth_map(inp, pred, out / "slide_maps" / "truth")
     total = time.perf_counter() - t_start
     summary = {"scores": scores, "seconds": {k: round(v, 1) for k, v in steps.items()},
                "total_seconds": round(total, 1), "params": params}

@@ -123,14 +123,14 @@ def slide_truth(inputs: DemoInputs, adata: Any) -> np.ndarray:
 
 
 def score_demo(inputs: DemoInputs, run_path: str | Path,
-               slide_pred: str | Path | None = None) -> dict[str, Any]:
+               slide_pred: Any = None) -> dict[str, Any]:
     """How well each feature set found the known signal.
 
     Returns ``{"sections": {entry: {"signal": r, "noise": r}}, "slide": {...} | None}``:
     the mean cross-validated Pearson r over the signal and the noise genes per model and
     baseline (the mean predictor has no correlation: NaN), and, with ``slide_pred`` (a
-    ``predict-slide`` AnnData), the mean over signal genes of Pearson r between the
-    predicted and the true log rate across the slide's tiles.
+    ``predict-slide`` AnnData, or the path of its ``.h5ad``), the mean over signal genes of
+    Pearson r between the predicted and the true log rate across the slide's tiles.
     """
     import anndata as ad
 
@@ -144,7 +144,7 @@ def score_demo(inputs: DemoInputs, run_path: str | Path,
     out: dict[str, Any] = {"sections": sections, "slide": None}
     if slide_pred is None:
         return out
-    a = ad.read_h5ad(slide_pred)
+    a = slide_pred if isinstance(slide_pred, ad.AnnData) else ad.read_h5ad(slide_pred)
     truth = slide_truth(inputs, a)
     per_gene = {}
     for g, t in zip(inputs.signal_genes, truth.T):

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["Missing", "RunInfo", "figure_img", "png_img", "table_html", "write_report"]
+__all__ = ["Missing", "RunInfo", "figure_img", "png_img", "table_html", "write_report",
+           "write_report_after_fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -228,3 +229,15 @@ def write_report(run: str | Path, *, out: str | Path | None = None) -> Path:
     tmp.replace(out)
     logger.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1e3)
     return out
+
+
+def write_report_after_fit(run: str | Path) -> Path | None:
+    """:func:`write_report` at the end of a fit: a failure is a warning, never the fit's.
+
+    Returns the report's path, or ``None`` when it could not be written.
+    """
+    try:
+        return write_report(run)
+    except Exception as e:  # the report never fails a fit
+        logger.warning("report not written: %s (run `histoexpr report %s`)", e, run)
+        return None

@@ -303,12 +303,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
 
         evaluate_run(run.path, maps=maps)
     run.finish()
-    try:  # the report never fails a fit
-        from ..plot.report import write_report
+    from ..plot.report import write_report_after_fit
 
-        write_report(run.path)
-    except Exception as e:
-        logger.warning("report not written: %s (run `histoexpr report %s`)", e, run.path)
+    write_report_after_fit(run.path)
     return run
 
 
