@@ -12,6 +12,7 @@ __all__ = [
     "HistoexprError",
     "InputError",
     "MppMissingError",
+    "OutputError",
     "SlideError",
     "TissueError",
     "UnknownNameError",
@@ -24,6 +25,10 @@ class HistoexprError(Exception):
 
 class InputError(HistoexprError, ValueError):
     """An argument or input file is malformed."""
+
+
+class OutputError(HistoexprError):
+    """An output cannot be written (disk full, read-only or not writable folder)."""
 
 
 class SlideError(HistoexprError):

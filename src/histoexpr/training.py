@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import HistoexprError, InputError
 
 logger = logging.getLogger(__name__)
@@ -306,13 +307,8 @@ def _set_rng_state(state: Mapping[str, Any], loaders: Iterable[Any]) -> None:
 def _atomic_save(obj: Any, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _run_epoch(model, loader, loss_fn, device, optimizer=None, max_grad_norm=None) -> float:

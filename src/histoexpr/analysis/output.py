@@ -21,14 +21,14 @@ Examples
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..st.runfolder import sha256_files, write_json
+from ..atomic import atomic_path, write_json
+from ..st.runfolder import sha256_files
 
 __all__ = ["AnalysisOutput"]
 
@@ -47,9 +47,8 @@ class AnalysisOutput:
     def table(self, name: str, df: pd.DataFrame, *, index: bool = False) -> Path:
         """Write ``name.csv`` atomically."""
         p = self.path / f"{name}.csv"
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        df.to_csv(tmp, index=index)
-        tmp.replace(p)
+        with atomic_path(p) as tmp:
+            df.to_csv(tmp, index=index)
         self._add(p)
         return p
 
@@ -57,9 +56,8 @@ class AnalysisOutput:
         """Save a matplotlib figure as ``name.png`` atomically (figures here are built on an
         Agg canvas without pyplot, so there is nothing to close)."""
         p = self.path / f"{name}.png"
-        tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.png")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        tmp.replace(p)
+        with atomic_path(p, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         self._add(p)
         return p
 

@@ -115,7 +115,7 @@ def _with_fold_means(summary: pd.DataFrame, entries: list[str]) -> pd.DataFrame:
 def evaluate_run(path: str | Path) -> pd.DataFrame:
     """Write ``metrics.csv``, ``patients.csv``, ``summary.csv`` and ``predictions.csv`` of a
     bulk run; returns the summary."""
-    from ..st.runfolder import write_json
+    from ..atomic import write_json
 
     rf = BulkRunFolder(path)
     genes = rf.read_json(rf.data_json)["genes"]

@@ -41,10 +41,10 @@ def predict_bulk(
     """
     import joblib
 
+    from ..atomic import write_json
     from ..barcodes import try_parse_barcode
     from ..config import BulkConfig
     from ..features.bags import load_bags
-    from ..st.runfolder import write_json
 
     rf = BulkRunFolder(run)
     if not rf.final_model.is_file():

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from .. import _keys as K
+from ..atomic import atomic_path, write_json
 from ..errors import InputError
-from .runfolder import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -391,9 +391,8 @@ def predict_slide(
         h5 = out / f"{s.name}.h5ad"
         stages_so_far = dict(stages)
         adata.uns["stage_seconds"] = {k: round(v, 3) for k, v in stages_so_far.items()}
-        tmp = h5.with_name(f".{h5.name}.tmp")
-        adata.write_h5ad(tmp)
-        tmp.replace(h5)
+        with atomic_path(h5, suffix=".h5ad") as tmp:
+            adata.write_h5ad(tmp)
         adv()
 
         gi = [info["genes"].index(g) for g in chosen]
