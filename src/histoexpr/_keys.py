@@ -40,3 +40,5 @@ UNS_STAIN = "stain"
 UNS_ENCODER = "encoder"
 #: per-section metadata: {section_id: {"image_path", "mpp", "platform", "source", ...}}
 UNS_SECTIONS = "sections"
+#: genes a reader or the section join removed -> why (read by the gene checks, then dropped)
+UNS_REMOVED_GENES = "removed_genes"

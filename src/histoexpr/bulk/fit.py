@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path, write_json
 from ..config import BulkConfig
 from .runfolder import BulkRunFolder
 
@@ -102,19 +103,38 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     >>> sorted(pd.read_csv(run.summary)["model"].unique())
     ['mean', 'ridge']
     """
-    from ..cost import CostMeter
-    from ..st.runfolder import sha256_files, write_json
-    from .baselines import baseline_bags
+    from ..st.runfolder import sha256_files
     from .data import load_bulk_data
-    from .protocol import make_units
 
     rf = BulkRunFolder(out)
+    t0 = time.perf_counter()
+    # the inputs are read and checked (table, panel, join, >= 3 slides) before the run
+    # folder is touched: a bad input leaves nothing that would block the corrected command
+    data = load_bulk_data(cfg)
+    build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
     sums = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
     resuming = rf.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
     if resuming:
         logger.info("resuming the run in %s", rf.path)
-    t0 = time.perf_counter()
-    data = load_bulk_data(cfg)
+    try:
+        _run_stages(rf, cfg, data, sums, t0, evaluate=evaluate)
+    except BaseException as e:
+        rf.fail(e)
+        raise
+    rf.finish()
+    from ..plot.report import write_report_after_fit
+
+    write_report_after_fit(rf.path)
+    return rf
+
+
+def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, sums: dict[str, str],
+                t0: float, *, evaluate: bool) -> None:
+    """The stages of :func:`fit_run` after the folder is started."""
+    from ..cost import CostMeter
+    from .baselines import baseline_bags
+    from .protocol import make_units
+
     record = data.record()
     record["checksums"] = sums
     write_json(rf.data_json, record)
@@ -167,10 +187,9 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
                     "best_epoch": getattr(est, "best_epoch_", None)}
             if keep_model:
                 _save_final(rf, est, cfg, data, e)
-            tmp = folder / f".{e.key}.tmp.npz"
-            np.savez(tmp, rows=unit.rows, roles=unit.roles.astype(str), pred=pred,
-                     slides=np.asarray(data.slides)[unit.rows].astype(str))
-            tmp.replace(npz)
+            with atomic_path(npz, suffix=".npz") as tmp:
+                np.savez(tmp, rows=unit.rows, roles=unit.roles.astype(str), pred=pred,
+                         slides=np.asarray(data.slides)[unit.rows].astype(str))
             write_json(meta, info)
     rf.stage("fit", time.perf_counter() - t0)
     write_json(rf.cost_json, rf.cost_summary())
@@ -178,22 +197,13 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
         from .evaluate import evaluate_run
 
         evaluate_run(rf.path)
-    rf.finish()
-    from ..plot.report import write_report_after_fit
-
-    write_report_after_fit(rf.path)
-    return rf
 
 
 def _save_final(rf: BulkRunFolder, est: Any, cfg: BulkConfig, data: Any, e: Entry) -> None:
     import joblib
 
-    from ..st.runfolder import write_json
-
-    rf.final.mkdir(parents=True, exist_ok=True)
-    tmp = rf.final / ".model.joblib.tmp"
-    joblib.dump(est, tmp)
-    tmp.replace(rf.final_model)
+    with atomic_path(rf.final_model) as tmp:
+        joblib.dump(est, tmp)
     write_json(rf.final / "model.json", {
         "model": e.model, "encoder": data.encoder, "genes": data.genes,
         "n_features": int(data.bags[0].dim), "transform": cfg.transform,

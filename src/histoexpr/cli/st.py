@@ -106,13 +106,19 @@ def print_summary(summary, *, title: str) -> None:
     def f(v, fmt=".3f"):
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
+    def genes(r) -> str:  # scored / predicted when some r are undefined (constant genes)
+        n, k = r["n_genes"], r.get("n_scored", r["n_genes"])
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (n, k)):
+            return "—"
+        return f"{k:.0f}" if round(k) == round(n) else f"{k:.4g}/{n:.0f}"
+
     rows = summary[summary["fold"].astype(str).isin(["mean", "holdout"])]
     t = Table(title=title)
-    for c in ("model", "features", "fold", "genes", "PCC mean", "PCC median", "r>0", "r>0.3",
+    for c in ("model", "features", "fold", "genes scored", "PCC mean", "PCC median", "r>0", "r>0.3",
               "top10", "q<0.05", "R²", "RMSE", "CPU s/fold"):
         t.add_column(c, justify="left" if c in ("model", "features", "fold") else "right")
     for _, r in rows.iterrows():
-        t.add_row(str(r["model"]), str(r["features"]), str(r["fold"]), f(r["n_genes"], ".0f"),
+        t.add_row(str(r["model"]), str(r["features"]), str(r["fold"]), genes(r),
                   f(r["pcc_mean"]), f(r["pcc_median"]), f(r["n_r_gt_0"], ".0f"),
                   f(r["n_r_gt_0.3"], ".0f"), f(r["top10_mean"]), f(r["n_q_lt_0.05"], ".0f"),
                   f(r["r2_mean"]), f(r["rmse_mean"]), f(r["cpu_s"], ".1f"))
@@ -120,6 +126,10 @@ def print_summary(summary, *, title: str) -> None:
     if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
         console = Console(width=170)
     console.print(t)
+    if "n_scored" in rows and (rows["n_scored"] < rows["n_genes"]).any():
+        console.print("genes scored: k/n means Pearson r is undefined for n-k genes constant "
+                      "in the test spots (a mean predictor is constant for every gene); the "
+                      "PCC columns average the k scored genes", highlight=False)
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -146,7 +156,10 @@ def run_fit(args: argparse.Namespace) -> int:
     split = json.loads(run.splits.read_text())
     print_summary(summary, title=f"split by {split['by']}, "
                   f"{len(split['fold_test_groups'])} folds: mean over folds")
-    print(f"run folder: {run.path}  (metrics.csv, summary.csv, maps/, final/)")
+    made = [n for n, p in (("metrics.csv", run.metrics), ("summary.csv", run.summary),
+                           ("maps/", run.maps), ("final/", run.final), ("report.html",
+                           run.path / "report.html")) if p.exists()]
+    print(f"run folder: {run.path}  ({', '.join(made)})")
     return 0
 
 

@@ -11,7 +11,7 @@ Gene *selection* is not done here: it happens on each training fold (see :mod:`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,11 +41,14 @@ class SpotData:
         One row per dropped spot: ``spot``, ``section``, ``reason``.
     spec
         The patch size and pixel size.
+    removed_genes
+        Genes the counts held that a filter removed -> which filter (for messages).
     """
 
     adata: AnnData
     dropped: pd.DataFrame
     spec: TileSpec
+    removed_genes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Per-section counts for ``data.json``."""
@@ -96,6 +99,10 @@ def load_spot_data(cfg: STConfig) -> SpotData:
     if not cfg.data:
         raise InputError("no data given; pass --data with one or more section folders/files")
     adata = read_cohort(cfg.data, join=cfg.join)
+    removed: dict[str, str] = dict(adata.uns.pop(K.UNS_REMOVED_GENES, {}) or {})
+    never = np.asarray(adata.layers[K.LAYER_COUNTS].sum(axis=0)).ravel() == 0
+    removed.update({str(g): "no counts in any spot of the sections"
+                    for g in adata.var_names[never]})
     spec = patch_spec(cfg)
     sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
     dropped = []
@@ -118,10 +125,13 @@ def load_spot_data(cfg: STConfig) -> SpotData:
                          "and that the images match the spots")
     counts = adata.layers[K.LAYER_COUNTS]
     expressed = np.asarray(counts.sum(axis=0)).ravel() > 0
+    why = (f"no counts in the {adata.n_obs} spots kept after the spot filters "
+           f"(min_counts {cfg.min_counts:g}, max_white {cfg.max_white:g})")
+    removed.update({str(g): why for g in adata.var_names[~expressed] if str(g) not in removed})
     adata = adata[:, expressed].copy()
     adata.X = normalise(adata.layers[K.LAYER_COUNTS], target_sum=cfg.target_sum,
                         log=cfg.log).astype(np.float32)
     logger.info("%d spots in %d sections of %d patients; %d expressed genes", adata.n_obs,
                 adata.obs[K.SLIDE_ID].nunique(), adata.obs[K.PATIENT_ID].nunique(),
                 adata.n_vars)
-    return SpotData(adata=adata, dropped=dropped_df, spec=spec)
+    return SpotData(adata=adata, dropped=dropped_df, spec=spec, removed_genes=removed)

@@ -5,10 +5,13 @@ can be rerun at any time, e.g. with other map genes. Writes:
 
 - ``metrics.csv`` — tidy ``model, features, role, fold, section, gene, metric, value`` (per
   gene, pooled over a fold's test spots and per test section; see :mod:`histoexpr.metrics`);
-- ``summary.csv`` — one row per model and fold plus a ``mean`` row per model: mean and median
-  Pearson r over genes, genes with r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with
-  BH q < 0.05, mean Spearman r, mean R² and RMSE over genes (where the mean predictor, whose
-  r is undefined, is compared), wall and CPU seconds of the fit;
+- ``summary.csv`` — one row per model and fold plus a ``mean`` row per model: genes
+  predicted and genes scored (Pearson r is undefined for a gene constant in the test spots,
+  measured or predicted: such a gene is left out of every correlation column, counted in
+  ``n_constant`` and logged), mean and median Pearson r over the scored genes, genes with
+  r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with BH q < 0.05, mean Spearman r,
+  mean R² and RMSE over genes (where the mean predictor, whose r is undefined, is compared),
+  wall and CPU seconds of the fit;
 - ``predictions.h5ad`` — out-of-fold predictions of the main model (genes chosen in every
   fold), with the measured values in ``layers["measured"]``;
 - ``maps/<section>.png`` and ``maps/scatter.png`` for the best-predicted genes.
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
+from ..atomic import atomic_path
 from ..errors import InputError
 from .runfolder import RunFolder
 
@@ -31,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SUMMARY_COLUMNS", "evaluate_run", "load_predictions"]
 
-SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "pcc_mean",
+SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "n_scored",
+                   "pcc_mean",
                    "pcc_median", "n_r_gt_0", "n_r_gt_0.3", "n_r_gt_0.5", "top10_mean",
                    "n_q_lt_0.05", "scc_mean", "r2_mean", "rmse_mean", "n_constant", "wall_s",
                    "cpu_s"]
@@ -60,10 +65,18 @@ def _summary_row(res: dict[str, Any], tidy_pooled: pd.DataFrame) -> dict[str, An
 
     wide = tidy_pooled.pivot(index="gene", columns="metric", values="value")
     p = summarise(wide, metric="pearson_r")
+    undefined = wide.index[wide["pearson_r"].isna()].astype(str).tolist()
+    if undefined and res["model"] != "mean":  # the mean predictor is constant by design
+        logger.warning(
+            "fold %s, %s: Pearson r is undefined for %d of %d genes, constant in the test "
+            "spots (measured or predicted; e.g. %s); they are left out of the mean and "
+            "counted in n_constant", res["fold"], res["label"], len(undefined), len(wide),
+            ", ".join(undefined[:3]))
     s = summarise(wide, metric="spearman_r")
     return {
         "model": res["model"], "features": res["features"], "role": res["role"],
         "fold": res["fold"], "n_spots": len(res["spots"]), "n_genes": p["n_genes"],
+        "n_scored": p["n_valid"],
         "pcc_mean": p["mean"], "pcc_median": p["median"], "n_r_gt_0": p["n_r_gt_0"],
         "n_r_gt_0.3": p["n_r_gt_0.3"], "n_r_gt_0.5": p["n_r_gt_0.5"],
         "top10_mean": p["top10_mean"], "n_q_lt_0.05": p["n_q_lt_0.05"], "scc_mean": s["mean"],
@@ -158,9 +171,8 @@ def _out_of_fold(run: RunFolder, main: list[dict[str, Any]]):
                                for s, info in data["sections"].items() if s in
                                set(obs[K.SLIDE_ID])}
     out.uns["model"] = main[0]["label"]
-    tmp = run.predictions.with_name(".predictions.h5ad.tmp")
-    out.write_h5ad(tmp)
-    tmp.replace(run.predictions)
+    with atomic_path(run.predictions, suffix=".h5ad") as tmp:
+        out.write_h5ad(tmp)
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import _keys as K
+from ..atomic import atomic_path
 from ..config import STConfig, parse_genes
 from ..errors import InputError
 from .data import SpotData, fit_stain, load_spot_data
@@ -84,18 +85,19 @@ def entries(cfg: STConfig) -> list[Entry]:
     return out
 
 
-def make_selector(cfg: STConfig):
-    """The gene selector a config describes (unfitted)."""
+def make_selector(cfg: STConfig, genes: list[str] | None = None):
+    """The gene selector a config describes (unfitted); ``genes`` replaces a panel's or a
+    list's genes by those :meth:`GeneRequest.check` found in the data."""
     from ..expression import GeneSelector
 
-    method, n, genes = parse_genes(cfg.genes)
+    method, n, named = parse_genes(cfg.genes)
     if method == "list":
-        return GeneSelector(genes=genes)
+        return GeneSelector(genes=genes if genes is not None else named)
     return GeneSelector(method=method, n=n)
 
 
 def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_names: list[str],
-                train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                train: np.ndarray, genes: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
     """Columns of the chosen and the remaining genes, chosen on ``train`` only; saved in
     ``folds/<k>/genes.json`` and reused on resume."""
     path = run.fold(fold) / "genes.json"
@@ -106,7 +108,7 @@ def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_nam
             main = np.array([where[g] for g in saved["genes"]], int)
             rest = np.array([where[g] for g in saved["rest"]], int)
             return main, rest
-    sel = make_selector(cfg)
+    sel = make_selector(cfg, genes)
     tr = x[train]
     expressed = tr.max(axis=0) > 0  # genes never seen in training cannot be chosen
     cols = np.flatnonzero(expressed)
@@ -183,12 +185,8 @@ def _fit_predict(est, entry: Entry, x_tr, y_tr, x_te, *, y_aux=None, groups=None
 
 
 def _save_npz(path: Path, **arrays: Any) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
@@ -222,16 +220,45 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     >>> run = fit_run(cfg, "runs/her2st_ridge")  # doctest: +SKIP
     """
     from ..cohort import grouped_splits
+    from ..expression.genespec import GeneRequest
 
     run = RunFolder(out)
     t0 = time.perf_counter()
+    # every input is read and checked before the run folder is touched: a bad input
+    # leaves nothing behind that would block the corrected command
     data = load_spot_data(cfg)
     adata = data.adata
+    request = GeneRequest.parse(cfg.genes)
+    genes = None if request.data_driven else request.check(
+        adata.var_names.astype(str).tolist(), data.removed_genes)
+    _estimator(cfg, entries(cfg)[0], None)  # unknown model parameters fail here
+    patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
+    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    split = grouped_splits(patients, sections, by=cfg.split, k=cfg.k,
+                           holdout=list(cfg.holdout) or None)
+    stain = fit_stain(cfg, adata)
     files = [v for info in adata.uns[K.UNS_SECTIONS].values()
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
     sums = sha256_files(files)
     run.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
-    stain = fit_stain(cfg, adata)
+    try:
+        _run_stages(run, cfg, data, split, stain, sums, t0, genes, evaluate=evaluate,
+                    maps=maps, feature_cache=feature_cache)
+    except BaseException as e:
+        run.fail(e)
+        raise
+    run.finish()
+    from ..plot.report import write_report_after_fit
+
+    write_report_after_fit(run.path)
+    return run
+
+
+def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain: Any,
+                sums: dict[str, str], t0: float, genes: list[str] | None, *, evaluate: bool,
+                maps: bool, feature_cache: str | Path | None) -> None:
+    """The stages of :func:`fit_run` after the folder is started."""
+    adata = data.adata
     write_json(run.data_json, {**data.summary(), "sha256": sums,
                                "stain": None if stain is None else stain.params(),
                                "dropped": data.dropped.to_dict(orient="records")})
@@ -239,11 +266,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     adata.obs[[c for c in cols if c in adata.obs]].to_csv(run.spots, index_label="spot")
     run.stage("data", time.perf_counter() - t0, n_spots=adata.n_obs)
 
-    patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
-    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
-    split = grouped_splits(patients, sections, by=cfg.split, k=cfg.k,
-                           holdout=list(cfg.holdout) or None)
-    groups = patients if cfg.split == "patient" else sections
+    groups = adata.obs[K.PATIENT_ID if cfg.split == "patient" else K.SLIDE_ID]
+    groups = groups.astype(str).to_numpy()
     write_json(run.splits, {**split.to_dict(), "spots": adata.obs_names.tolist(),
                             "fold_of_spot": _fold_of_spot(split, adata.n_obs)})
     plan = entries(cfg)
@@ -263,7 +287,7 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
         runs.append(("holdout", np.setdiff1d(np.arange(adata.n_obs), split.holdout),
                      split.holdout))
     for fold, train, test in runs:
-        main, rest = _fold_genes(run, fold, cfg, x_all, var_names, train)
+        main, rest = _fold_genes(run, fold, cfg, x_all, var_names, train, genes)
         for e in plan:
             path = run.fold(fold) / f"{e.label}.npz"
             keep_model = fold == "holdout" and e.role == "model" and cfg.refit
@@ -290,7 +314,7 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     if cfg.refit and not len(split.holdout) and not _final_path(run).is_file():
         t_fin = time.perf_counter()
         train = np.arange(adata.n_obs)
-        main, rest = _fold_genes(run, "final", cfg, x_all, var_names, train)
+        main, rest = _fold_genes(run, "final", cfg, x_all, var_names, train, genes)
         e = plan[0]
         y_aux = x_all[:, rest] if e.features == PATCHES else None
         est = _estimator(cfg, e, run.final / "checkpoints")
@@ -302,11 +326,6 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
         from .evaluate import evaluate_run
 
         evaluate_run(run.path, maps=maps)
-    run.finish()
-    from ..plot.report import write_report_after_fit
-
-    write_report_after_fit(run.path)
-    return run
 
 
 def _final_path(run: RunFolder) -> Path:
@@ -319,10 +338,8 @@ def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_trai
 
     if hasattr(est, "checkpoint_dir"):
         est.checkpoint_dir = None  # this machine's folder; predicting needs none
-    run.final.mkdir(parents=True, exist_ok=True)
-    tmp = run.final / ".model.joblib.tmp"
-    joblib.dump(est, tmp)
-    tmp.replace(_final_path(run))
+    with atomic_path(_final_path(run)) as tmp:
+        joblib.dump(est, tmp)
     write_json(run.final / "model.json", {**entry.to_dict(), "genes": genes,
                                           "n_train_spots": int(n_train)})
 

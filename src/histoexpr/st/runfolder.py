@@ -22,38 +22,21 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
+import shutil
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..atomic import FolderLock, write_json
 from ..errors import InputError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RunFolder", "write_json"]
 
 FORMAT = 1  # bumped when the layout changes; older runs get a clear message
-
-
-def write_json(path: Path, obj: Any) -> Path:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 class RunFolder:
@@ -92,66 +75,111 @@ class RunFolder:
                              "fit`") from e
 
     # -- life cycle
+    def previous(self) -> dict[str, Any] | None:
+        """``run.json`` of the run already in the folder, or ``None``."""
+        return self.read_json(self.run_json) if self.run_json.is_file() else None
+
+    def _restartable(self) -> str | None:
+        """Why the run in the folder may be replaced without ``--overwrite``: it failed, or
+        it never finished its first stage; ``None`` when it holds results worth keeping."""
+        info = self.previous() or {}
+        if info.get("status") == "failed":
+            return f"the previous run failed ({info.get('error') or 'no error recorded'})"
+        if not info.get("stages"):
+            return "the previous run never finished its first stage"
+        return None
+
+    def _clear(self) -> None:
+        for p in self.path.iterdir():
+            if p.name == FolderLock.NAME:
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
     def start(self, config: dict[str, Any], *, overwrite: bool = False,
               inputs: dict[str, str] | None = None) -> bool:
-        """Create the folder or resume it; returns ``True`` when resuming.
+        """Lock the folder, then create it or resume it; returns ``True`` when resuming.
 
         ``inputs`` (file -> SHA-256) is recorded in ``run.json``; a run is resumed only when
         the config and these checksums are both unchanged, so results computed from other
-        data are never mixed in.
+        data are never mixed in. A folder whose run failed, or never finished its first
+        stage, is started again without ``overwrite``: a failed run never blocks the
+        corrected command. The lock is held until :meth:`finish` or :meth:`fail` (or the
+        process ends), so two processes never write one folder.
 
         Raises
         ------
         InputError
-            The folder holds a run with another config or other input files (and
-            ``overwrite`` is false), or a run of another layout version.
+            Another process is writing the folder; the folder holds a run with another
+            config or other input files (and ``overwrite`` is false), or a run of another
+            layout version.
+        OutputError
+            The folder cannot be written (read-only, disk full).
         """
         from .. import __version__
 
-        resuming = False
-        if self.config.is_file():
-            old = self.read_json(self.config)
-            if old != config and not overwrite:
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                raise InputError(
-                    f"{self.path} holds a run with another config (differs in: "
-                    f"{', '.join(diff)}); choose a new --out, or pass --overwrite"
-                )
-            if self.run_json.is_file():
-                fmt = self.read_json(self.run_json).get("format")
-                if fmt != FORMAT:
-                    raise InputError(f"{self.path} was written by another histoexpr layout "
-                                     f"(format {fmt}, this version reads {FORMAT}); use a new "
-                                     "--out")
-            resuming = old == config
-            before = (self.read_json(self.run_json).get("inputs")
-                      if self.run_json.is_file() else None)
-            if resuming and inputs is not None and before is not None and before != inputs:
-                changed = sorted(k for k in set(before) | set(inputs)
-                                 if before.get(k) != inputs.get(k))
-                if not overwrite:
-                    raise InputError(
-                        f"{self.path}: {len(changed)} input file(s) changed since this run "
-                        f"started (e.g. {changed[0]}); pass --overwrite to start it again, "
-                        "or choose a new --out")
-                resuming = False
-        if overwrite and self.path.is_dir() and not resuming:
-            import shutil
-
-            for p in self.path.iterdir():
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.config, config)
-        info = self.read_json(self.run_json) if resuming and self.run_json.is_file() else {}
-        info.update({"command": self.command, "format": FORMAT, "version": __version__,
-                     "status": "running",
-                     "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "resumed": resuming})
-        if inputs is not None:
-            info["inputs"] = inputs
-        info.setdefault("stages", {})
-        write_json(self.run_json, info)
+        self._lock = FolderLock(self.path).acquire()
+        try:
+            resuming = self._check_previous(config, overwrite=overwrite, inputs=inputs)
+            if not resuming and self.path.is_dir() and self.config.is_file():
+                self._clear()
+            write_json(self.config, config)
+            info = self.previous() if resuming else None
+            info = dict(info or {})
+            info.pop("error", None)
+            info.update({"command": self.command, "format": FORMAT, "version": __version__,
+                         "status": "running", "host": socket.gethostname(),
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "resumed": resuming})
+            if inputs is not None:
+                info["inputs"] = inputs
+            info.setdefault("stages", {})
+            write_json(self.run_json, info)
+        except BaseException:
+            self._release()
+            raise
         return resuming
+
+    def _check_previous(self, config: dict[str, Any], *, overwrite: bool,
+                        inputs: dict[str, str] | None) -> bool:
+        """Whether the folder's run is resumed; raises when it must not be touched."""
+        if not self.config.is_file():
+            return False
+        try:
+            old = self.read_json(self.config)
+        except InputError:
+            old = None  # a damaged config: nothing to resume
+        restart = self._restartable()
+        if restart is not None:
+            if old != config:
+                logger.warning("%s: %s; starting it again with the new options", self.path,
+                               restart)
+                return False
+            if (self.previous() or {}).get("status") == "failed":
+                logger.info("%s: %s; resuming with the same options", self.path, restart)
+        if old != config:
+            if overwrite:
+                return False
+            diff = sorted(k for k in set(old or {}) | set(config)
+                          if (old or {}).get(k) != config.get(k))
+            raise InputError(
+                f"{self.path} holds a finished or running run with another config (differs "
+                f"in: {', '.join(diff)}); choose a new --out, or pass --overwrite to replace it"
+            )
+        before = self.previous() or {}
+        if before and before.get("format") != FORMAT:
+            raise InputError(f"{self.path} was written by another histoexpr layout (format "
+                             f"{before.get('format')}, this version reads {FORMAT}); use a new "
+                             "--out")
+        old_inputs = before.get("inputs")
+        if inputs is not None and old_inputs is not None and old_inputs != inputs:
+            changed = sorted(k for k in set(old_inputs) | set(inputs)
+                             if old_inputs.get(k) != inputs.get(k))
+            if not overwrite:
+                raise InputError(
+                    f"{self.path}: {len(changed)} input file(s) changed since this run "
+                    f"started (e.g. {changed[0]}); pass --overwrite to start it again, "
+                    "or choose a new --out")
+            return False
+        return True
 
     def stage(self, name: str, seconds: float, **extra: Any) -> None:
         """Record a stage's wall time (and anything else) in ``run.json``."""
@@ -160,10 +188,38 @@ class RunFolder:
         write_json(self.run_json, info)
 
     def finish(self, status: str = "done") -> None:
-        info = self.read_json(self.run_json)
-        info["status"] = status
-        info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json(self.run_json, info)
+        """Record the end of the run and release the folder."""
+        try:
+            info = self.read_json(self.run_json)
+            info["status"] = status
+            info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            write_json(self.run_json, info)
+        finally:
+            self._release()
+
+    def fail(self, error: BaseException) -> None:
+        """Record that the run stopped on ``error`` (status ``failed``, or ``interrupted``
+        for Ctrl-C) and release the folder; a rerun then resumes or starts again without
+        ``--overwrite``. Never raises: the original error is what the user must see."""
+        try:
+            if self.run_json.is_file():
+                info = self.read_json(self.run_json)
+                interrupted = isinstance(error, KeyboardInterrupt)
+                info["status"] = "interrupted" if interrupted else "failed"
+                info["error"] = "interrupted" if interrupted else (
+                    f"{type(error).__name__}: {error}")
+                info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                write_json(self.run_json, info)
+        except Exception as e:  # the folder may be the very thing that broke
+            logger.debug("could not record the failure in %s: %s", self.run_json, e)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+            self._lock = None
 
 
 def sha256_files(paths: list[str]) -> dict[str, str]:
