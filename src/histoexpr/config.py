@@ -24,36 +24,20 @@ _LOGS = ("log1p", "log2", "none")
 
 def parse_genes(spec: str) -> tuple[str, int, list[str] | None]:
     """``"top250"`` → ``("top_mean", 250, None)``; ``"hvg50"`` → ``("hvg", 50, None)``; a
-    file (one gene per line) or ``"A,B,C"`` → ``("list", n, [...])``.
+    built-in panel, a file (one gene per line) or ``"A,B,C"`` → ``("list", n, [...])``. The
+    grammar is :class:`~histoexpr.expression.genespec.GeneRequest`'s.
 
     Examples
     --------
     >>> parse_genes("top250"), parse_genes("hvg50"), parse_genes("ERBB2,GRB7")
     (('top_mean', 250, None), ('hvg', 50, None), ('list', 2, ['ERBB2', 'GRB7']))
+    >>> parse_genes("pam50")[:2]
+    ('list', 50)
     """
-    s = str(spec).strip()
-    for prefix, method in (("top", "top_mean"), ("hvg", "hvg")):
-        if s.lower().startswith(prefix) and s[len(prefix):].isdigit():
-            n = int(s[len(prefix):])
-            if n < 1:
-                raise InputError(f"--genes {s}: the number of genes must be at least 1")
-            return method, n, None
-    p = Path(s)
-    if p.is_file():
-        names = [ln.strip().split(",")[0] for ln in p.read_text().splitlines() if ln.strip()]
-        names = [g for g in names if not g.startswith("#")]
-        if names and names[0].lower() in ("gene", "genes", "symbol", "gene_name"):
-            names = names[1:]  # a header line
-        if not names:
-            raise InputError(f"{p}: no gene names in the file")
-        return "list", len(names), names
-    if "/" in s or p.suffix.lower() in (".txt", ".csv", ".tsv"):
-        raise InputError(f"--genes {s}: no such gene list file")
-    names = [g.strip() for g in s.split(",") if g.strip()]
-    if not names:
-        raise InputError(f"--genes {s!r}: use topN (e.g. top250), hvgN (e.g. hvg50), a file "
-                         "with one gene per line, or a comma-separated list")
-    return "list", len(names), names
+    from .expression.genespec import GeneRequest
+
+    r = GeneRequest.parse(spec)
+    return (r.kind, r.n, None) if r.genes is None else ("list", r.n, list(r.genes))
 
 
 def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any],

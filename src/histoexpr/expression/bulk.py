@@ -19,6 +19,7 @@ duplicate sample ids raise :class:`~histoexpr.errors.InputError` naming the file
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import logging
@@ -494,6 +495,10 @@ def read_expression_table(
             tab = pd.read_csv(fh, sep=sep, comment=None, index_col=False)
         if tab.shape[1] > 1:
             break
+    with _open_text(path) as fh:  # pandas renames a repeated header "A" to "A.1": undo it,
+        header = next(csv.reader(fh, delimiter=sep), [])  # so duplicates are seen below
+    if len(header) == tab.shape[1]:
+        tab.columns = [h.strip() for h in header]
     if tab.shape[1] < 2:
         raise InputError(f"{path}: one column only; expected an id column and expression "
                          "columns, comma- or tab-separated")

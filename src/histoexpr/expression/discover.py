@@ -10,11 +10,15 @@
   :func:`~histoexpr.expression.read_h5ad`;
 - a ``.json`` file holding a list of section specs → :func:`~histoexpr.expression.read_sections`
   (the general form: any reader, explicit images, patients and mpp).
+
+Any of these may be written ``NAME=PATH``: the section and patient ids read from PATH are
+then prefixed ``NAME_``, so two datasets whose sections share names can be used together.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +26,29 @@ from anndata import AnnData
 
 from ..errors import InputError
 
-__all__ = ["read_cohort", "section_specs"]
+__all__ = ["read_cohort", "section_specs", "split_prefix"]
+
+
+_PREFIX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$")
+
+
+def split_prefix(path: str | Path) -> tuple[str | None, Path]:
+    """``"rep2=data/her2st"`` -> ``("rep2", Path("data/her2st"))``: ``NAME=PATH`` prefixes
+    the section and patient ids read from PATH with ``NAME_``. A path that exists as given
+    is never split.
+
+    Examples
+    --------
+    >>> split_prefix("rep2=data/her2st")
+    ('rep2', PosixPath('data/her2st'))
+    >>> split_prefix("data/her2st")
+    (None, PosixPath('data/her2st'))
+    """
+    s = str(path)
+    m = _PREFIX.match(s)
+    if m is None or Path(s).exists():
+        return None, Path(s)
+    return m.group(1), Path(m.group(2))
 
 
 def section_specs(path: str | Path) -> list[dict]:
@@ -33,7 +59,9 @@ def section_specs(path: str | Path) -> list[dict]:
     >>> section_specs("../shared/data/her2st")[0]["platform"]  # doctest: +SKIP
     'legacy_st'
     """
-    p = Path(path)
+    prefix, p = split_prefix(path)
+    if prefix:
+        return [{**s, "id_prefix": prefix} for s in section_specs(p)]
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     if p.is_file() and p.suffix == ".json":

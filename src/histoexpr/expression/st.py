@@ -23,6 +23,7 @@ import gzip
 import io
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,7 +121,14 @@ def check_spots_in_image(
     """Raise :class:`CoordinateError` if a spot centre falls outside ``image``; returns its
     (width, height)."""
     w, h = image_size(image)
-    outside = (x < 0) | (y < 0) | (x >= w) | (y >= h)
+    neg = (x < 0) | (y < 0)
+    if neg.any():
+        i = int(np.flatnonzero(neg)[0])
+        raise CoordinateError(
+            f"{source}: {int(neg.sum())} of {len(x)} spot(s) have negative pixel coordinates "
+            f"(e.g. x={x[i]:.0f}, y={y[i]:.0f}); spot centres are pixels of {image} counted "
+            "from its top-left corner: fix or drop those rows")
+    outside = (x >= w) | (y >= h)
     if outside.any():
         raise CoordinateError(
             f"{image}: image is {w} x {h} px but {int(outside.sum())} of {len(x)} spot(s) in "
@@ -444,7 +452,11 @@ def concat_sections(adatas: Sequence[AnnData], *, join: str = "inner") -> AnnDat
                 raise InputError(f"a section lacks obs[{k!r}]; read it with a histoexpr reader")
         for s, info in a.uns.get(K.UNS_SECTIONS, {}).items():
             if s in sections:
-                raise InputError(f"section {s!r} appears twice; give each section its own id")
+                raise InputError(
+                    f"section {s!r} appears twice: in {_where(sections[s])} and in "
+                    f"{_where(info)}; give each its own id: --data NAME=PATH prefixes a "
+                    "folder's section and patient ids with NAME_, or set \"section\" in a "
+                    "sections.json spec")
             sections[s] = info
     if len(adatas) == 1:
         return adatas[0]
@@ -459,12 +471,24 @@ def concat_sections(adatas: Sequence[AnnData], *, join: str = "inner") -> AnnDat
     if join == "inner" and not shared:
         raise InputError("the sections share no gene names; are they the same organism/panel?")
     out = ad.concat(adatas, join=join, merge="same", uns_merge=None)
+    if join == "inner" and len(shared) < len(all_genes):
+        n_in = Counter(g for a in adatas for g in a.var_names)
+        out.uns[K.UNS_REMOVED_GENES] = {
+            str(g): f"in only {n_in[g]} of {len(adatas)} sections, which are joined on "
+                    "their shared genes (join 'outer' in a --config file keeps it)"
+            for g in all_genes - shared}
     if out.obs_names.has_duplicates:
         raise InputError("spot names repeat across sections; give each section its own id")
     for k in (K.SLIDE_ID, K.PATIENT_ID):
         out.obs[k] = pd.Categorical(out.obs[k].astype(str))
     out.uns[K.UNS_SECTIONS] = sections
     return out
+
+
+def _where(info: Mapping[str, Any]) -> str:
+    """The file or folder a section was read from, for messages."""
+    src = info.get("source") or info.get("spots_path") or info.get("image_path")
+    return str(src) if src else "an unnamed source"
 
 
 def read_sections(specs: Sequence[Mapping[str, Any]], *, join: str = "inner") -> AnnData:
@@ -491,8 +515,33 @@ def read_sections(specs: Sequence[Mapping[str, Any]], *, join: str = "inner") ->
                 f"section spec {i} has no 'platform'; choose one of: "
                 f"{', '.join(SPATIAL_READERS.list())}"
             )
-        adatas.append(SPATIAL_READERS.create(spec.pop("platform"), **spec))
+        prefix = spec.pop("id_prefix", None)
+        a = SPATIAL_READERS.create(spec.pop("platform"), **spec)
+        adatas.append(prefix_ids(a, prefix) if prefix else a)
     return concat_sections(adatas, join=join)
+
+
+def prefix_ids(adata: AnnData, prefix: str) -> AnnData:
+    """``adata`` with its section and patient ids (and spot names) prefixed ``<prefix>_``:
+    two datasets whose sections share names (two her2st folders, say) then join cleanly.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from histoexpr.datasets.synthetic_st import synthetic_st
+    >>> syn = synthetic_st(tempfile.mkdtemp(), n_sections=1, grid=(2, 2), n_genes=3,
+    ...                    n_signal=1)
+    >>> a = prefix_ids(read_sections(syn.specs), "rep2")
+    >>> a.obs_names[0].startswith("rep2_"), list(a.uns["sections"])[0].startswith("rep2_")
+    (True, True)
+    """
+    out = adata.copy()
+    for k in (K.SLIDE_ID, K.PATIENT_ID):
+        out.obs[k] = pd.Categorical([f"{prefix}_{v}" for v in out.obs[k].astype(str)])
+    out.obs_names = [f"{prefix}_{n}" for n in out.obs_names]
+    out.uns[K.UNS_SECTIONS] = {f"{prefix}_{s}": info for s, info in
+                               out.uns.get(K.UNS_SECTIONS, {}).items()}
+    return out
 
 
 SPATIAL_READERS.register("legacy_st", read_legacy_st)
