@@ -27,7 +27,7 @@ ST_FAST = ["--encoder", "toy", "--patch-px", "32", "--folds", "2", "--genes", "t
 @pytest.fixture(scope="module")
 def st_data(tmp_path_factory):
     """4 synthetic sections of 2 patients; ZERO has no counts anywhere, LOW counts only in
-    the spots the count filter drops."""
+    the spots the count filter drops, HALF counts only in patient P0."""
     out = tmp_path_factory.mktemp("st")
     s = synthetic_st(out, n_sections=4, n_patients=2, grid=(5, 5), n_genes=10, n_signal=3,
                      seed=0)
@@ -37,6 +37,7 @@ def st_data(tmp_path_factory):
         df["ZERO"] = 0
         df["LOW"] = 0
         df.loc[df.sum(axis=1) < 1000, "LOW"] = 1  # only spots below min_counts
+        df["HALF"] = 50 if spec["patient"] == "P0" else 0  # constant in P1's sections
         with gzip.open(path, "wt") as f:
             df.to_csv(f, sep="\t")
     (out / "sections.json").write_text(json.dumps(s.specs))
@@ -274,3 +275,13 @@ def test_bulk_fit_unknown_panel_then_corrected(cli, bulk, tmp_path):
     assert bulk_fit(cli, bulk, out).rc == 0  # same --out, no --overwrite
     assert json.loads((out / "run.json").read_text())["status"] == "done"
     assert time.perf_counter() - t0 < 60
+
+
+def test_a_gene_constant_in_the_test_spots_is_counted_and_said(cli, st_data, tmp_path):
+    res = st_fit(cli, st_data, tmp_path / "run", "--genes", "SIG0,SIG1,HALF")
+    assert res.rc == 0, res.err
+    assert "Pearson r is undefined for 1 of 3 genes" in res.err and "HALF" in res.err
+    assert "2/3" in res.out and "genes scored: k/n" in res.out
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    ridge = summary[(summary["model"] == "ridge") & (summary["fold"] != "mean")]
+    assert (ridge["n_scored"] == 2).all() and (ridge["n_genes"] == 3).all()
