@@ -23,11 +23,11 @@ resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json
 from . import add_common
 
 
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     total = time.perf_counter() - t_start
     summary = {"scores": scores, "seconds": {k: round(v, 1) for k, v in steps.items()},
                "total_seconds": round(total, 1), "params": params}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "demo_summary.json", summary, indent=1)
     print("\nMean cross-validated Pearson r (held-out patients) on the sections:")
     print("\n".join(_table(scores)))
     print("\n".join(_verdict(scores)))

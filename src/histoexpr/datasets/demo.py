@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_json
+
 __all__ = ["DEMO_DEFAULTS", "DemoInputs", "make_demo_inputs", "score_demo", "slide_truth"]
 
 #: what the demo generates (changing any of these regenerates the inputs)
@@ -85,18 +87,18 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
     # paths relative to sections.json (the reader resolves them from there): the folder moves
     specs = [{k: (Path(v).name if k in ("counts", "spots", "image") else v)
               for k, v in spec.items()} for spec in syn.specs]
-    (folder / "sections" / "sections.json").write_text(json.dumps(specs, indent=1))
+    write_json(folder / "sections" / "sections.json", specs, indent=1)
     w, h = p["slide_size"]
     sl = signal_slide(w, h, mpp=p["mpp"], seed=p["seed"] + 1, n_blobs=8)
     slide = write_signal_slide(folder / "demo_slide.tif", sl)
     np.savez_compressed(folder / "slide_latents.npz", size=sl.size[::FIELD_STEP, ::FIELD_STEP],
                         elong=sl.elong[::FIELD_STEP, ::FIELD_STEP])
-    (folder / "truth.json").write_text(json.dumps({
+    write_json(folder / "truth.json", {
         "slide": slide.name, "signal_genes": syn.signal_genes, "noise_genes": syn.noise_genes,
         "weights": syn.weights.tolist(), "latents": ["size", "elong"],
         "about": "log expression rate of signal gene g = base_g + weights[g] . (size, elong)",
-    }, indent=1))
-    stamp.write_text(json.dumps(p))
+    }, indent=1)
+    write_json(stamp, p, indent=None)
     return _load(folder), True
 
 
