@@ -216,3 +216,38 @@ def test_large_photographic_figures_are_embedded_as_smaller_jpeg(tmp_path):
     small = tmp_path / "small.png"
     Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(small)
     assert 'src="data:image/png;base64,' in _file_img(small, alt="s")
+
+
+def test_section_thumbnail_reads_reduced_without_a_bomb_warning(tmp_path, monkeypatch):
+    """An H&E section over PIL's pixel limit is drawn from a reduced decode through the slide
+    layer: no DecompressionBombWarning (warnings are errors here), no crash above 2x."""
+    import io
+
+    from PIL import Image
+
+    from histoexpr.plot.report_sections import _thumbnail
+
+    p = tmp_path / "S0.jpg"
+    Image.fromarray(np.full((1200, 1600, 3), 120, np.uint8)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # the image is 19x the limit
+    decoded = []
+    real = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize",
+                        lambda self, *a, **k: decoded.append(self.size) or real(self, *a, **k))
+    tag = _thumbnail(str(p), alt="section S0")
+    head, b64 = tag.split('src="', 1)[1].split('"', 1)[0].split(",", 1)
+    assert head == "data:image/png;base64"
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+        assert im.size == (240, 180)
+    assert decoded == [(800, 600)]  # decoded at 1/2 scale, not 1600 x 1200
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(p.read_bytes()[:-300])
+    assert "not available" in _thumbnail(str(cut), alt="x")  # one note, the report goes on
+
+
+@pytest.mark.data
+def test_her2st_section_thumbnail_without_a_bomb_warning(shared_data):
+    from histoexpr.plot.report_sections import _thumbnail
+
+    tag = _thumbnail(str(shared_data / "her2st" / "images" / "C3.jpg"), alt="C3")
+    assert 'src="data:image/png;base64,' in tag and len(tag) < 400_000

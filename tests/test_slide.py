@@ -202,3 +202,204 @@ def test_threaded_batch_reads_equal_sequential_reads(synthetic_tiff, rng):
         one = s.read_at_mpp(int(coords[5, 0]), int(coords[5, 1]), 64, 1.0)
     np.testing.assert_array_equal(seq, par)
     np.testing.assert_array_equal(seq[5], one)
+
+
+# -- incomplete files, broken links, library noise (issue 17) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_tiff(tmp_path_factory, synthetic):
+    """A small tiled pyramidal TIFF (2 levels) whose every byte position can be cut."""
+    from histoexpr.datasets.synthetic import write_pyramidal_tiff
+
+    path = tmp_path_factory.mktemp("small") / "small.tif"
+    return write_pyramidal_tiff(path, synthetic.rgb[:512, :768], mpp=0.5, downsamples=(1, 4),
+                                tile=128, compression="zlib")
+
+
+def _cut_points(path):
+    """Byte positions worth cutting at: a coarse grid plus each directory's edges and the
+    end of each level's last tile."""
+    import tifffile
+
+    n = path.stat().st_size
+    pts = set(range(2, n, max(1, n // 25))) | {3, 4, 8, 9, 16, n - 1}
+    with tifffile.TiffFile(path) as tf:
+        for page in tf.pages:
+            pts |= {page.offset, page.offset + 1, page.offset + 3}
+            pts.add(page.dataoffsets[-1] + page.databytecounts[-1] - 1)
+    return sorted(p for p in pts if 0 < p < n)
+
+
+def test_every_cut_of_a_pyramidal_tiff_is_reported_as_incomplete(tmp_path, small_tiff, caplog):
+    data = small_tiff.read_bytes()
+    p = tmp_path / "cut.tif"
+    for at in _cut_points(small_tiff):
+        p.write_bytes(data[:at])
+        with pytest.raises(SlideError) as e:
+            open_slide(p, mpp=0.5)
+        assert str(e.value).startswith(f"{p}: the file is incomplete (truncated: "), (at, e.value)
+        assert str(e.value).endswith(f"the file ends at byte {at:,}); copy or download it again")
+    libs = ("tifffile", "tiffslide", "openslide", "PIL")
+    assert not [r for r in caplog.records if r.name.split(".")[0] in libs]  # no library noise
+
+
+@pytest.mark.parametrize("frac", [0.9, 0.5, 0.1])
+def test_each_reader_gives_the_same_incomplete_message(tmp_path, small_tiff, frac):
+    data = small_tiff.read_bytes()
+    p = tmp_path / "cut.tif"
+    p.write_bytes(data[: int(len(data) * frac)])
+    msgs = set()
+    for reader in ("openslide", "tiffslide", "image", None):
+        with pytest.raises(SlideError) as e:
+            open_slide(p, mpp=0.5, reader=reader)
+        msgs.add(str(e.value))
+    assert len(msgs) == 1 and "the file is incomplete" in msgs.pop()
+
+
+def test_cut_jpeg_png_and_empty_files(tmp_path, synthetic):
+    rgb = synthetic.rgb[:256, :256]
+    for ext, what in ((".jpg", "no JPEG end-of-image marker"), (".png", "no PNG end chunk")):
+        whole = tmp_path / f"whole{ext}"
+        Image.fromarray(rgb).save(whole)
+        cut = tmp_path / f"cut{ext}"
+        cut.write_bytes(whole.read_bytes()[:-200])
+        with pytest.raises(SlideError, match=rf"cut\{ext}: the file is incomplete \(truncated: "
+                                             rf"{what}"):
+            open_slide(cut, mpp=0.5)
+        assert open_slide(whole, mpp=0.5).dimensions == (256, 256)
+    empty = tmp_path / "empty.svs"
+    empty.write_bytes(b"")
+    with pytest.raises(SlideError, match=r"empty\.svs: the file is empty \(0 bytes\)"):
+        open_slide(empty)
+
+
+def test_a_reader_that_refuses_is_named_in_one_warning(tmp_path, synthetic, caplog):
+    from histoexpr.datasets.synthetic import write_pyramidal_tiff
+
+    p = tmp_path / "webp.tif"  # OpenSlide takes tiled TIFFs but not WebP tiles; tiffslide does
+    try:
+        write_pyramidal_tiff(p, synthetic.rgb[:256, :256], mpp=0.5, downsamples=(1,),
+                             compression="webp")
+    except Exception as e:  # imagecodecs built without WebP
+        pytest.skip(f"cannot write a WebP TIFF here: {e}")
+    with caplog.at_level(logging.DEBUG), open_slide(p) as s:
+        assert s.reader == "tiffslide"
+    warns = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warns) == 1, [r.getMessage() for r in warns]
+    msg = warns[0].getMessage()
+    assert "opened with the tiffslide reader; openslide refused it" in msg and "50001" in msg
+
+
+def test_broken_link_and_link_loop(tmp_path):
+    link = tmp_path / "slide.svs"
+    link.symlink_to(tmp_path / "elsewhere" / "gone.svs")
+    with pytest.raises(SlideError, match=r"slide\.svs: a broken symbolic link: its target "
+                                         r".*elsewhere/gone\.svs does not exist"):
+        open_slide(link)
+    a, b = tmp_path / "a.svs", tmp_path / "b.svs"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    with pytest.raises(SlideError, match=r"a\.svs: a symbolic link that loops"):
+        open_slide(a)
+
+
+def test_tile_folder_skips_an_unreadable_tile_with_one_warning(tmp_path, synthetic, caplog):
+    block = synthetic.rgb[600:728, 500:692]
+    _write_tiles(tmp_path / "p", block)
+    bad = tmp_path / "p" / "SLIDE-1 [x=1064,y=2000,w=64,h=64].png"
+    bad.write_bytes(bad.read_bytes()[:100])  # cut short
+    with caplog.at_level(logging.WARNING):
+        s = open_slide(tmp_path / "p", mpp=0.5)
+    assert s.n_tiles == 5 and s.dimensions == (1000 + 192, 2000 + 128)  # extent kept
+    (w,) = [r.getMessage() for r in caplog.records]
+    assert "skipping 1 of 6 tiles" in w and bad.name in w and "incomplete" in w
+    region = s.read_region(1000, 2000, 192, 128)
+    assert (region[:64, 64:128] == 255).all()  # the skipped tile reads as background
+    np.testing.assert_array_equal(region[:64, :64], block[:64, :64])
+
+
+def test_tile_that_fails_to_decode_reads_as_background_warned_once(tmp_path, synthetic, caplog):
+    block = synthetic.rgb[600:728, 500:692]
+    _write_tiles(tmp_path / "p", block)
+    bad = tmp_path / "p" / "SLIDE-1 [x=1064,y=2000,w=64,h=64].png"
+    raw = bytearray(bad.read_bytes())
+    i = raw.index(b"IDAT") + 8
+    raw[i : i + 40] = bytes(40)  # complete file, header fine, pixel data garbage
+    bad.write_bytes(bytes(raw))
+    s = open_slide(tmp_path / "p", mpp=0.5)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            region = s.read_region(1000, 2000, 192, 128)
+    assert (region[:64, 64:128] == 255).all()
+    assert len(caplog.records) == 1 and bad.name in caplog.records[0].getMessage()
+    assert bad.name in s.skipped
+
+
+def test_tile_folder_with_no_readable_tile_is_refused(tmp_path, synthetic):
+    _write_tiles(tmp_path / "p", synthetic.rgb[:128, :128])
+    for f in (tmp_path / "p").iterdir():
+        f.write_bytes(b"")
+    with pytest.raises(SlideError, match=r"p: none of its 4 tiles can be read \(e\.g\. "
+                                         r"SLIDE-1 .*: the file is empty"):
+        open_slide(tmp_path / "p", mpp=0.5)
+
+
+# -- thumbnails and whole images through the slide layer --------------------------------------
+
+
+def _spy_decoded_sizes(monkeypatch) -> list:
+    """Record the size of every image PIL resizes (the decoded size, for a thumbnail)."""
+    seen = []
+    real = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize",
+                        lambda self, *a, **k: seen.append(self.size) or real(self, *a, **k))
+    return seen
+
+
+def test_thumbnail_of_a_jpeg_decodes_at_reduced_scale(tmp_path, monkeypatch):
+    from histoexpr.slide import image_dimensions, read_thumbnail
+
+    p = tmp_path / "section.jpg"
+    Image.fromarray(np.full((1200, 1600, 3), 180, np.uint8)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 19x over: PIL alone refuses it
+    seen = _spy_decoded_sizes(monkeypatch)
+    thumb = read_thumbnail(p, 240)  # a DecompressionBombWarning would fail the test
+    assert thumb.shape == (180, 240, 3) and abs(int(thumb.mean()) - 180) <= 2
+    assert seen == [(800, 600)]  # libjpeg DCT scaling: 1/2, not the full 1600 x 1200
+    assert image_dimensions(p) == (1600, 1200)
+    assert Image.MAX_IMAGE_PIXELS == 100_000  # the guard is put back
+
+
+def test_thumbnail_of_a_pyramid_and_a_tile_folder(tmp_path, synthetic_tiff, synthetic):
+    from histoexpr.slide import image_dimensions, read_thumbnail
+
+    t = read_thumbnail(synthetic_tiff, 256)
+    with open_slide(synthetic_tiff) as s:
+        ref = s.thumbnail(256)
+    assert t.shape == ref.shape == (192, 256, 3)
+    assert image_dimensions(synthetic_tiff) == (2048, 1536)
+    assert np.abs(t.astype(int) - ref).mean() < 3
+    _write_tiles(tmp_path / "p", synthetic.rgb[:128, :128], x0=0, y0=0)
+    assert read_thumbnail(tmp_path / "p", 64).shape == (64, 64, 3)
+    assert image_dimensions(tmp_path / "p") == (128, 128)
+    with pytest.raises(SlideError, match="no such file"):
+        read_thumbnail(tmp_path / "nope.jpg")
+
+
+def test_read_image_modes_and_errors(tmp_path, monkeypatch):
+    from histoexpr.slide import read_image
+
+    grey16 = tmp_path / "h.png"
+    Image.fromarray(np.full((30, 40), 40000, np.uint16)).save(grey16)
+    assert read_image(grey16, mode=None).dtype == np.uint16
+    assert read_image(grey16).shape == (30, 40, 3)
+    rgba = tmp_path / "a.png"
+    Image.fromarray(np.zeros((10, 10, 4), np.uint8)).save(rgba)  # fully transparent
+    assert (read_image(rgba) == 255).all() and read_image(rgba, mode="L").shape == (10, 10)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
+    assert read_image(rgba).shape == (10, 10, 3)  # no DecompressionBombWarning
+    text = tmp_path / "t.png"
+    text.write_text("not an image")
+    with pytest.raises(SlideError, match=r"t\.png: cannot decode the image"):
+        read_image(text)

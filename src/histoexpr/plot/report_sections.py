@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ __all__ = [
     "analyses_section", "box_section", "config_section", "cost_section", "genes_section",
     "metrics_section", "qc_section", "spatial_section",
 ]
+
+logger = logging.getLogger(__name__)
 
 N_GENES = 3  # best and worst genes shown
 
@@ -82,18 +85,27 @@ def _file_img(path: Any, *, alt: str, max_px: int = 1000, max_bytes: int = 400_0
 
 
 def _thumbnail(path: str, *, alt: str, size: int = 240, jpeg: bool = False) -> str:
+    """An image or slide shrunk to ``size`` pixels, embedded as PNG (or JPEG). It is read
+    through the slide layer, which decodes a JPEG at reduced scale and a pyramid from a
+    coarse level, never the whole 92-megapixel section."""
     import io
     from pathlib import Path
 
     from PIL import Image
 
-    if not Path(path).is_file():
+    from ..errors import HistoexprError
+    from ..slide import read_thumbnail
+
+    if not Path(path).exists():
         return f'<p class="na">not available: {esc(path)} missing</p>'
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((size, size))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG" if jpeg else "PNG", **({"quality": 85} if jpeg else {}))
+    try:
+        rgb = read_thumbnail(path, size)
+    except HistoexprError as e:
+        logger.warning("report thumbnail skipped: %s", e)
+        return f'<p class="na">not available: {esc(e)}</p>'
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG" if jpeg else "PNG",
+                              **({"quality": 85} if jpeg else {}))
     return png_img(buf.getvalue(), alt=alt, mime="image/jpeg" if jpeg else "image/png")
 
 

@@ -1,5 +1,12 @@
 """Slides behind one protocol, opened by the first reader in a priority list that takes them.
 
+Before any reader runs, :func:`open_slide` checks the path (a broken link names its target)
+and that the file is complete (:mod:`.integrity`), so a truncated file gets one message
+whichever reader would have met it; what the reading libraries log meanwhile is kept out of
+the terminal (``--debug`` shows it). A file one reader refuses and another opens is opened
+with one warning naming what the first found. User images that are not slides (thumbnails,
+stain targets, heatmaps) are read through :mod:`.images`, under the same checks.
+
 Examples
 --------
 >>> from histoexpr.slide import open_slide, SLIDE_READERS
@@ -17,6 +24,8 @@ from ..errors import SlideError
 from ..registry import Registry
 from .array import ArraySlide, ImageSlide
 from .base import Slide, resize_rgb, slide_name
+from .images import image_dimensions, read_image, read_thumbnail
+from .integrity import check_complete, check_path, library_noise, summarise_noise
 from .tilefolder import TileFolderSlide
 from .wsi import OpenSlideSlide, TiffSlideSlide
 
@@ -31,7 +40,10 @@ __all__ = [
     "TiffSlideSlide",
     "TileFolderSlide",
     "file_sha256",
+    "image_dimensions",
     "open_slide",
+    "read_image",
+    "read_thumbnail",
     "resize_rgb",
     "slide_checksum",
     "slide_name",
@@ -73,31 +85,51 @@ def open_slide(path: str | Path, *, mpp: float | None = None, reader: str | None
     (0.499, (2220, 2967))
     """
     path = Path(path)
-    if not path.exists():
-        raise SlideError(f"{path}: no such file or folder; check the path")
-    if reader is not None:
-        return SLIDE_READERS.get(reader)(path, mpp=mpp)
-    tried: list[str] = []
+    check_path(path)
+    refused: list[str] = []
+    noise: list[str] = []
+    try:
+        with library_noise() as noise:
+            check_complete(path)  # the same message whichever reader would have met the cut
+            if reader is not None:
+                slide = SLIDE_READERS.get(reader)(path, mpp=mpp)
+            else:
+                slide = _first_reader(path, mpp, refused)
+    except SlideError:
+        if noise:
+            logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
+        raise
+    if refused:
+        logger.warning("%s: opened with the %s reader; %s", path, slide.reader,
+                       "; ".join(refused))
+    if noise:
+        logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
+    logger.debug("opened %s with the %s reader", path, slide.reader)
+    return slide
+
+
+def _first_reader(path: Path, mpp: float | None, refused: list[str]) -> Slide:
+    """The slide from the first registered reader that recognises ``path`` and opens it;
+    ``refused`` gets one ``"<reader> refused it: <why>"`` per reader that tried and failed."""
     for name in SLIDE_READERS.list():
         cls = SLIDE_READERS.get(name)
         if not cls.can_open(path):  # type: ignore[attr-defined]
             continue
         try:
-            slide = cls(path, mpp=mpp)
+            return cls(path, mpp=mpp)
         except SlideError as e:
             if type(e) is not SlideError:  # MppMissingError etc. are final, not "try next"
                 raise
-            logger.debug("%s could not open %s: %s", name, path, e)
-            tried.append(f"{name}: {e}")
-            continue
-        logger.debug("opened %s with the %s reader", path, name)
-        return slide
-    if tried:
-        # the most specific reader's message is the most useful; keep the others for --debug
-        raise SlideError(tried[0])
+            why = str(e).removeprefix(f"{path}: ")
+            logger.debug("%s could not open %s: %s", name, path, why)
+            refused.append(f"{name} refused it: {why}")
+    if refused:
+        # the most specific reader's message is the most useful; the others are in --debug
+        raise SlideError(f"{path}: {refused[0].split(': ', 1)[1]}")
     raise SlideError(
         f"{path}: not a slide or image any reader recognises "
-        f"(tried {', '.join(SLIDE_READERS.list())}); is it a complete whole-slide image?"
+        f"(tried {', '.join(SLIDE_READERS.list())}); is it a whole-slide image, an image or "
+        "a folder of named tiles?"
     )
 
 

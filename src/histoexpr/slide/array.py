@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError, SlideError
 from .base import Slide, pad_region, resolve_mpp
+from .integrity import check_complete
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class ArraySlide(Slide):
         levels: list[np.ndarray] | None = None,
     ) -> None:
         rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+        if (rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8
+                or 0 in rgb.shape):
             raise InputError(
                 f"{path}: expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}"
             )
@@ -134,7 +136,7 @@ def _decode_fast(path: Path) -> np.ndarray | None:
         a = imagecodecs.imread(str(path))
     except Exception:  # damaged, unusual or unsupported: PIL decodes or explains
         return None
-    if a.dtype != np.uint8:
+    if a.dtype != np.uint8 or a.size == 0:  # a damaged stream can decode to 0 x 0
         return None
     if a.ndim == 2:
         return np.repeat(a[..., None], 3, axis=2)
@@ -157,6 +159,7 @@ class ImageSlide(ArraySlide):
         from PIL import Image
 
         path = Path(path)
+        check_complete(path)  # decoders fill a cut JPEG with grey instead of failing
         rgb = _decode_fast(path)
         if rgb is None:
             try:
@@ -165,8 +168,7 @@ class ImageSlide(ArraySlide):
                     rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
             except (OSError, SyntaxError, ValueError) as e:
                 raise SlideError(
-                    f"{path}: cannot decode the image ({e}); is the file complete? "
-                    "Re-export or re-download it"
+                    f"{path}: cannot decode the image ({e}); re-export or copy it again"
                 ) from e
         found = _tiff_resolution_mpp(path) if path.suffix.lower() in (".tif", ".tiff") else None
         super().__init__(rgb, mpp=resolve_mpp(found, mpp, path), path=path)

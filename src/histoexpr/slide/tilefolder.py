@@ -3,6 +3,11 @@
 This is how tiles cut from TCGA diagnostic slides are often shared, e.g.
 ``TCGA-A2-A04R-01Z-00-DX1.BE36... [x=15680,y=39200,w=224,h=224].png``. The slide's extent is
 the union of the tiles; areas without a tile read as white.
+
+A tile that cannot be read (cut short, empty, not an image) is skipped, not fatal: it is
+named in one warning when the folder is opened, and its area reads as white (background),
+like an area without a tile, so ``histoexpr tile`` places no tile there and ``embed`` and
+the thumbnails agree. Only a folder in which no tile can be read is an error.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SlideError
+from ..errors import HistoexprError, SlideError
 from .base import Slide, resize_rgb, resolve_mpp
+from .integrity import check_complete
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ TILE_NAME = re.compile(
 )
 #: virtual levels: level k is 4**k smaller, until the longer side fits in this many pixels
 MIN_LEVEL_SIDE = 2048
+#: skipped tiles named in the warning (the rest are counted)
+N_NAMED = 3
 
 
 def parse_tile_name(name: str) -> tuple[str, int, int, int, int] | None:
@@ -37,6 +45,24 @@ def parse_tile_name(name: str) -> tuple[str, int, int, int, int] | None:
     if not m:
         return None
     return m["slide"], int(m["x"]), int(m["y"]), int(m["w"]), int(m["h"])
+
+
+def _unreadable(path: Path) -> str:
+    """Why a tile file cannot be used (``""`` when its header reads and it is complete);
+    only the end of the file and its header are read, not the pixels."""
+    from PIL import Image
+
+    try:
+        check_complete(path)
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - parsing the header is the check
+    except HistoexprError as e:
+        why = str(e).removeprefix(f"{path}: ").split("; ")[0]
+        return why.replace("the file is incomplete (truncated: ", "incomplete: ", 1).rstrip(")") \
+            if "(truncated: " in why else why
+    except (OSError, SyntaxError, ValueError) as e:
+        return str(e).removeprefix(f"{path}: ") or type(e).__name__
+    return ""
 
 
 class TileFolderSlide(Slide):
@@ -59,10 +85,28 @@ class TileFolderSlide(Slide):
                 "put each slide's tiles in a folder of its own"
             )
         self.slide_id = ids[0]
-        self._files = [p for p, _ in rows]
-        self._boxes = np.array([t[1:] for _, t in rows], np.int64)  # x, y, w, h
-        w0 = int((self._boxes[:, 0] + self._boxes[:, 2]).max())
-        h0 = int((self._boxes[:, 1] + self._boxes[:, 3]).max())
+        # the extent comes from every named tile, so fixing a bad one later moves nothing
+        all_boxes = np.array([t[1:] for _, t in rows], np.int64)  # x, y, w, h
+        w0 = int((all_boxes[:, 0] + all_boxes[:, 2]).max())
+        h0 = int((all_boxes[:, 1] + all_boxes[:, 3]).max())
+        bad = {i: why for i, (p, _) in enumerate(rows) if (why := _unreadable(p))}
+        if len(bad) == len(rows):
+            p0, why0 = rows[min(bad)][0], bad[min(bad)]
+            raise SlideError(
+                f"{path}: none of its {len(rows)} tiles can be read (e.g. {p0.name}: {why0}); "
+                "copy the tiles again"
+            )
+        self.skipped: dict[str, str] = {rows[i][0].name: why for i, why in bad.items()}
+        if bad:
+            named = "; ".join(f"{n} ({w})" for n, w in list(self.skipped.items())[:N_NAMED])
+            more = f" and {len(bad) - N_NAMED} more" if len(bad) > N_NAMED else ""
+            logger.warning(
+                "%s: skipping %d of %d tiles that cannot be read: %s%s; their area reads as "
+                "background (copy them again to use them)", path, len(bad), len(rows), named, more,
+            )
+        keep = [i for i in range(len(rows)) if i not in bad]
+        self._files = [rows[i][0] for i in keep]
+        self._boxes = all_boxes[keep]
         dims = [(w0, h0)]
         while max(dims[-1]) > MIN_LEVEL_SIDE:
             ds = 4 ** len(dims)
@@ -100,14 +144,20 @@ class TileFolderSlide(Slide):
         return self._boxes.copy()
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - per-instance cache of decoded tiles
-    def _tile(self, i: int) -> np.ndarray:
+    def _tile(self, i: int) -> np.ndarray | None:
+        """Tile ``i``'s pixels, or ``None`` (logged once) when it cannot be decoded."""
         from PIL import Image
 
+        f = self._files[i]
         try:
-            with Image.open(self._files[i]) as im:
+            with Image.open(f) as im:
                 return np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise SlideError(f"{self._files[i]}: cannot decode this tile ({e})") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            if f.name not in self.skipped:
+                self.skipped[f.name] = str(e)
+                logger.warning("%s: cannot decode this tile (%s); its area reads as "
+                               "background (copy it again to use it)", f, e)
+            return None
 
     def _read(self, x: int, y: int, w: int, h: int, level: int) -> np.ndarray:
         ds = self.level_downsamples[level]
@@ -120,6 +170,8 @@ class TileFolderSlide(Slide):
         for i in hit:
             tx, ty, tw, th = (int(v) for v in b[i])
             tile = self._tile(int(i))
+            if tile is None:
+                continue
             if ds != 1:
                 sw, sh = max(1, round(tw / ds)), max(1, round(th / ds))
                 tile = resize_rgb(tile, (sw, sh))

@@ -4,19 +4,17 @@ tiffslide (pure Python, tifffile-based)."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SlideError
 from .base import Slide, resolve_mpp
+from .integrity import check_complete
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenSlideSlide", "TiffSlideSlide", "check_tiff_complete"]
-
-TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".svslide", ".qptiff")
+__all__ = ["OpenSlideSlide", "TiffSlideSlide"]
 
 
 def _float(v: object) -> float | None:
@@ -31,35 +29,6 @@ def _metadata_mpp(props: dict, prefix: str) -> float | None:
     """Mean of ``<prefix>.mpp-x`` and ``-y`` (either alone when only one is set)."""
     mx, my = _float(props.get(f"{prefix}.mpp-x")), _float(props.get(f"{prefix}.mpp-y"))
     return (mx + my) / 2 if mx and my else (mx or my)
-
-
-def check_tiff_complete(path: Path) -> None:
-    """Raise :class:`SlideError` when a TIFF-based slide's image data runs past the end of
-    the file (a truncated download or copy). Reads only the directory, not the pixels."""
-    import tifffile
-
-    size = os.path.getsize(path)
-    try:
-        with tifffile.TiffFile(path) as tf:
-            end = 0
-            for page in tf.pages:
-                offs, counts = page.dataoffsets, page.databytecounts
-                if offs:
-                    end = max(end, max(o + c for o, c in zip(offs, counts)))
-    except tifffile.TiffFileError as e:
-        raise SlideError(
-            f"{path}: not a readable TIFF-based slide ({e}); is it a complete whole-slide "
-            "image? Re-export or re-download it"
-        ) from e
-    except (OSError, ValueError, IndexError, KeyError) as e:
-        raise SlideError(
-            f"{path}: the TIFF directory is damaged ({e}); re-download or re-export the slide"
-        ) from e
-    if end > size:
-        raise SlideError(
-            f"{path}: the file is truncated ({size:,} bytes, image data runs to {end:,}); "
-            "re-download or re-copy the slide"
-        )
 
 
 def _blend_rgba(rgba: np.ndarray) -> np.ndarray:
@@ -82,14 +51,11 @@ class OpenSlideSlide(Slide):
         import openslide
 
         path = Path(path)
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            check_tiff_complete(path)
+        check_complete(path)  # a cut file gets the one "incomplete" message, not OpenSlide's
         try:
             self._osr = openslide.OpenSlide(str(path))
         except openslide.OpenSlideError as e:
-            raise SlideError(
-                f"{path}: OpenSlide cannot read it ({e}); is the file complete?"
-            ) from e
+            raise SlideError(f"{path}: OpenSlide cannot read it ({e})") from e
         found = _metadata_mpp(self._osr.properties, "openslide")
         super().__init__(path, mpp=resolve_mpp(found, mpp, path))
 
@@ -145,7 +111,7 @@ class TiffSlideSlide(Slide):
         import tiffslide
 
         path = Path(path)
-        check_tiff_complete(path)
+        check_complete(path)
         ts = None
         try:
             ts = tiffslide.TiffSlide(path)
@@ -155,7 +121,7 @@ class TiffSlideSlide(Slide):
             if ts is not None:
                 ts.close()
             raise SlideError(
-                f"{path}: tiffslide cannot read it ({e}); is the file complete?"
+                f"{path}: tiffslide cannot read it ({type(e).__name__}: {e})"
             ) from e
         found = _metadata_mpp(self._ts.properties, "tiffslide")
         self._dims = tuple((int(w), int(h)) for w, h in dims)
