@@ -91,28 +91,15 @@ def unique_genes(names: Iterable[str], source: str | Path) -> pd.Index:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image or slide from its header; the pixels are not decoded."""
-    from PIL import Image, UnidentifiedImageError
-
-    from ..slide.array import no_pixel_limit
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: image not found; check the path")
-    try:
-        with no_pixel_limit(), Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (UnidentifiedImageError, OSError, ValueError):
-        pass
+    """(width, height) of an image or slide from its header; the pixels are not decoded.
+    A missing, cut or unreadable file is an :class:`InputError` naming it."""
     from ..errors import SlideError
-    from ..slide import open_slide
+    from ..slide import image_dimensions
 
-    try:  # pyramidal TIFF/SVS that PIL cannot parse
-        with open_slide(path, mpp=1.0) as slide:
-            w, h = slide.dimensions
-            return int(w), int(h)
+    try:
+        return image_dimensions(path)
     except SlideError as e:
-        raise InputError(f"{path}: cannot read the image size ({e})") from e
+        raise InputError(str(e)) from e
 
 
 def check_spots_in_image(

@@ -562,13 +562,13 @@ def section_image(image_path: str | Path, *, max_size: int = 2000) -> tuple[np.n
     >>> img.shape, round(scale, 2)  # doctest: +SKIP
     ((2000, 1872, 3), 4.96)
     """
-    from ..slide import open_slide
+    from ..slide import image_dimensions, read_thumbnail
 
     if not isinstance(max_size, (int, np.integer)) or max_size < 1:
         raise InputError(f"max_size must be a positive integer, got {max_size!r}")
-    # a plain image records no pixel size; this view does not need one, so give a dummy
-    with open_slide(image_path, mpp=1.0) as slide:
-        w0, h0 = slide.dimensions
-        thumb = slide.thumbnail(int(max_size))
+    # reduced decoding (JPEG draft mode, pyramid levels): a her2st section is never decoded
+    # whole to draw a map
+    w0, h0 = image_dimensions(image_path)
+    thumb = read_thumbnail(image_path, int(max_size))
     scale = max(w0, h0) / max(thumb.shape[:2])
     return thumb, float(scale)
