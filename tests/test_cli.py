@@ -89,7 +89,7 @@ def test_multi_slide_run_skips_the_bad_slide_and_reports_it(capsys, synthetic_ti
     assert "1 of 2 slides failed" in err and "broken.svs" in err
     statuses = {s["slide"]: s["status"] for s in json.loads((tmp_path / "o" / "run.json")
                                                            .read_text())["slides"]}
-    assert statuses == {"broken.svs": "failed", "synthetic": "done"}
+    assert statuses == {"broken": "failed", "synthetic": "done"}
 
 
 def test_bad_input_missing_path(capsys, tmp_path):
@@ -108,7 +108,7 @@ def test_bad_input_truncated_slide(capsys, tmp_path, synthetic_tiff):
     p = tmp_path / "cut.tif"
     p.write_bytes(synthetic_tiff.read_bytes()[:60_000])
     rc, _, err = run(capsys, "tile", p, "--out", tmp_path / "o")
-    assert_one_line_error(rc, err, "cut.tif", "re-")
+    assert_one_line_error(rc, err, "cut.tif", "incomplete")
 
 
 def test_bad_input_no_mpp(capsys, tmp_path, synthetic):
@@ -192,3 +192,27 @@ def test_info_lists_encoder_cards_and_their_weights(capsys, tmp_path, monkeypatc
     assert rows["resnet50"]["dim"] == 2048
     rc, _, err = run(capsys, "info")
     assert_one_line_error(rc, err, "--encoders")
+
+
+def test_info_encoders_never_cuts_names_when_not_a_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rc, out, _ = run(capsys, "info", "--encoders")  # captured: not a terminal
+    assert rc == 0 and "…" not in out
+    for name in ("efficientnet_lite0", "efficientnet_b0", "vit_base_patch16_224", "h_optimus_0"):
+        assert f" {name} " in out
+
+
+def test_finetune_random_init_flag_and_its_hidden_deprecated_alias(capsys):
+    from histoexpr.cli import build_parser
+
+    parser = build_parser()
+    base = ["finetune", "--patches", "p", "--encoder", "toy", "--out", "o"]
+    assert parser.parse_args([*base, "--random-init"]).random_init
+    assert parser.parse_args([*base, "--no-pretrained"]).no_pretrained
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--help"])
+    out = capsys.readouterr().out
+    assert "--random-init" in out and "--no-pretrained" not in out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["embed", "--help"])
+    assert "--random-init" in capsys.readouterr().out

@@ -88,3 +88,15 @@ def test_a_run_killed_mid_slide_leaves_nothing_that_looks_done(synthetic_tiff, c
     with open_slide(synthetic_tiff) as s:
         assert embed_to_h5(out, s, coords, build_encoder("toy"), size_px=64, mpp=1.0,
                            batch_size=8)[1] == "done"
+
+
+def test_save_features_needs_no_attrs_and_writes_strict_json_attrs(tmp_path):
+    from histoexpr.features import save_features
+    from histoexpr.features.extract import read_feature_attrs
+
+    p = save_features(tmp_path / "a.h5", np.zeros((2, 2)), np.ones((2, 3)))
+    c, f, attrs = load_features(p)
+    assert c.shape == (2, 2) and f.shape == (2, 3) and attrs == {}
+    save_features(p, np.zeros((1, 2)), np.ones((1, 3)), {"m": {"r": float("nan")}, "x": None})
+    assert read_feature_attrs(p) == {"m": {"r": None}}
+    assert not list(tmp_path.glob(".*"))

@@ -127,3 +127,53 @@ def test_random_init_encoder_is_the_same_network_every_time():
     assert torch.rand(1) == before  # the caller's RNG stream is untouched
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(pa, pb)
+
+
+def test_timm_weights_in_the_hugging_face_cache_are_found_and_loaded(tmp_path, monkeypatch):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from histoexpr.features import weights
+
+    card = get_card("densenet121")
+    assert weights.hub_repo(card) == "timm/densenet121.tv_in1k"
+    assert weights.hub_repo(get_card("uni")) == "MahmoodLab/uni"
+    assert weights.hub_repo(get_card("efficientnet_lite0")) is None
+    net = timm.create_model("densenet121", num_classes=1000)  # with its classifier, as on the hub
+    cached = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(cached))
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights, "_hf_cache", lambda c: cached if c is card else None)
+    enc = build_encoder("densenet121")
+    assert enc.weights.source == "hf cache"
+    with torch.no_grad():
+        for k, v in enc.network.state_dict().items():
+            assert torch.equal(v, net.state_dict()[k]), k
+
+
+def test_no_download_possible_names_every_way_to_supply_weights(monkeypatch):
+    from histoexpr.features import weights
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights, "_hf_cache", lambda card: None)
+    monkeypatch.setattr(weights, "hub_reachable", lambda: False)
+    with pytest.raises(WeightsError) as e:
+        resolve_weights(get_card("resnet101"))
+    msg = str(e.value)
+    for needle in ("resnet101: no local weights", "cannot be reached", "--weights PATH",
+                   "resnet101.safetensors", "$HISTOEXPR_WEIGHTS (unset now)",
+                   "timm/resnet101.tv_in1k", "--random-init"):
+        assert needle in msg, msg
+    assert "\n" not in msg
+
+
+def test_the_weights_source_is_logged_once(caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="histoexpr"):
+        build_encoder("efficientnet_lite0")
+    lines = [r for r in caplog.records if "weights from" in r.getMessage()
+             and r.levelno >= logging.INFO]
+    assert len(lines) == 1, [r.getMessage() for r in lines]

@@ -204,7 +204,7 @@ def test_cli_finetune_then_embed_records_the_tuned_name(capsys, data, synthetic_
     out = tmp_path / "tuned"
     args = ["finetune", "--patches", patches, "--encoder", "toy", "--out", out,
             "--head-epochs", 1, "--full-epochs", 2, "--head-lr", 0.05, "--full-lr", 0.05,
-            "--batch-size", 8, "--no-pretrained", "--device", "cpu"]
+            "--batch-size", 8, "--random-init", "--device", "cpu"]
     rc, text, _ = run(capsys, *args)
     assert rc == 0, text
     assert "toy-tuned-colours" in text and "all layers" in text and "val accuracy" in text

@@ -67,6 +67,9 @@ def test_several_sizes_give_fewer_larger_tiles(synthetic_tiff):
         coarse = tile_slide(s, TileSpec(128, 2.0), tissue=small.tissue)
     assert len(small.coords) > len(big.coords) > 0
     assert len(coarse.coords) == pytest.approx(len(big.coords) / 4, rel=0.6)
+    # tissue detection and tile choice are timed apart; a reused mask costs no tissue time
+    assert small.tissue_seconds > 0 and small.tiles_seconds > 0
+    assert big.tissue_seconds == 0 and big.tiles_seconds > 0
 
 
 def test_spot_coords_centre_and_bounds():
@@ -124,6 +127,7 @@ def test_kmeans_filter_keeps_tissue_and_drops_background_and_pen(rng, tmp_path):
     f = KMeansPatchFilter(random_state=0).fit(np.concatenate([glass, tissue, pen]))
     assert f.predict(tissue).all() and not f.predict(glass).any() and not f.predict(pen).any()
     g = KMeansPatchFilter.load(f.save(tmp_path / "km.json"))  # fitted once, reused
+    assert not list(tmp_path.glob(".*"))  # written atomically, no temporary file left
     np.testing.assert_array_equal(g.predict(tissue), f.predict(tissue))
     assert g.to_dict() == f.to_dict()
 

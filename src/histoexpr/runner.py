@@ -11,6 +11,10 @@ On the ``LocalCluster`` this module starts, a worker death fails its task at onc
 (``distributed.scheduler.allowed-failures = 0``) and each worker holds one task at a time
 (``worker-saturation = 1``), so one death costs one item. A cluster you start yourself
 keeps its own settings (by default Dask retries a task on three worker deaths).
+
+:class:`BatchOutput` guards the output folder of a batch run (``tile``, ``embed``): one run
+at a time writes it (:class:`~histoexpr.atomic.FolderLock`), and a run that produced nothing
+leaves it as it found it. :func:`unique_items` refuses two inputs that would share an output.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .atomic import FolderLock
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TaskFailed", "map_on_dask", "worker_device"]
+__all__ = ["BatchOutput", "TaskFailed", "map_on_dask", "unique_items", "worker_device"]
 
 
 @dataclass(frozen=True)
@@ -169,3 +175,90 @@ def map_on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def unique_items(paths: Sequence[str | Path], *, name: Callable[[Path], str],
+                 what: str = "slide") -> list[Path]:
+    """``paths`` once each, in order; a path listed twice is kept once (with a warning),
+    two different files whose ``name`` is the same (they would write one output) raise.
+
+    Examples
+    --------
+    >>> [str(p) for p in unique_items(["a.tif", "b.tif", "a.tif"], name=lambda p: p.stem)]
+    ['a.tif', 'b.tif']
+    """
+    seen: dict[str, Path] = {}
+    out = []
+    for p in map(Path, paths):
+        key = name(p)
+        if key in seen:
+            if seen[key].resolve() == p.resolve():
+                logger.warning("%s is listed twice; using it once", p)
+                continue
+            raise InputError(f"{seen[key]} and {p} share the {what} name {key!r} and would "
+                             f"write one output ({key}.h5); rename one, or run them into "
+                             "separate --out folders")
+        seen[key] = p
+        out.append(p)
+    return out
+
+
+class BatchOutput:
+    """The output folder of a batch run, held for the run's duration.
+
+    On entry the folder is created and locked (:class:`~histoexpr.atomic.FolderLock`: a
+    second run on it gets a clear error; a read-only or full file system is an
+    :class:`~histoexpr.errors.OutputError` before any work). Set :attr:`produced` once the
+    run has made something worth keeping; on exit, a run that raised or produced nothing
+    leaves the folder as it found it: the lock file and the empty folders it made are
+    removed, and the folder itself when the run created it. Files are never removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "tiles"
+    >>> with BatchOutput(out) as run:
+    ...     (out / "a").mkdir()
+    >>> out.exists()
+    False
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.produced = False
+        self._before: set[str] | None = None
+        self._lock = FolderLock(self.folder)
+
+    def __enter__(self) -> BatchOutput:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"{self.folder}: exists and is not a folder; choose another --out")
+        self._before = set(os.listdir(self.folder)) if self.folder.is_dir() else None
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._lock.release()
+        if exc_type is not None or not self.produced:
+            self._undo()
+
+    def _undo(self) -> None:
+        folder, before = self.folder, self._before or set()
+        if not folder.is_dir():
+            return
+        if FolderLock.NAME not in before:
+            (folder / FolderLock.NAME).unlink(missing_ok=True)
+        for top in set(os.listdir(folder)) - before:
+            made = folder / top
+            if made.is_dir():
+                inner = sorted((d for d in made.rglob("*") if d.is_dir()),
+                               key=lambda d: -len(d.parts))
+                for d in [*inner, made]:
+                    try:
+                        d.rmdir()  # only empty folders go
+                    except OSError:
+                        pass
+        if self._before is None:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass

@@ -8,9 +8,13 @@ Reads the coordinates ``histoexpr tile`` wrote (``DIR/<slide>.h5``, or the manif
 embeds every tile with the encoder and writes ``OUT/<slide>.h5`` (``coords``, ``features``,
 encoder card, tile spec). With ``--manifest`` (CSV: ``slide`` [, ``coords``, ``slide_mpp``])
 there is one Dask task per slide on a LocalCluster, or on a running cluster with
-``--scheduler``. Finished slides are skipped, so re-running finishes what is missing; a lock
-per slide lets several runs share one output folder; a slide that fails (or whose worker
-dies) is reported at the end and the others finish.
+``--scheduler``. Finished slides are skipped, so re-running finishes what is missing; one
+run at a time writes an output folder (a second is refused while the first holds its lock;
+the Dask workers of one run share it through a lock per slide); a slide that fails (or whose
+worker dies) is reported at the end and the others finish. Each file is written whole or not
+at all: a full disk stops the run with one message, the finished slides kept for the rerun.
+``--random-init`` embeds with the encoder's architecture and random weights (seed 0), the
+baseline that shows what the pretrained weights add.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="encoder card name (default efficientnet_lite0: ImageNet, offline), "
                    "or a `histoexpr finetune` output folder")
     p.add_argument("--weights", type=Path, default=None, help="explicit checkpoint path")
+    p.add_argument("--random-init", action="store_true",
+                   help="the encoder with random weights (seed 0) instead of pretrained ones")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--slide-mpp", type=float, default=None,
                    help="level-0 µm/px for files that do not record it")
@@ -80,11 +86,14 @@ def _stain(args):
     return norm.fit(target)
 
 
-
 def _jobs(args):
     from ..errors import InputError
     from ..features.jobs import make_job, read_manifest
+    from ..runner import unique_items
+    from ..slide import slide_name
 
+    if args.random_init and args.weights is not None:
+        raise InputError("give --weights or --random-init, not both")
     if args.manifest is not None:
         if args.slides:
             raise InputError("give slides either on the command line or in --manifest, not both")
@@ -95,7 +104,7 @@ def _jobs(args):
     if args.workers is not None or args.scheduler is not None:
         raise InputError("--workers / --scheduler run on Dask and need --manifest slides.csv")
     return [make_job(s, args.out, coords_dir=args.coords, slide_mpp=args.slide_mpp)
-            for s in args.slides]
+            for s in unique_items(args.slides, name=slide_name)]
 
 
 def _embed_kwargs(args) -> dict:
@@ -104,16 +113,19 @@ def _embed_kwargs(args) -> dict:
 
 
 def _in_process(jobs, args, stain):
-    from ..errors import HistoexprError
+    from ..errors import HistoexprError, OutputError
     from ..features import build_encoder
     from ..features.jobs import JobResult, run_job
 
-    encoder = build_encoder(args.encoder, weights=args.weights)
+    encoder = build_encoder(args.encoder, weights=args.weights,
+                            pretrained=not args.random_init)
     results = []
     for job in jobs:
         try:
             results.append(run_job(job, encoder, stain=stain, overwrite=args.overwrite,
                                    **_embed_kwargs(args)))
+        except OutputError:
+            raise  # a full disk or read-only folder: every other slide would fail alike
         except HistoexprError as e:
             if len(jobs) == 1:
                 raise
@@ -129,7 +141,8 @@ def _on_dask(jobs, args, stain):
         log = logger.error if r.status == "failed" else logger.info
         log("[%d/%d] %s: %s%s", k, n, r.name, r.status, f" ({r.message})" if r.message else "")
 
-    spec = EncoderSpec(args.encoder, str(args.weights) if args.weights else None)
+    spec = EncoderSpec(args.encoder, str(args.weights) if args.weights else None,
+                       pretrained=not args.random_init)
     return embed_on_dask(jobs, spec, workers=args.workers, scheduler=args.scheduler,
                          stain=stain, overwrite=args.overwrite, on_result=progress,
                          **_embed_kwargs(args))
@@ -138,12 +151,18 @@ def _on_dask(jobs, args, stain):
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from rich.console import Console
     from rich.table import Table
+
+    from ..runner import BatchOutput
+    from .info import table_console
 
     jobs = _jobs(args)
     stain = _stain(args)
-    results = (_on_dask if args.manifest is not None else _in_process)(jobs, args, stain)
+    # locked for the run: a second run on --out, or a read-only one, fails before any work;
+    # a run that finished no slide leaves the folder as it found it
+    with BatchOutput(args.out) as output:
+        results = (_on_dask if args.manifest is not None else _in_process)(jobs, args, stain)
+        output.produced = any(r.status != "failed" for r in results)
     for r in results:
         if r.status == "locked":
             logger.warning("%s: another worker holds %s.lock; if none does, delete the lock",
@@ -157,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
             rate = f"{r.n_tiles / r.seconds:.1f}" if r.n_tiles and r.seconds > 0 else "-"
             t.add_row(r.name, r.status, str(r.n_tiles or "-"), f"{r.seconds:.1f}", rate,
                       *([r.where or "-"] if on_dask else []))
-        console = Console()
-        console = console if console.is_terminal else Console(width=120)
+        console = table_console()
         console.print(t)
         c = Counter("skipped" if r.status in ("done before", "locked") else r.status
                     for r in results)

@@ -3,7 +3,7 @@
     histoexpr finetune --patches DIR|CSV --encoder NAME --out DIR [--name NAME]
                        [--head-epochs 10] [--full-epochs 30] [--head-lr 1e-4] [--full-lr 1e-4]
                        [--momentum 0.9] [--batch-size 32] [--val-fraction 0.2] [--seed 0]
-                       [--device cpu|cuda] [--no-pretrained] [--no-augment] [--overwrite]
+                       [--device cpu|cuda] [--random-init] [--no-augment] [--overwrite]
 
 Patches: a folder ``DIR/<label>/*.png|jpg|tif`` (one sub-folder per class, e.g. tissue type)
 or a CSV with columns ``path,label`` (relative paths from the CSV's folder). A new linear head
@@ -18,9 +18,12 @@ checkpoints; a larger ``--full-epochs`` trains on.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from . import add_common
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+    p.add_argument("--random-init", action="store_true",
                    help="start from random weights instead of the card's pretrained ones")
+    p.add_argument("--no-pretrained", dest="no_pretrained", action="store_true",
+                   help=argparse.SUPPRESS)  # deprecated alias of --random-init
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no random flips / 90° rotations of training patches")
     p.add_argument("--overwrite", action="store_true",
@@ -63,18 +68,22 @@ def _default_name(encoder: str, patches: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from ..features.finetune import finetune_encoder
+    from .info import table_console
 
+    if args.no_pretrained:
+        logger.warning("--no-pretrained is deprecated; use --random-init (the same flag as in "
+                       "`embed` and `st fit`)")
+    random_init = args.random_init or args.no_pretrained
     name = args.name or _default_name(args.encoder, args.patches)
     res = finetune_encoder(
         args.patches, None, encoder=args.encoder, out=args.out, name=name,
         head_epochs=args.head_epochs, full_epochs=args.full_epochs, head_lr=args.head_lr,
         full_lr=args.full_lr, momentum=args.momentum, batch_size=args.batch_size,
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, device=args.device,
-        seed=args.seed, pretrained=args.pretrained, augment=args.augment,
+        seed=args.seed, pretrained=not random_init, augment=args.augment,
         num_workers=args.num_workers, overwrite=args.overwrite,
     )
     if args.quiet:
@@ -87,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
     for step, r in res.steps.iterrows():
         t.add_row(what.get(str(step), str(step)), str(int(r["epochs"])),
                   str(int(r["best_epoch"])), f"{r['val_loss']:.4f}", f"{r['val_accuracy']:.3f}")
-    console = Console()
-    console = console if console.is_terminal else Console(width=120)
+    console = table_console()
     console.print(t)
     console.print(f"validation accuracy {m['val_accuracy']:.3f} (chance {m['chance_accuracy']:.3f},"
                   f" {len(res.classes)} classes); history.csv, finetune.json in {res.out}",

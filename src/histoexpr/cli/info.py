@@ -43,7 +43,7 @@ def encoder_rows() -> list[dict]:
                 where = w.source if w.path is None else f"{w.source}: {w.path.name}"
             except HistoexprError:
                 where = "none local" + (" (gated: README, offline weights)" if card.gated
-                                        else "")
+                                        else " (offline: no download)")
             rows.append(_row(card, where))
     finally:
         log.setLevel(level)
@@ -56,8 +56,16 @@ def _row(card, where: str) -> dict:
             "gated": card.gated, "weights": where}
 
 
-def _print_encoders(as_json: bool) -> int:
+def table_console():
+    """A rich console for stdout tables: the terminal's width on a terminal; otherwise
+    (a pipe, a log file) wide enough that no cell is ever cut ("efficient…")."""
     from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=10_000, soft_wrap=False)
+
+
+def _print_encoders(as_json: bool) -> int:
     from rich.table import Table
 
     rows = encoder_rows()
@@ -66,10 +74,11 @@ def _print_encoders(as_json: bool) -> int:
         return 0
     t = Table(title="encoder cards (weights: where they resolve now)", title_justify="left")
     for c in ("name", "input", "dim", "mpp", "params_m", "licence", "gated", "weights"):
-        t.add_column(c, justify="right" if c in ("input", "dim", "mpp", "params_m") else "left")
+        t.add_column(c, justify="right" if c in ("input", "dim", "mpp", "params_m") else "left",
+                     overflow="fold")  # a narrow terminal folds, never cuts ("…")
     for r in rows:
         t.add_row(*(("yes" if v else "") if k == "gated" else str(v) for k, v in r.items()))
-    Console().print(t)
+    table_console().print(t)
     return 0
 
 

@@ -2,16 +2,18 @@
 
 Outputs, per tile spec (``<size>px_<mpp>mpp``): ``DIR/<spec>/<slide>.h5`` (``coords``,
 CLAM/TRIDENT layout) and ``DIR/<spec>/qc/<slide>.png``; ``DIR/run.json`` records the
-resolved settings, package version and each slide's status. Finished slides are skipped
-on a rerun (``--overwrite`` redoes them); a slide that fails is reported and the others go on.
+resolved settings, package version, the run's status and each slide's status and timings
+(tissue detection, tile sampling + filters). Finished slides are skipped on a rerun
+(``--overwrite`` redoes them); a slide that fails is reported and the others go on. A run in
+which every slide fails leaves the folder as it found it (a new folder is removed). A full
+disk or read-only folder stops the run at once (the other slides would fail alike). One run
+at a time writes a folder: a second one is refused while the first holds its lock.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +74,10 @@ class SlideOutcome:
     message: str = ""
     n_tiles: int = 0
     n_candidates: int = 0
-    tissue_pct: float = float("nan")
-    seconds: float = 0.0
+    tissue_pct: float | None = None
+    tissue_seconds: float = 0.0  # tissue detection (once per slide, shared by its specs)
+    tiles_seconds: float = 0.0  # sampler + pixel filters
+    seconds: float = 0.0  # all of it, with writing the coordinates and the QC image
 
 
 def _done_before(stem: str, spec, out: Path) -> SlideOutcome:
@@ -195,7 +199,8 @@ def _tile_one(path: Path, args, filters, kmeans_state: dict) -> list[SlideOutcom
             outcomes.append(SlideOutcome(
                 stem, spec.name, "done", n_tiles=len(result.coords),
                 n_candidates=result.n_candidates,
-                tissue_pct=float("nan") if tissue is None else 100 * tissue.fraction,
+                tissue_pct=None if tissue is None else 100 * tissue.fraction,
+                tissue_seconds=result.tissue_seconds, tiles_seconds=result.tiles_seconds,
                 seconds=time.perf_counter() - t0,
             ))
     return outcomes
@@ -203,33 +208,25 @@ def _tile_one(path: Path, args, filters, kmeans_state: dict) -> list[SlideOutcom
 
 def _write_manifest(args, outcomes: list[SlideOutcome]) -> Path:
     from .. import __version__
+    from ..atomic import write_json
 
+    n_failed = sum(o.status == "failed" for o in outcomes)
     manifest = {
         "histoexpr_version": __version__,
         "command": "tile",
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v)
-            for k, v in vars(args).items() if k not in ("func", "slides")
-        },
+        "status": "finished" if not n_failed else "finished with failures",
+        "n_failed": n_failed,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("func", "slides")},
         "specs": [s.to_dict() for s in _specs(args)],
         "slides": [o.__dict__ for o in outcomes],
     }
-    path = args.out / "run.json"
-    tmp = path.with_name(f".run.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, default=str))
-    tmp.replace(path)
-    return path
+    return write_json(args.out / "run.json", manifest)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
-
-    from ..errors import HistoexprError, InputError
+def _check_args(args: argparse.Namespace, filters: tuple[str, ...]) -> None:
+    from ..errors import InputError
     from ..tiling import FILTERS
 
-    filters = tuple(f.strip() for f in args.filter.split(",") if f.strip())
     bad = set(filters) - set(FILTERS)
     if bad:
         raise InputError(f"unknown --filter {sorted(bad)}; choose from {', '.join(FILTERS)}")
@@ -241,39 +238,70 @@ def run(args: argparse.Namespace) -> int:
             "<slide>_selection.tsv / <slide>.csv files instead"
         )
     _specs(args)  # validate sizes before any work
-    args.out.mkdir(parents=True, exist_ok=True)
-    kmeans_state = {"path": args.kmeans_model or args.out / "kmeans_filter.json", "filter": None}
 
-    single = len(args.slides) == 1
+
+def _tile_all(slides: list[Path], args, filters) -> list[SlideOutcome]:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..errors import HistoexprError, OutputError
+
+    kmeans_state = {"path": args.kmeans_model or args.out / "kmeans_filter.json", "filter": None}
     outcomes: list[SlideOutcome] = []
-    console = Console(stderr=True)
-    with Progress(console=console, disable=args.quiet, transient=True) as progress:
-        task = progress.add_task("tiling", total=len(args.slides))
-        for s in args.slides:
-            path = Path(s)
+    with Progress(console=Console(stderr=True), disable=args.quiet, transient=True) as progress:
+        task = progress.add_task("tiling", total=len(slides))
+        for path in slides:
             progress.update(task, description=f"tiling {path.name[:40]}")
             try:
                 outcomes.extend(_tile_one(path, args, filters, kmeans_state))
+            except OutputError:
+                raise  # a full disk or read-only folder: every other slide would fail alike
             except HistoexprError as e:
-                if single:
+                if len(slides) == 1:
                     raise
                 logger.error("skipped %s: %s", path, e)
-                outcomes.append(SlideOutcome(path.name, "-", "failed", str(e)))
+                outcomes.append(SlideOutcome(slide_name(path), "-", "failed", str(e)))
             progress.advance(task)
-    manifest = _write_manifest(args, outcomes)
+    return outcomes
 
-    if not args.quiet:
-        t = Table(title=f"tiles in {args.out}", title_justify="left")
-        for col in ("slide", "tiles of", "status", "tissue %", "candidates", "tiles", "s"):
-            t.add_column(col, justify="right" if col in ("candidates", "tiles", "s") else "left")
-        for o in outcomes:
-            pct = "-" if o.tissue_pct != o.tissue_pct else f"{o.tissue_pct:.1f}"
-            t.add_row(o.slide, o.spec, o.status, pct, str(o.n_candidates or "-"),
-                      str(o.n_tiles), f"{o.seconds:.1f}")
-        out_console = Console()
-        if not out_console.is_terminal:
-            out_console = Console(width=140)
-        out_console.print(t)
-        print(f"run record: {manifest}")
+
+def _print_table(args, outcomes: list[SlideOutcome], manifest: Path) -> None:
+    from rich.table import Table
+
+    from .info import table_console
+
+    def secs(v: float) -> str:
+        return f"{v:.2f}" if v else "-"
+
+    t = Table(title=f"tiles in {args.out}", title_justify="left",
+              caption="tissue s: tissue detection; tiles s: sampling and filters",
+              caption_justify="left")
+    cols = ("slide", "tiles of", "status", "tissue %", "candidates", "tiles", "tissue s",
+            "tiles s", "total s")
+    for col in cols:
+        t.add_column(col, justify="left" if col in cols[:4] else "right",
+                     overflow="fold")
+    for o in outcomes:
+        pct = "-" if o.tissue_pct is None else f"{o.tissue_pct:.1f}"
+        t.add_row(o.slide, o.spec, o.status, pct, str(o.n_candidates or "-"), str(o.n_tiles),
+                  secs(o.tissue_seconds), secs(o.tiles_seconds), f"{o.seconds:.1f}")
+    table_console().print(t)
+    print(f"run record: {manifest}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runner import BatchOutput, unique_items
+
+    filters = tuple(f.strip() for f in args.filter.split(",") if f.strip())
+    _check_args(args, filters)
+    slides = unique_items(args.slides, name=slide_name)
+    # locked for the run: a second run on --out, or a read-only one, fails before any work
+    with BatchOutput(args.out) as output:
+        outcomes = _tile_all(slides, args, filters)
+        # a run in which every slide failed made nothing: no record that looks finished
+        output.produced = any(o.status != "failed" for o in outcomes)
+        manifest = _write_manifest(args, outcomes) if output.produced else None
+    if manifest is not None and not args.quiet:
+        _print_table(args, outcomes, manifest)
     failed = [(o.slide, o.message) for o in outcomes if o.status == "failed"]
-    return report_failures(failed, total=len(args.slides))
+    return report_failures(failed, total=len(slides))

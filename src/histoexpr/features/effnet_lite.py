@@ -254,7 +254,8 @@ def load_efficientnet_lite0(
         path = Path(weights).expanduser()
         if not path.is_file():
             raise InputError(f"EfficientNet-Lite0 weights file not found: {path}")
-        logger.info("efficientnet_lite0: weights from %s", path)
+        # the caller chose the file and logged where it came from (weights.resolve_weights)
+        logger.debug("efficientnet_lite0: weights from %s", path)
 
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)

@@ -19,7 +19,13 @@ import numpy as np
 
 from ..errors import HistoexprError, InputError
 from .cards import ENCODERS, EncoderCard
-from .weights import ResolvedWeights, WeightsError, load_state_dict, resolve_weights
+from .weights import (
+    ResolvedWeights,
+    WeightsError,
+    how_to_supply,
+    load_state_dict,
+    resolve_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,19 +128,24 @@ def _build_network(card: EncoderCard, *, pretrained: bool,
     if card.builder == "timm":
         import timm
 
-        local = res.path is not None
-        kwargs: dict[str, Any] = {"num_classes": 0}
-        if local and card.model_id.startswith("hf-hub:"):
+        hub = card.model_id.startswith("hf-hub:")
+        if hub and res.path is not None and res.source != "hf cache":
             # the architecture comes from the hub config; a local file gives only weights
             raise WeightsError(
                 f"{card.name}: building {card.model_id} from a local file needs its timm config; "
                 "set HF_HOME to a cache that holds the repo (config + weights) instead"
             )
-        net = timm.create_model(
-            card.model_id, pretrained=pretrained and res.source in ("download", "hf cache"),
-            **kwargs,
-        )
-        if local:
+        # timm fetches (or reads from the cache) what it needs itself only for a download or
+        # an hf-hub model; any other file is loaded here, safely (weights_only)
+        by_timm = pretrained and (res.source == "download" or (hub and res.path is not None))
+        try:
+            net = timm.create_model(card.model_id, pretrained=by_timm, num_classes=0)
+        except OSError as e:  # no network, a proxy, a hub error: say how to supply them
+            if not by_timm:
+                raise
+            raise WeightsError(f"{card.name}: the weights could not be fetched "
+                               f"({type(e).__name__}); {how_to_supply(card)}") from e
+        if pretrained and res.path is not None and not by_timm:
             _load_into(net, load_state_dict(res.path), card, res.path)
         return net, res
     if card.builder == "hf":

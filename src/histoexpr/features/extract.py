@@ -7,8 +7,9 @@ pinned memory on GPU, optional ``torch.compile``, an optional stain normaliser i
 loader; the order of rows is the order of ``coords``.
 
 :func:`embed_to_h5` writes one HDF5 per slide (``coords``, ``features`` and attributes:
-encoder card, tile spec, histoexpr version) atomically, skips slides already done, and
-takes a lock file so several workers can share one output folder.
+encoder card, tile spec, histoexpr version) atomically (:mod:`histoexpr.atomic`: a full disk
+leaves no partial file), skips slides already done, and takes a lock file so several
+workers can share one output folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _keys as K
+from ..atomic import atomic_path, dumps, output_error
 from ..errors import HistoexprError, InputError
 from .encoders import Encoder, preprocess_tiles
 
@@ -153,28 +155,38 @@ def embed(
 
 
 def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
-                  attrs: dict[str, Any]) -> Path:
+                  attrs: dict[str, Any] | None = None) -> Path:
     """Write ``coords`` + ``features`` (+ attributes) to HDF5 atomically.
 
-    Dict and list attributes are stored as JSON; ``None`` ones are left out (read back as
-    absent)."""
+    Dict and list attributes are stored as JSON (strict: NaN becomes ``null``); ``None``
+    ones are left out (read back as absent). The file appears whole or not at all: a full
+    disk or read-only folder raises :class:`~histoexpr.errors.OutputError` and leaves no
+    partial file behind.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = save_features(os.path.join(tempfile.mkdtemp(), "s.h5"), np.zeros((2, 2)),
+    ...                   np.ones((2, 4)))
+    >>> load_features(p)[1].shape
+    (2, 4)
+    """
+    with atomic_path(path) as tmp:
+        _write_h5(tmp, coords, features, attrs or {})
+    return Path(path)
+
+
+def _write_h5(path: Path, coords: np.ndarray, features: np.ndarray,
+              attrs: dict[str, Any]) -> None:
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(K.H5_COORDS, data=np.asarray(coords, np.int64))
-            f.create_dataset(K.H5_FEATURES, data=np.asarray(features, np.float32))
-            for k, v in attrs.items():
-                if v is None:
-                    continue
-                f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else v
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with h5py.File(path, "w") as f:
+        f.create_dataset(K.H5_COORDS, data=np.asarray(coords, np.int64))
+        f.create_dataset(K.H5_FEATURES, data=np.asarray(features, np.float32))
+        for k, v in attrs.items():
+            if v is None:
+                continue
+            f.attrs[k] = dumps(v, indent=None) if isinstance(v, dict | list) else v
 
 
 def _decode_attrs(attrs: Any) -> dict[str, Any]:
@@ -257,13 +269,15 @@ def embed_to_h5(
     out = Path(out)
     if out.exists() and not overwrite:
         return out, "done before"
-    out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.with_name(out.name + ".lock")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         _take_lock(lock)
     except SlideLocked as e:
         logger.info("%s", e)
         return out, "locked"
+    except OSError as e:  # a read-only or full file system: say so, in one line
+        raise (output_error(out, e) or e) from e
     try:
         feats = embed(slide, coords, encoder, size_px=size_px, mpp=mpp, **embed_kwargs)
         attrs = {

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path, write_json
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -285,8 +286,6 @@ class _ValAccuracy:
 # -- configuration and the output folder ----------------------------------------------------
 def _check_folder(out: Path, config: dict[str, Any], *, overwrite: bool) -> None:
     """Same config (bar :data:`_FREE`) → resume; another → error, or wipe with overwrite."""
-    from ..st.runfolder import write_json
-
     path = out / "checkpoints" / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -449,12 +448,12 @@ def finetune_encoder(
         "data": {"n_patches": len(y), "classes": classes,
                  "fingerprint": _fingerprint(items, str_labels)},
     })
-    _check_folder(out, config, overwrite=overwrite)
-    meta = {key: v for key, v in config.items() if key not in _FREE}
-
     dev = resolve_device(device)
     seed_everything(seed)
+    # weights that cannot be found fail here, before the output folder is touched
     backbone, res = build_network(base, pretrained=pretrained)
+    _check_folder(out, config, overwrite=overwrite)
+    meta = {key: v for key, v in config.items() if key not in _FREE}
     model = FinetuneNet(backbone, base.embed_dim, (), 0.0, k).to(dev)
     data = _Patches(items, y, base)
     common = {"num_workers": int(num_workers), "pin_memory": dev.type == "cuda"}
@@ -536,7 +535,6 @@ def _base_cards(base: Any) -> list[dict]:
 
 def _write_outputs(out, model, card, base, classes, y, tr, va, items, history, config,
                    metrics, weights_source, version) -> None:
-    from ..st.runfolder import write_json
     from .tuned import save_tuned_weights
 
     save_tuned_weights(out, model.backbone.state_dict(), card)
@@ -548,9 +546,8 @@ def _write_outputs(out, model, card, base, classes, y, tr, va, items, history, c
     names = [str(x) if isinstance(x, Path) else f"array[{i}]" for i, x in enumerate(items)]
     split = pd.DataFrame({"patch": names, "label": np.asarray(classes)[y], "set": role})
     for name, df in (("history.csv", history), ("split.csv", split)):
-        tmp = out / f".{name}.tmp"
-        df.to_csv(tmp, index=False)
-        tmp.replace(out / name)
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
     write_json(out / "finetune.json", {
         "card": card.to_dict(), "config": config, "metrics": metrics,
         "base_weights_source": weights_source, "base_cards": _base_cards(base),

@@ -84,19 +84,22 @@ def read_manifest(path: str | Path, out_dir: Path, *, coords_dir: Path | None = 
     base = path.parent
     try:
         with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, row) for row in reader]  # line_num: blank lines count
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"{path}: cannot read the manifest ({e})") from e
     if not rows:
         raise InputError(f"{path}: the manifest lists no slides (one `slide` column, one row "
                          "per slide)")
-    cols = {c.strip().lower() for c in rows[0]}
+    cols = {c.strip().lower() for c in rows[0][1] if c}
     if "slide" not in cols:
         raise InputError(f"{path}: the manifest needs a `slide` column (found: "
                          f"{', '.join(sorted(cols)) or 'none'})")
-    jobs, seen = [], {}
-    for line, row in enumerate(rows, start=2):
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+    jobs: list[SlideJob] = []
+    seen: dict[str, tuple[int, str, SlideJob]] = {}
+    for line, row in rows:
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items()
+               if isinstance(k, str) and isinstance(v, str | None)}
         if not row.get("slide"):
             continue
         mpp = slide_mpp
@@ -112,9 +115,14 @@ def read_manifest(path: str | Path, out_dir: Path, *, coords_dir: Path | None = 
         job = make_job(base / row["slide"], out_dir, coords=coords, coords_dir=coords_dir,
                        slide_mpp=mpp)
         if job.name in seen:
-            raise InputError(f"{path}, line {line}: {row['slide']} and line {seen[job.name]} "
-                             f"would both write {job.out.name}; rename one of the slides")
-        seen[job.name] = line
+            first, first_slide, other = seen[job.name]
+            if other.slide.resolve() == job.slide.resolve():
+                raise InputError(f"{path}: lines {first} and {line} both list slide "
+                                 f"{row['slide']}; delete one of the two rows")
+            raise InputError(f"{path}: lines {first} ({first_slide}) and {line} "
+                             f"({row['slide']}) would both write {job.out.name}; rename one "
+                             "of the slides, or list them in separate manifests")
+        seen[job.name] = (line, row["slide"], job)
         jobs.append(job)
     return jobs
 

@@ -51,6 +51,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path, write_json
 from ..errors import InputError
 from .cards import ENCODERS, EncoderCard, register_card
 from .weights import WEIGHTS_ENV, register_weights_file
@@ -111,31 +112,17 @@ def tuned_card(base: EncoderCard, *, name: str, n_patches: int, n_classes: int) 
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_tuned_weights(out: str | Path, state_dict: dict[str, Any], card: EncoderCard) -> Path:
     """Write ``weights.safetensors`` (the backbone's state dict) and ``card.json`` to ``out``,
     each atomically; returns the weights path."""
     from safetensors.torch import save_file
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / WEIGHTS_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:  # safetensors wants contiguous tensors that share no memory
+    with atomic_path(path) as tmp:  # safetensors wants contiguous tensors sharing no memory
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()},
-                   str(tmp), metadata={"encoder": card.name, "base": card.model_id})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _atomic_write(out / CARD_FILE, json.dumps(card.to_dict(), indent=2) + "\n")
+                  str(tmp), metadata={"encoder": card.name, "base": card.model_id})
+    write_json(out / CARD_FILE, card.to_dict())
     return path
 
 

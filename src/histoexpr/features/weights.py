@@ -7,14 +7,20 @@
 3. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
    ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those (a ``tuned`` card found in
    neither raises);
-4. the Hugging Face cache (files already downloaded; ``HF_HUB_OFFLINE=1`` stops here);
+4. the Hugging Face cache (files already downloaded: the card's hub repo, or
+   ``timm/<model id>`` for timm's own weights; ``HF_HUB_OFFLINE=1`` stops here);
 5. a download through timm / Hugging Face, when the network and licence allow.
 
-Nothing here touches the network at import. Each resolution logs which source was used.
+When step 5 cannot happen (``HF_HUB_OFFLINE=1``, or the hub does not answer a short
+connection check made only at that point), :func:`resolve_weights` raises a
+:class:`WeightsError` that names every way to supply the weights, before any work starts.
+Nothing here touches the network at import. Each resolution logs which source was used,
+once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -25,8 +31,8 @@ from .cards import EncoderCard
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_ENV", "ResolvedWeights", "WeightsError", "load_state_dict",
-           "register_weights_file", "resolve_weights"]
+__all__ = ["WEIGHTS_ENV", "ResolvedWeights", "WeightsError", "how_to_supply", "hub_reachable",
+           "hub_repo", "load_state_dict", "register_weights_file", "resolve_weights"]
 
 WEIGHTS_ENV = "HISTOEXPR_WEIGHTS"
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -74,8 +80,20 @@ def _in_folder(folder: Path, name: str) -> Path | None:
     return None
 
 
+def hub_repo(card: EncoderCard) -> str | None:
+    """The Hugging Face repo that holds ``card``'s weights (``None`` when there is none):
+    the ``hf-hub:`` id, a transformers model id, or ``timm/<model id>`` for timm's weights."""
+    if card.model_id.startswith(("hf-hub:", "hf_hub:")):
+        return card.model_id.split(":", 1)[1]
+    if card.builder == "hf":
+        return card.model_id
+    if card.builder == "timm" and "." in card.model_id:  # a pretrained tag: timm's own repo
+        return f"timm/{card.model_id}"
+    return None
+
+
 def _hf_cache(card: EncoderCard) -> Path | None:
-    repo = card.model_id.split(":", 1)[1] if card.model_id.startswith("hf-hub:") else None
+    repo = hub_repo(card)
     if repo is None:
         return None
     try:
@@ -89,15 +107,51 @@ def _hf_cache(card: EncoderCard) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``$HF_ENDPOINT``) accepts a TCP connection; checked
+    once per process, and only when a download is the last resort. Behind a proxy
+    (``HTTPS_PROXY`` / ``ALL_PROXY``) the check is left to the download itself."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                          "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def how_to_supply(card: EncoderCard) -> str:
+    """The ways to give ``card`` its weights, for error messages (one line)."""
+    folder = os.environ.get(WEIGHTS_ENV)
+    repo = hub_repo(card)
+    ways = [
+        "--weights PATH (a .safetensors or .pth file)",
+        f"put {card.name}.safetensors (or .pth) in ${WEIGHTS_ENV} "
+        f"({'now ' + folder if folder else 'unset now'})",
+    ]
+    if repo is not None:
+        ways.append(f"download {repo} once into the Hugging Face cache (HF_HOME) on a "
+                    "machine with network")
+    ways.append("--random-init for random weights")
+    return "supply them one of these ways: " + "; ".join(ways)
+
+
 def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> ResolvedWeights:
     """Find ``card``'s weights without the network when possible (see module docstring).
 
     Raises
     ------
     WeightsError
-        An explicit path that does not exist; or nothing local and downloads are off
-        (``HF_HUB_OFFLINE=1``) or the weights are gated — the message says which file to
-        put where.
+        An explicit path that does not exist; or nothing local and no download possible
+        (``HF_HUB_OFFLINE=1``, the hub unreachable, gated weights without a token) — the
+        message names every way to supply the weights.
     """
     if card.builder == "toy":
         return ResolvedWeights("none")
@@ -133,19 +187,17 @@ def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> Res
     if hit is not None:
         logger.info("%s: weights from the Hugging Face cache: %s", card.name, hit)
         return ResolvedWeights("hf cache", hit)
-    where = (
-        f"put {card.name}.safetensors (or .pth) in ${WEIGHTS_ENV}"
-        f"{' (now ' + folder + ')' if folder else ''}, or pass --weights PATH"
-    )
     if _offline():
-        raise WeightsError(
-            f"{card.name}: no local weights and HF_HUB_OFFLINE is set; {where}"
-        )
+        raise WeightsError(f"{card.name}: no local weights and HF_HUB_OFFLINE is set; "
+                           f"{how_to_supply(card)}")
     if card.gated and not os.environ.get("HF_TOKEN"):
         raise WeightsError(
             f"{card.name}: weights are gated ({card.weights}); accept the terms on the hub and "
-            f"set HF_TOKEN, or {where}"
+            f"set HF_TOKEN, or {how_to_supply(card)}"
         )
+    if not hub_reachable():
+        raise WeightsError(f"{card.name}: no local weights and the Hugging Face hub cannot be "
+                           f"reached (offline?); {how_to_supply(card)}")
     logger.info("%s: weights will be downloaded (%s)", card.name, card.weights)
     return ResolvedWeights("download")
 

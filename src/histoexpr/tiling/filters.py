@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json
 from ..errors import HistoexprError, InputError
 
 logger = logging.getLogger(__name__)
@@ -179,11 +180,7 @@ class KMeansPatchFilter:
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted filter as JSON (atomically), to reuse on other slides."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+        return write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> KMeansPatchFilter:

@@ -2,19 +2,20 @@
 
 One file per slide: dataset ``coords`` (N x 2 int64, level-0 top-left ``x, y``) with the
 tile geometry and provenance as attributes, so CLAM/TRIDENT-style tools and our own feature
-extraction read the same file. Writes are atomic (temporary file + rename): an interrupted
-run never leaves a half-written file that a resumed run would trust.
+extraction read the same file. Writes are atomic (:func:`histoexpr.atomic.atomic_path`): an
+interrupted run, a full disk or a read-only folder never leaves a half-written file that a
+resumed run would trust.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import _keys as K
+from ..atomic import atomic_path
 from ..errors import InputError
 
 __all__ = ["load_coords", "save_coords"]
@@ -34,17 +35,11 @@ def save_coords(path: str | Path, coords: np.ndarray, attrs: dict[str, Any]) -> 
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     c = np.asarray(coords).reshape(-1, 2).astype(np.int64)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset(K.H5_COORDS, data=c, maxshape=(None, 2))
-            for k, v in attrs.items():
-                ds.attrs[k] = "" if v is None else v
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset(K.H5_COORDS, data=c, maxshape=(None, 2))
+        for k, v in attrs.items():
+            ds.attrs[k] = "" if v is None else v
     return path
 
 
