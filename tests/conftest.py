@@ -71,3 +71,14 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv)`` runs ``histoexpr argv...`` in-process; returns a ``CliResult`` (exit
+    status, stdout, stderr). For the bad-input matrix in ``tests/bad_inputs``, whose helpers
+    (``matrix.py``) are importable from its test files."""
+    from matrix import run_cli
+
+    return lambda *argv: run_cli(capsys, *argv)

@@ -37,8 +37,13 @@ from typing import Any
 
 from .errors import InputError, OutputError
 
-__all__ = ["FolderLock", "atomic_path", "json_safe", "output_error", "write_bytes",
+__all__ = ["FolderLock", "atomic_path", "dumps", "json_safe", "output_error", "write_bytes",
            "write_json", "write_text"]
+
+#: the process umask, read once at import (reading it means setting it, which is not
+#: thread-safe); outputs get the mode a plain ``open`` would give, not mkstemp's 0600
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 #: file-system errors that a user fixes (space, permissions), not bugs
 _USER_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -75,6 +80,7 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
                                     dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)
         os.close(fd)
     except OSError as e:
         raise (output_error(path, e) or e) from e

@@ -12,7 +12,8 @@ import traceback
 
 from ..errors import HistoexprError
 
-__all__ = ["COMMANDS", "build_parser", "main", "parse_params", "report_failures"]
+__all__ = ["COMMANDS", "build_parser", "main", "parse_params", "report_failures",
+           "table_console"]
 
 #: command name → module in this package (each has ``add_parser(subparsers)``)
 COMMANDS = {
@@ -55,13 +56,21 @@ def parse_params(items: list[str]) -> dict:
     return out
 
 
+def table_console(*, stderr: bool = False):
+    """A rich console: the terminal's width on a terminal; otherwise (a pipe, a log file)
+    wide enough that no cell or line is ever cut or wrapped ("efficient…")."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=10_000,
+                                                       soft_wrap=True)
+
+
 def report_failures(failed: list[tuple[str, str]], *, total: int) -> int:
     """Print the slides a batch run skipped (name, reason) to stderr; the exit status."""
     if not failed:
         return 0
-    from rich.console import Console
-
-    err = Console(stderr=True)
+    err = table_console(stderr=True)
     err.print(f"[red]{len(failed)} of {total} slides failed:[/red]")
     for name, msg in failed:
         err.print(f"  {name}: {msg}", markup=False, highlight=False)
@@ -92,9 +101,14 @@ def _setup_logging(debug: bool, quiet: bool) -> tuple:
 
     log = logging.getLogger("histoexpr")
     before = (list(log.handlers), log.level, log.propagate)
-    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=debug,
-                          markup=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    console = Console(stderr=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_time=False, show_path=debug, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # pipes and log files: one plain line per record, never wrapped at 80 columns
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
     log.handlers = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     log.propagate = False

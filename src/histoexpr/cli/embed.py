@@ -65,8 +65,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _stain(args):
     """The fitted stain normaliser the options ask for, or ``None``."""
-    import numpy as np
-    from PIL import Image
 
     from ..errors import InputError
     from ..stain import get_normalizer
@@ -78,12 +76,9 @@ def _stain(args):
         return norm
     if args.stain_target is None:
         raise InputError(f"--stain {args.stain} needs --stain-target IMAGE to fit on")
-    try:
-        with Image.open(args.stain_target) as im:
-            target = np.asarray(im.convert("RGB"))
-    except OSError as e:
-        raise InputError(f"{args.stain_target}: cannot read the stain target ({e})") from e
-    return norm.fit(target)
+    from ..slide import read_image
+
+    return norm.fit(read_image(args.stain_target))
 
 
 def _jobs(args):
@@ -154,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..runner import BatchOutput
-    from .info import table_console
+    from . import table_console
 
     jobs = _jobs(args)
     stain = _stain(args)

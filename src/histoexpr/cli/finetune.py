@@ -49,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--random-init", action="store_true",
                    help="start from random weights instead of the card's pretrained ones")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="explicit file of the encoder's pretrained weights")
     p.add_argument("--no-pretrained", dest="no_pretrained", action="store_true",
                    help=argparse.SUPPRESS)  # deprecated alias of --random-init
     p.add_argument("--no-augment", dest="augment", action="store_false",
@@ -70,20 +72,24 @@ def _default_name(encoder: str, patches: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from ..errors import InputError
     from ..features.finetune import finetune_encoder
-    from .info import table_console
+    from . import table_console
 
     if args.no_pretrained:
         logger.warning("--no-pretrained is deprecated; use --random-init (the same flag as in "
                        "`embed` and `st fit`)")
     random_init = args.random_init or args.no_pretrained
+    if random_init and args.weights is not None:
+        raise InputError("give --weights or --random-init, not both")
     name = args.name or _default_name(args.encoder, args.patches)
     res = finetune_encoder(
         args.patches, None, encoder=args.encoder, out=args.out, name=name,
         head_epochs=args.head_epochs, full_epochs=args.full_epochs, head_lr=args.head_lr,
         full_lr=args.full_lr, momentum=args.momentum, batch_size=args.batch_size,
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, device=args.device,
-        seed=args.seed, pretrained=not random_init, augment=args.augment,
+        seed=args.seed, pretrained=not random_init, weights=args.weights,
+        augment=args.augment,
         num_workers=args.num_workers, overwrite=args.overwrite,
     )
     if args.quiet:

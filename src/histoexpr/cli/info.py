@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from . import add_common
+from ..atomic import dumps
+from . import add_common, table_console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,21 +56,12 @@ def _row(card, where: str) -> dict:
             "gated": card.gated, "weights": where}
 
 
-def table_console():
-    """A rich console for stdout tables: the terminal's width on a terminal; otherwise
-    (a pipe, a log file) wide enough that no cell is ever cut ("efficient…")."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=10_000, soft_wrap=False)
-
-
 def _print_encoders(as_json: bool) -> int:
     from rich.table import Table
 
     rows = encoder_rows()
     if as_json:
-        print(json.dumps(rows, indent=1))
+        print(dumps(rows, indent=1))
         return 0
     t = Table(title="encoder cards (weights: where they resolve now)", title_justify="left")
     for c in ("name", "input", "dim", "mpp", "params_m", "licence", "gated", "weights"):
@@ -83,7 +74,6 @@ def _print_encoders(as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from ..errors import InputError
@@ -99,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
         with open_slide(path, mpp=args.mpp, reader=args.reader) as s:
             infos.append(s.info())
     if args.json:
-        print(json.dumps(infos if len(infos) > 1 else infos[0], indent=1))
+        print(dumps(infos if len(infos) > 1 else infos[0], indent=1))
         return 0
-    console = Console()
+    console = table_console()
     for d in infos:
         t = Table(title=str(d["path"]), show_header=False, title_justify="left")
         t.add_row("reader", str(d["reader"]))

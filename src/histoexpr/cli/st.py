@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import add_common, parse_params
+from . import add_common, parse_params, table_console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +100,6 @@ def print_summary(summary, *, title: str) -> None:
     R²/RMSE compare it."""
     import math
 
-    from rich.console import Console
     from rich.table import Table
 
     def f(v, fmt=".3f"):
@@ -122,9 +121,7 @@ def print_summary(summary, *, title: str) -> None:
                   f(r["pcc_mean"]), f(r["pcc_median"]), f(r["n_r_gt_0"], ".0f"),
                   f(r["n_r_gt_0.3"], ".0f"), f(r["top10_mean"]), f(r["n_q_lt_0.05"], ".0f"),
                   f(r["r2_mean"]), f(r["rmse_mean"]), f(r["cpu_s"], ".1f"))
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
-        console = Console(width=170)
+    console = table_console()
     console.print(t)
     if "n_scored" in rows and (rows["n_scored"] < rows["n_genes"]).any():
         console.print("genes scored: k/n means Pearson r is undefined for n-k genes constant "

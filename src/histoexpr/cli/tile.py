@@ -102,15 +102,13 @@ def _find_for_slide(folder: Path, slide: Path, suffixes: tuple[str, ...], what: 
 
 def load_heatmap(path: Path) -> np.ndarray:
     """A probability map in [0, 1] from ``.npy`` or an 8/16-bit grayscale image."""
-    from PIL import Image
-
     from ..errors import InputError
+    from ..slide import read_image
 
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False).astype(np.float64)
-        with Image.open(path) as im:
-            a = np.asarray(im)
+        a = read_image(path, mode=None)  # keeps 8/16-bit; cut files refused; no bomb warning
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read the heatmap ({e})") from e
     if a.ndim == 3:
@@ -248,7 +246,9 @@ def _tile_all(slides: list[Path], args, filters) -> list[SlideOutcome]:
 
     kmeans_state = {"path": args.kmeans_model or args.out / "kmeans_filter.json", "filter": None}
     outcomes: list[SlideOutcome] = []
-    with Progress(console=Console(stderr=True), disable=args.quiet, transient=True) as progress:
+    err = Console(stderr=True)  # no bar in pipes and logs: it would leave a blank line
+    with Progress(console=err, disable=args.quiet or not err.is_terminal,
+                  transient=True) as progress:
         task = progress.add_task("tiling", total=len(slides))
         for path in slides:
             progress.update(task, description=f"tiling {path.name[:40]}")
@@ -259,7 +259,8 @@ def _tile_all(slides: list[Path], args, filters) -> list[SlideOutcome]:
             except HistoexprError as e:
                 if len(slides) == 1:
                     raise
-                logger.error("skipped %s: %s", path, e)
+                msg = str(e)  # named once: most messages start with the file already
+                logger.error("skipped %s", msg if str(path) in msg else f"{path}: {msg}")
                 outcomes.append(SlideOutcome(slide_name(path), "-", "failed", str(e)))
             progress.advance(task)
     return outcomes
@@ -268,7 +269,7 @@ def _tile_all(slides: list[Path], args, filters) -> list[SlideOutcome]:
 def _print_table(args, outcomes: list[SlideOutcome], manifest: Path) -> None:
     from rich.table import Table
 
-    from .info import table_console
+    from . import table_console
 
     def secs(v: float) -> str:
         return f"{v:.2f}" if v else "-"

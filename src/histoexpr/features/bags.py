@@ -206,9 +206,9 @@ def _read_map(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         hm = np.load(path, allow_pickle=False).astype(np.float64)
     else:
-        from PIL import Image
+        from ..slide import read_image
 
-        hm = np.asarray(Image.open(path).convert("L"), np.float64) / 255.0
+        hm = read_image(path, mode="L").astype(np.float64) / 255.0
     if hm.ndim != 2:
         raise InputError(f"{path}: a heatmap must be a 2-D map, got shape {hm.shape}")
     return hm

@@ -149,22 +149,22 @@ def _check_images(paths: list[Path]) -> None:
     """Open every file (header only): a missing file or a non-image raises, naming it."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..errors import SlideError
+    from ..slide.integrity import check_complete
+
     for f in paths:
         try:
+            check_complete(f)  # a cut patch fails here, not in the middle of training
             with Image.open(f) as im:
                 im.size  # noqa: B018 - parsing the header is the check
-        except (OSError, UnidentifiedImageError) as e:
+        except (OSError, UnidentifiedImageError, SlideError) as e:
             raise InputError(f"{f}: cannot read this image ({e}); fix or remove it") from e
 
 
 def _read_image(f: Path) -> np.ndarray:
-    from PIL import Image
+    from ..slide import read_image
 
-    try:
-        with Image.open(f) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError as e:
-        raise InputError(f"{f}: cannot decode this image ({e}); fix or remove it") from e
+    return read_image(f)
 
 
 def _as_items(patches: Any, labels: Any) -> tuple[list[Any], list[str], str]:
@@ -338,6 +338,7 @@ def finetune_encoder(
     device: str | None = "cpu",
     seed: int = 0,
     pretrained: bool = True,
+    weights: str | Path | None = None,
     augment: bool = True,
     num_workers: int = 0,
     overwrite: bool = False,
@@ -371,6 +372,9 @@ def finetune_encoder(
         Seeds the split, the head's initial weights, the shuffling and the augmentation.
     pretrained
         Start from the base's pretrained weights (``False``: random init, for tests).
+    weights
+        An explicit file of the base's pretrained weights (first in the resolution order of
+        :func:`histoexpr.features.weights.resolve_weights`).
     augment
         Random flips and 90° rotations of training patches.
     num_workers
@@ -443,6 +447,7 @@ def finetune_encoder(
         "full_lr": float(full_lr), "momentum": float(momentum), "batch_size": bs,
         "weight_decay": float(weight_decay), "val_fraction": float(val_fraction),
         "seed": int(seed), "pretrained": bool(pretrained), "augment": bool(augment),
+        "base_weights_path": None if weights is None else str(weights),
         "optimizer": "SGD", "loss": "cross-entropy", "head": "linear",
         "device": str(device), "num_workers": int(num_workers), "patches": source,
         "data": {"n_patches": len(y), "classes": classes,
@@ -451,7 +456,7 @@ def finetune_encoder(
     dev = resolve_device(device)
     seed_everything(seed)
     # weights that cannot be found fail here, before the output folder is touched
-    backbone, res = build_network(base, pretrained=pretrained)
+    backbone, res = build_network(base, pretrained=pretrained, weights=weights)
     _check_folder(out, config, overwrite=overwrite)
     meta = {key: v for key, v in config.items() if key not in _FREE}
     model = FinetuneNet(backbone, base.embed_dim, (), 0.0, k).to(dev)

@@ -132,7 +132,7 @@ def how_to_supply(card: EncoderCard) -> str:
     folder = os.environ.get(WEIGHTS_ENV)
     repo = hub_repo(card)
     ways = [
-        "--weights PATH (a .safetensors or .pth file)",
+        "--weights PATH on embed or finetune (a .safetensors or .pth file)",
         f"put {card.name}.safetensors (or .pth) in ${WEIGHTS_ENV} "
         f"({'now ' + folder if folder else 'unset now'})",
     ]

@@ -63,9 +63,8 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an RGB array as PNG atomically (temporary file, then rename)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(rgb).save(tmp)
-    tmp.replace(path)
-    return path
+    from ..atomic import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+    return Path(path)

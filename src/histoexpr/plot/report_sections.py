@@ -148,7 +148,11 @@ def metrics_section(run: RunInfo) -> str:
                for r in agg.to_dict("records")]
     return (_p(_protocol(run)) + _p("Fold 'mean' is the mean over folds, 'pooled' all "
                                     "out-of-fold predictions scored together; baselines are "
-                                    "shaded. A mean predictor has no correlation (—).")
+                                    "shaded. A correlation is undefined for a gene constant "
+                                    "in the scored samples (measured or predicted): such a "
+                                    "gene is left out of every correlation column and counted "
+                                    "in n_constant (n_scored = genes with an r); a mean "
+                                    "predictor is constant for every gene (—).")
             + table_html(agg[cols].itertuples(index=False), cols, text_cols=len(text),
                          row_class=classes))
 

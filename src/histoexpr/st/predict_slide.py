@@ -434,9 +434,10 @@ def predict_slide(
 
 
 def _progress(quiet: bool) -> Any:
-    if quiet:
-        return None
     from rich.console import Console
+
+    if quiet or not Console(stderr=True).is_terminal:  # no bar in pipes and logs
+        return None
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
