@@ -116,12 +116,8 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     resuming = rf.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
     if resuming:
         logger.info("resuming the run in %s", rf.path)
-    try:
+    with rf.recording():
         _run_stages(rf, cfg, data, sums, t0, evaluate=evaluate)
-    except BaseException as e:
-        rf.fail(e)
-        raise
-    rf.finish()
     from ..plot.report import write_report_after_fit
 
     write_report_after_fit(rf.path)

@@ -241,13 +241,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
     sums = sha256_files(files)
     run.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
-    try:
+    with run.recording():
         _run_stages(run, cfg, data, split, stain, sums, t0, genes, evaluate=evaluate,
                     maps=maps, feature_cache=feature_cache)
-    except BaseException as e:
-        run.fail(e)
-        raise
-    run.finish()
     from ..plot.report import write_report_after_fit
 
     write_report_after_fit(run.path)

@@ -26,6 +26,8 @@ import logging
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +182,28 @@ class RunFolder:
                     "or choose a new --out")
             return False
         return True
+
+    @contextmanager
+    def recording(self) -> Iterator[RunFolder]:
+        """The stages of a started run: :meth:`finish` when the block ends, :meth:`fail`
+        (and re-raise) when it raises.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> run = RunFolder(tempfile.mkdtemp())
+        >>> _ = run.start({"k": 2})
+        >>> with run.recording():
+        ...     run.stage("data", 0.1)
+        >>> run.read_json(run.run_json)["status"]
+        'done'
+        """
+        try:
+            yield self
+        except BaseException as e:
+            self.fail(e)
+            raise
+        self.finish()
 
     def stage(self, name: str, seconds: float, **extra: Any) -> None:
         """Record a stage's wall time (and anything else) in ``run.json``."""
