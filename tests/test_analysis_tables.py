@@ -122,7 +122,7 @@ def test_analysis_output_records_files_notes_and_hashes(tmp_path):
     src.write_text("a\n1\n")
     out = AnalysisOutput(tmp_path / "out", "x")
     out.table("t", pd.DataFrame({"a": [1]}))
-    from histoexpr.plot.spatial import new_figure
+    from histoexpr.plot import new_figure
 
     fig = new_figure((2, 2))
     fig.add_subplot().plot([0, 1])

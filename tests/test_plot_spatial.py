@@ -136,7 +136,8 @@ def test_crop_is_spots_plus_margin(section):
 def test_nan_spots_are_grey(tmp_path):
     from PIL import Image
 
-    from histoexpr.plot.spatial import NAN_COLOUR, new_figure
+    from histoexpr.plot import new_figure
+    from histoexpr.plot.spatial import NAN_COLOUR
 
     fig = new_figure((3, 3))
     ax = fig.add_subplot()

@@ -77,7 +77,7 @@ def bulk_run(tmp_path_factory):
     syn = synthetic_bulk(tmp_path_factory.mktemp("bulk"), n_slides=40, n_genes=5, n_signal=2,
                          seed=0)
     cfg = BulkConfig.resolve(features=str(syn.features_dir), expression=str(syn.expression_path),
-                             panel="all", baselines=["mean"], k=2)
+                             genes="all", baselines=["mean"], k=2)
     return fit_run(cfg, tmp_path_factory.mktemp("run") / "bulk").path
 
 

@@ -12,6 +12,7 @@ Rows are observations (spots, tiles or bulk samples), columns are genes.
   block over all spots plus one block per section; write it with
   ``tidy.to_csv(path, index=False)``.
 - :func:`summary_table` — the tidy table summarised per ``(fold, section, metric)``.
+- :func:`bh_adjust` — Benjamini-Hochberg q-values over the non-NaN p-values (statsmodels).
 
 Protocol: a gene whose measured or predicted values are constant (within the block being
 scored) has no correlation; its r, p and q are NaN, it is flagged in the ``constant`` column
@@ -35,6 +36,7 @@ from .errors import InputError
 __all__ = [
     "METRICS",
     "POOLED",
+    "bh_adjust",
     "evaluate",
     "format_p",
     "per_gene",
@@ -149,18 +151,40 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return rankdata(x, axis=0)
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values over the non-NaN p-values; NaN stays NaN."""
+# --------------------------------------------------------------------------- public API
+
+
+def bh_adjust(p: Any) -> np.ndarray:
+    """Benjamini-Hochberg q-values (FDR-adjusted p-values) of ``p``, NaN-aware.
+
+    The family is the non-NaN p-values: a NaN (an undefined test) stays NaN and is not
+    counted in the number of tests. Otherwise equal to statsmodels'
+    ``multipletests(p, method="fdr_bh")[1]``, which computes it.
+
+    Parameters
+    ----------
+    p
+        P-values in [0, 1], any shape (one family over all of them).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 q-values, the shape of ``p``.
+
+    Examples
+    --------
+    >>> bh_adjust([0.01, np.nan, 0.04, 0.03]).round(3).tolist()
+    [0.03, nan, 0.04, 0.04]
+    """
     from statsmodels.stats.multitest import multipletests
 
+    p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
         q[ok] = multipletests(p[ok], method="fdr_bh")[1]
     return q
 
-
-# --------------------------------------------------------------------------- public API
 
 
 def per_gene(y_true: Any, y_pred: Any, genes: Sequence[Hashable] | None = None) -> pd.DataFrame:
@@ -206,10 +230,10 @@ def per_gene(y_true: Any, y_pred: Any, genes: Sequence[Hashable] | None = None) 
         {
             "pearson_r": pr,
             "pearson_p": pp,
-            "pearson_q": _bh(pp),
+            "pearson_q": bh_adjust(pp),
             "spearman_r": sr,
             "spearman_p": sp,
-            "spearman_q": _bh(sp),
+            "spearman_q": bh_adjust(sp),
             "r2": r2,
             "mae": np.abs(err).mean(axis=0),
             "rmse": np.sqrt(ss_res / t.shape[0]),
@@ -261,7 +285,7 @@ def per_sample(
         x, y = _ranks(x), _ranks(y)
     r, pv, const = _colwise(x, y)
     return pd.DataFrame(
-        {f"{method}_r": r, f"{method}_p": pv, f"{method}_q": _bh(pv), "constant": const},
+        {f"{method}_r": r, f"{method}_p": pv, f"{method}_q": bh_adjust(pv), "constant": const},
         index=pd.Index(names, name="sample"),
     )
 

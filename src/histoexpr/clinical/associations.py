@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..metrics import bh_adjust
 from .labels import clean_labels, is_missing
 
 logger = logging.getLogger(__name__)
@@ -181,17 +182,6 @@ def _one_gene(samples: list[np.ndarray], test: str) -> tuple[float, float, str]:
     return float(r.statistic), float(r.pvalue), ""
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q over the finite p-values (NaN stays NaN)."""
-    from statsmodels.stats.multitest import multipletests
-
-    q = np.full(len(p), np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
-    return q
-
-
 def compare_groups(
     expr: pd.DataFrame,
     groups: pd.Series,
@@ -288,7 +278,7 @@ def compare_groups(
         row.update(statistic=stat, p=p, note=note)
         rows.append(row)
     out = pd.DataFrame(rows)
-    out.insert(out.columns.get_loc("note"), "q", _bh(out["p"].to_numpy(dtype=np.float64)))
+    out.insert(out.columns.get_loc("note"), "q", bh_adjust(out["p"].to_numpy(dtype=np.float64)))
     undefined = out.loc[out["note"] != "", "gene"].tolist()
     if undefined:
         logger.warning("%s: test undefined (p = NaN) for %d gene(s): %s", report["column"],

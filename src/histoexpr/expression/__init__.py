@@ -16,17 +16,13 @@ from .bulk import (
     read_gdc_star_counts,
     strip_ensembl_version,
 )
+from .discover import read_cohort, read_sections
 from .h5ad import read_h5ad
 from .panels import PANEL_ALIASES, PANELS, list_panels, load_panel, panel_genes
+from .section import SPATIAL_READERS, concat_sections, prefix_ids
 from .sniff import read_expression, sniff_format
 from .spots import estimate_mpp_from_spots, read_spots
-from .st import (
-    SPATIAL_READERS,
-    concat_sections,
-    read_her2st,
-    read_legacy_st,
-    read_sections,
-)
+from .st import read_her2st, read_legacy_st
 from .transforms import GeneSelector, expressed_genes, normalise, spot_mask
 from .visium import read_10x_h5, read_10x_mtx, read_visium
 
@@ -44,9 +40,11 @@ __all__ = [
     "log_transform",
     "normalise",
     "panel_genes",
+    "prefix_ids",
     "read_10x_h5",
     "read_10x_mtx",
     "read_cbioportal_rsem",
+    "read_cohort",
     "read_expression",
     "read_expression_table",
     "read_gct",

@@ -8,7 +8,7 @@
   :func:`~histoexpr.expression.read_visium`;
 - an ``.h5ad`` file (HEST layout or one this package wrote) →
   :func:`~histoexpr.expression.read_h5ad`;
-- a ``.json`` file holding a list of section specs → :func:`~histoexpr.expression.read_sections`
+- a ``.json`` file holding a list of section specs → :func:`read_sections`
   (the general form: any reader, explicit images, patients and mpp).
 
 Any of these may be written ``NAME=PATH``: the section and patient ids read from PATH are
@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from anndata import AnnData
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from . import h5ad, st, visium  # noqa: F401  (each registers its reader in SPATIAL_READERS)
+from .section import SPATIAL_READERS, concat_sections, prefix_ids, section_name
 
-__all__ = ["read_cohort", "section_specs", "split_prefix"]
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["read_cohort", "read_sections", "section_specs", "split_prefix"]
 
 
 _PREFIX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$")
@@ -84,8 +88,6 @@ def section_specs(path: str | Path) -> list[dict]:
         return [{"platform": "h5ad", "path": str(p)}]
     if p.is_dir():
         if (p / "counts").is_dir() and (p / "spots").is_dir():
-            from .st import section_name
-
             out = []
             for c in sorted((p / "counts").glob("*.tsv.gz")):
                 s = section_name(c)
@@ -123,11 +125,39 @@ def read_cohort(paths: Sequence[str | Path], *, join: str = "inner") -> AnnData:
     >>> read_cohort([spec_file]).n_obs
     18
     """
-    from .st import read_sections
-
     if isinstance(paths, str | Path):
         paths = [paths]
     specs = [s for p in paths for s in section_specs(p)]
     if not specs:
         raise InputError("no sections given")
     return read_sections(specs, join=join)
+
+
+def read_sections(specs: Sequence[Mapping[str, Any]], *, join: str = "inner") -> AnnData:
+    """Read several sections, each described by a mapping, and join them.
+
+    Each spec names its reader under ``"platform"`` (``legacy_st``, ``visium``, ``h5ad``; see
+    ``SPATIAL_READERS.list()``); the other keys are that reader's arguments, except
+    ``"id_prefix"``, which prefixes the section's ids
+    (:func:`~histoexpr.expression.section.prefix_ids`).
+
+    Examples
+    --------
+    >>> cohort = read_sections([
+    ...     {"platform": "legacy_st", "counts": "C2.tsv.gz", "spots": "C2_selection.tsv",
+    ...      "image": "C2.jpg", "patient": "C"},
+    ...     {"platform": "visium", "folder": "outs", "section": "V1", "patient": "P7"},
+    ... ])  # doctest: +SKIP
+    """
+    adatas = []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        if "platform" not in spec:
+            raise InputError(
+                f"section spec {i} has no 'platform'; choose one of: "
+                f"{', '.join(SPATIAL_READERS.list())}"
+            )
+        prefix = spec.pop("id_prefix", None)
+        a = SPATIAL_READERS.create(spec.pop("platform"), **spec)
+        adatas.append(prefix_ids(a, prefix) if prefix else a)
+    return concat_sections(adatas, join=join)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .. import _keys as K
 from ..errors import InputError
-from .st import (
+from .section import (
     SPATIAL_READERS,
     build_section,
     check_counts,

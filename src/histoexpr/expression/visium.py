@@ -21,8 +21,7 @@ import scipy.sparse as sp
 
 from .. import _keys as K
 from ..errors import InputError
-from .spots import read_spots
-from .st import (
+from .section import (
     SPATIAL_READERS,
     build_section,
     check_counts,
@@ -30,6 +29,7 @@ from .st import (
     join_report,
     unique_genes,
 )
+from .spots import read_spots
 
 if TYPE_CHECKING:
     from anndata import AnnData

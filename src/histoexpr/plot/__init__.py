@@ -8,11 +8,11 @@ figure is built on an Agg canvas (:func:`new_figure`), never with pyplot.
 from __future__ import annotations
 
 from .clinical import correlation_figure, violin_figure
+from .figures import new_figure
 from .qc import qc_image, save_png
 from .spatial import (
     estimate_spot_diameter,
     expression_maps,
-    new_figure,
     prediction_scatter,
     save_figure,
     section_image,

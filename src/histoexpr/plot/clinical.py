@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,7 +78,6 @@ def violin_figure(
         prepare_groups,
     )
     from ..clinical.labels import clean_labels
-    from .spatial import new_figure
 
     genes = list(genes)
     if not genes:
@@ -165,8 +165,6 @@ def correlation_figure(
     >>> fig.axes[0].get_xlabel(), len(fig.axes[0].lines)
     ('Ki67 %', 1)
     """
-    from .spatial import new_figure
-
     xv = np.asarray(x, dtype=np.float64).ravel()
     yv = np.asarray(y, dtype=np.float64).ravel()
     if len(xv) != len(yv):

@@ -1,10 +1,10 @@
 """One self-contained HTML report per run folder (``histoexpr report RUN``).
 
 The report opens offline: every figure is embedded as a base64 PNG (large photographic ones,
-such as maps over the tissue, as JPEG), the style is inline and
-there are no scripts. Each section is drawn by a small function in :mod:`.report_sections`;
-a section whose input file is missing (a half-finished run) says so instead of failing, so
-any run folder gets a report of what exists.
+such as maps over the tissue, as JPEG), the style is inline and there are no scripts. Each
+section is drawn by a small function in :mod:`.report_sections` from the HTML pieces of
+:mod:`.report_html`; a section whose input file is missing (a half-finished run) says so
+instead of failing, so any run folder gets a report of what exists.
 
 Examples
 --------
@@ -17,21 +17,18 @@ histoexpr.errors.InputError: ...: not a run folder (no config.json or run.json);
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..errors import InputError
+from . import report_sections as sections
+from .report_html import Missing, RunInfo, esc
 
-__all__ = ["Missing", "RunInfo", "figure_img", "png_img", "table_html", "write_report",
-           "write_report_after_fit"]
+__all__ = ["load_run", "render_report", "write_report", "write_report_after_fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,66 +52,6 @@ figcaption{font-size:.8em;color:#555;overflow-wrap:anywhere}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85em}
 nav a{margin-right:.8em}
 """
-
-
-class Missing(Exception):
-    """Raised by a section whose input is not in the run folder (``str`` is the file)."""
-
-
-class RunInfo:
-    """What the sections know about a run: its folder, kind and small JSON files."""
-
-    def __init__(self, path: Path, kind: str, config: dict[str, Any], run: dict[str, Any]):
-        self.path, self.kind, self.config, self.run = path, kind, config, run
-
-    def file(self, name: str) -> Path:
-        """``RUN/name``; raises :class:`Missing` when it does not exist."""
-        p = self.path / name
-        if not p.exists():
-            raise Missing(name)
-        return p
-
-    def json(self, name: str) -> Any:
-        return json.loads(self.file(name).read_text())
-
-
-# --------------------------------------------------------------------------- html helpers
-
-
-def esc(x: Any) -> str:
-    """Escaped text of ``x`` (floats shown with 3 significant digits, NaN as a dash)."""
-    if isinstance(x, float):
-        return "—" if x != x else f"{x:.3g}"
-    return html.escape(str(x))
-
-
-def png_img(data: bytes, *, alt: str, mime: str = "image/png") -> str:
-    """An ``<img>`` tag with ``data`` (PNG bytes, or ``mime``) embedded as base64."""
-    b64 = base64.b64encode(data).decode("ascii")
-    return f'<img src="data:{mime};base64,{b64}" alt="{html.escape(alt)}">'
-
-
-def figure_img(fig: Any, *, alt: str, dpi: int = 100) -> str:
-    """A matplotlib figure as an embedded PNG ``<img>``."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return png_img(buf.getvalue(), alt=alt)
-
-
-def table_html(rows: Sequence[Sequence[Any]], header: Sequence[str], *,
-               text_cols: int = 1, row_class: Sequence[str] | None = None) -> str:
-    """A table inside a horizontally scrolling wrapper (the page itself never overflows)."""
-    def cell(tag: str, i: int, v: Any) -> str:
-        cls = ' class="t"' if i < text_cols else ""
-        return f"<{tag}{cls}>{esc(v)}</{tag}>"
-
-    head = "".join(cell("th", i, h) for i, h in enumerate(header))
-    body = []
-    for j, r in enumerate(rows):
-        cls = f' class="{html.escape(row_class[j])}"' if row_class and row_class[j] else ""
-        body.append(f"<tr{cls}>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(body) + "</tbody></table></div>")
 
 
 # --------------------------------------------------------------------------- the report
@@ -159,17 +96,15 @@ def load_run(path: str | Path) -> RunInfo:
 
 
 def _sections() -> list[tuple[str, str, Callable[[RunInfo], str]]]:
-    from . import report_sections as s
-
     return [
-        ("config", "Configuration and data", s.config_section),
-        ("qc", "Quality control", s.qc_section),
-        ("metrics", "Metrics: models and baselines", s.metrics_section),
-        ("genes", "Best and worst genes", s.genes_section),
-        ("correlations", "Per-gene and per-patient correlations", s.box_section),
-        ("spatial", "Spatial maps", s.spatial_section),
-        ("analyses", "Analyses (survival and others)", s.analyses_section),
-        ("cost", "Time and energy", s.cost_section),
+        ("config", "Configuration and data", sections.config_section),
+        ("qc", "Quality control", sections.qc_section),
+        ("metrics", "Metrics: models and baselines", sections.metrics_section),
+        ("genes", "Best and worst genes", sections.genes_section),
+        ("correlations", "Per-gene and per-patient correlations", sections.box_section),
+        ("spatial", "Spatial maps", sections.spatial_section),
+        ("analyses", "Analyses (survival and others)", sections.analyses_section),
+        ("cost", "Time and energy", sections.cost_section),
     ]
 
 

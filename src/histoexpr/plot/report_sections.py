@@ -1,5 +1,6 @@
-"""The sections of the run report (see :mod:`.report`): each takes a :class:`.report.RunInfo`
-and returns HTML, or raises :class:`.report.Missing` naming the file it needs."""
+"""The sections of the run report (see :mod:`.report`): each takes a
+:class:`.report_html.RunInfo` and returns HTML, or raises :class:`.report_html.Missing` naming
+the file it needs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .report import Missing, RunInfo, esc, figure_img, png_img, table_html
-from .spatial import new_figure
+from .figures import new_figure
+from .report_html import Missing, RunInfo, esc, figure_img, png_img, table_html
 
 __all__ = [
     "analyses_section", "box_section", "config_section", "cost_section", "genes_section",

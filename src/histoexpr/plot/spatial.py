@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
+from .figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,7 +46,6 @@ __all__ = [
     "NAN_COLOUR",
     "estimate_spot_diameter",
     "expression_maps",
-    "new_figure",
     "prediction_scatter",
     "save_figure",
     "section_image",
@@ -187,16 +187,6 @@ def _resolve_genes(
 # --------------------------------------------------------------------------- drawing
 
 
-def new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
-    """A matplotlib Figure on its own Agg canvas (no pyplot, no global state, no GUI)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, **kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _show_section(
     ax: Axes, image: np.ndarray | None, xy: np.ndarray, d: float, scale: float
 ) -> None:
@@ -275,7 +265,7 @@ def spot_scatter(
 
     Examples
     --------
-    >>> from histoexpr.plot.spatial import new_figure
+    >>> from histoexpr.plot import new_figure
     >>> ax = new_figure((3, 3)).add_subplot()
     >>> m = spot_scatter(ax, np.zeros((10, 10, 3), np.uint8), [[20, 20], [60, 60]],
     ...                  [0.0, np.nan], scale=10.0)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .spatial import new_figure
+from .figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,8 +57,6 @@ def shared_variance_bars(
     max_components
         Image PCs shown in the second panel.
     """
-    from ..plot.spatial import new_figure
-
     _need(summary, ["features", "data", "shared_variance"], "shared-variance summary")
     sets = list(dict.fromkeys(summary["features"].astype(str)))
     kinds = list(dict.fromkeys(summary["data"].astype(str)))
@@ -146,8 +145,6 @@ def association_heatmap(
     >>> association_heatmap(a, cluster=False).axes[0].get_ylabel()
     'image feature'
     """
-    from ..plot.spatial import new_figure
-
     _need(assoc, ["feature", "gene", "r", "p"], "association table")
     if assoc.empty:
         raise InputError("association table is empty: nothing to draw")
