@@ -116,7 +116,7 @@ def _cnn_aux(data: Path, epochs: int, out: Path) -> None:
     print(pd.DataFrame(model.history_).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"train C2-C5, test C6: mean Pearson r {np.nanmean(r):.3f} over 250 genes "
           f"({int((r > 0).sum())} with r > 0); {wall:.0f} s wall, {cpu:.0f} s CPU")
-    from histoexpr.features.spots import spot_features
+    from histoexpr.features.per_spot import spot_features
 
     feats = spot_features(a, "efficientnet_lite0", sd.spec, cache_dir=out / "features",
                           store=False)

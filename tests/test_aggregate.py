@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from histoexpr.errors import InputError
-from histoexpr.features.aggregate import pool, supertiles
+from histoexpr.features.bags import pool, supertiles
 
 
 def test_poolings(rng):

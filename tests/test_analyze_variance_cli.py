@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from histoexpr.cli import main
-from histoexpr.features.extract import save_features
+from histoexpr.features.store import save_features
 
 N, D, G, TILES, PX = 60, 6, 20, 4, 16
 

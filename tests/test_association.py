@@ -18,7 +18,7 @@ from histoexpr.analysis.features_table import (
 )
 from histoexpr.analysis.variance import pearson_matrix
 from histoexpr.errors import InputError
-from histoexpr.features.extract import save_features
+from histoexpr.features.store import save_features
 
 
 def _data(rng, n=80, nf=6, ng=8):

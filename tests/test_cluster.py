@@ -17,8 +17,7 @@ pytest.importorskip("distributed")
 from histoexpr.cli import main
 from histoexpr.datasets.synthetic import synthetic_he, write_pyramidal_tiff
 from histoexpr.features import load_features
-from histoexpr.features.cluster import EncoderSpec, embed_on_dask
-from histoexpr.features.jobs import read_manifest
+from histoexpr.features.jobs import EncoderSpec, embed_on_dask, read_manifest
 from histoexpr.slide import open_slide, slide_checksum
 from histoexpr.tiling import TileSpec, save_coords, tile_slide
 

@@ -9,8 +9,9 @@ from sklearn.exceptions import NotFittedError
 
 from histoexpr.errors import InputError
 from histoexpr.features.encoders import build_network, get_card
+from histoexpr.features.encoders.tuning import dihedral
 from histoexpr.models import MODELS, CNNAux
-from histoexpr.models.cnn_aux import AuxLayer, _dihedral, find_aux_layer, forward_with_aux
+from histoexpr.models.cnn_aux import AuxLayer, find_aux_layer, forward_with_aux
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -69,7 +70,7 @@ def test_augmentation_is_training_only(fitted, patches):
     np.testing.assert_array_equal(fitted.predict(x), fitted.predict(x))
     # and it is one of the 8 flips/rotations of each patch
     t = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    out = _dihedral(t)
+    out = dihedral(t)
     for i in range(2):
         options = [torch.rot90(v, k, dims=(-2, -1)) for v in (t[i], t[i].flip(-1))
                    for k in range(4)]

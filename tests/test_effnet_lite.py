@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from histoexpr.errors import HistoexprError, InputError
-from histoexpr.features import effnet_lite
-from histoexpr.features.effnet_lite import (
+from histoexpr.features.encoders import effnet_lite
+from histoexpr.features.encoders.effnet_lite import (
     EMBED_DIM,
     INPUT_SIZE,
     convert_efficientnet_lite0_state_dict,

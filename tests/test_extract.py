@@ -92,7 +92,7 @@ def test_a_run_killed_mid_slide_leaves_nothing_that_looks_done(synthetic_tiff, c
 
 def test_save_features_needs_no_attrs_and_writes_strict_json_attrs(tmp_path):
     from histoexpr.features import save_features
-    from histoexpr.features.extract import read_feature_attrs
+    from histoexpr.features.store import read_feature_attrs
 
     p = save_features(tmp_path / "a.h5", np.zeros((2, 2)), np.ones((2, 3)))
     c, f, attrs = load_features(p)

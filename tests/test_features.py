@@ -115,8 +115,7 @@ def test_right_weights_load_from_an_explicit_file(tmp_path):
 def test_random_init_encoder_is_the_same_network_every_time():
     import torch
 
-    from histoexpr.features.cards import ENCODERS
-    from histoexpr.features.encoders import build_network
+    from histoexpr.features.encoders import ENCODERS, build_network
 
     card = ENCODERS.get("efficientnet_lite0")
     torch.manual_seed(123)
@@ -134,7 +133,7 @@ def test_timm_weights_in_the_hugging_face_cache_are_found_and_loaded(tmp_path, m
     import torch
     from safetensors.torch import save_file
 
-    from histoexpr.features import weights
+    from histoexpr.features.encoders import weights
 
     card = get_card("densenet121")
     assert weights.hub_repo(card) == "timm/densenet121.tv_in1k"
@@ -153,7 +152,7 @@ def test_timm_weights_in_the_hugging_face_cache_are_found_and_loaded(tmp_path, m
 
 
 def test_no_download_possible_names_every_way_to_supply_weights(monkeypatch):
-    from histoexpr.features import weights
+    from histoexpr.features.encoders import weights
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)

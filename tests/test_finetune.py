@@ -15,17 +15,21 @@ torch = pytest.importorskip("torch")
 
 from histoexpr.cli import main  # noqa: E402
 from histoexpr.features import build_encoder  # noqa: E402
-from histoexpr.features.cards import (  # noqa: E402
+from histoexpr.features.encoders import (  # noqa: E402
     ENCODERS,
     IMAGENET_MEAN,
     IMAGENET_STD,
     EncoderCard,
+    build_network,
+    get_card,
+    load_state_dict,
     register_card,
+    register_tuned_encoder,
 )
-from histoexpr.features.encoders import build_network, get_card  # noqa: E402
-from histoexpr.features.finetune import finetune_encoder, read_labelled_patches  # noqa: E402
-from histoexpr.features.tuned import register_tuned_encoder  # noqa: E402
-from histoexpr.features.weights import load_state_dict  # noqa: E402
+from histoexpr.features.encoders.finetune import (  # noqa: E402
+    finetune_encoder,
+    read_labelled_patches,
+)
 from histoexpr.training import seed_everything  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -11,8 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 from histoexpr.errors import InputError
 from histoexpr.features import build_encoder, embed_to_h5, save_features
-from histoexpr.features.bag_patches import find_slide, minmax_normalise, read_bag_patches
-from histoexpr.features.bags import Bag, load_bag
+from histoexpr.features.bags import Bag, find_slide, load_bag, minmax_normalise, read_bag_patches
 from histoexpr.features.encoders import build_network, get_card
 from histoexpr.models.bags import BULK_MODELS
 from histoexpr.models.gastric_finetune import (

@@ -13,11 +13,11 @@ from sklearn.metrics import roc_auc_score
 
 from histoexpr.datasets.synthetic_bulk import synthetic_bulk
 from histoexpr.errors import InputError
-from histoexpr.features.aggregate import supertiles
-from histoexpr.features.bags import Bag, load_bags
+from histoexpr.features.bags import Bag, load_bags, supertiles
 from histoexpr.models.abmil import ABMIL
 from histoexpr.models.bags import BULK_MODELS
-from histoexpr.models.he2rna import HE2RNA, topk_mean
+from histoexpr.models.he2rna import HE2RNA
+from histoexpr.models.pooling import topk_mean
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -204,9 +204,9 @@ def test_manifest_with_a_duplicated_slide(cli, tmp_path, slides, rows, needles):
 
 def test_disk_full_during_embed_keeps_finished_slides_and_a_rerun_finishes(cli, tmp_path,
                                                                           slides, monkeypatch):
-    from histoexpr.features import extract, load_features
+    from histoexpr.features import load_features, store
 
-    real, calls = extract._write_h5, []
+    real, calls = store._write_h5, []
 
     def fills_up(path, *args):
         calls.append(path)
@@ -215,7 +215,7 @@ def test_disk_full_during_embed_keeps_finished_slides_and_a_rerun_finishes(cli, 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, *args)
 
-    monkeypatch.setattr(extract, "_write_h5", fills_up)
+    monkeypatch.setattr(store, "_write_h5", fills_up)
     out = tmp_path / "feats"
     argv = _embed(slides, out, "synthetic.tif", "other.tif")
     assert_clear_error(cli("-q", *argv), str(out / "other.h5"), "the disk is full",
@@ -242,7 +242,7 @@ def test_embed_run_where_every_slide_fails_leaves_no_folder(cli, tmp_path, slide
 @pytest.mark.parametrize("how", ["hub unreachable", "HF_HUB_OFFLINE"])
 def test_offline_encoder_without_weights_is_one_line_naming_every_way(cli, tmp_path, slides,
                                                                       monkeypatch, how):
-    from histoexpr.features import weights
+    from histoexpr.features.encoders import weights
 
     monkeypatch.delenv("HISTOEXPR_WEIGHTS", raising=False)
     monkeypatch.setattr(weights, "_hf_cache", lambda card: None)

@@ -63,7 +63,8 @@ def _pool(features: np.ndarray, pool: str) -> np.ndarray:
 
 
 def _from_folder(path: Path, pool: str) -> pd.DataFrame:
-    from ..features.bags import feature_files, load_bag
+    from ..features.bags import load_bag
+    from ..features.store import feature_files
 
     files = feature_files(path)
     rows, names, skipped, encoders = [], [], {}, {}

@@ -7,7 +7,7 @@ whole cohort: :func:`montage_from_features` scans every slide's feature file (as
 ``histoexpr embed`` writes it: ``features/<slide>.h5`` with ``coords`` and ``features``) for
 one feature column, picks the ``n`` tiles with the highest and the ``n`` with the lowest
 value (:func:`extreme_tiles`, :func:`feature_extremes`), reads those tiles' pixels back from
-the slides (:func:`histoexpr.features.bag_patches.read_bag_patches`, the same reads the
+the slides (:func:`histoexpr.features.bags.read_bag_patches`, the same reads the
 encoder saw) and lays them out in two labelled rows (:func:`montage_figure`).
 :func:`montage_from_arrays` does the same for patches already in memory.
 
@@ -94,7 +94,7 @@ def extreme_tiles(values: Any, *, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _feature_files(features: str | Path) -> dict[str, Path]:
-    from ..features.bags import feature_files
+    from ..features.store import feature_files
 
     p = Path(features)
     if p.is_file() and p.suffix == ".h5":
@@ -170,7 +170,7 @@ def feature_extremes(
     (['highest', 'highest', 'lowest', 'lowest'], True)
     """
     from ..features.bags import bag_encoder
-    from ..features.extract import read_feature_attrs
+    from ..features.store import read_feature_attrs
 
     feature = int(feature)
     files = _feature_files(features_dir)
@@ -229,7 +229,7 @@ def read_tile_patches(
 
     Each slide is opened once; tiles are read at the tile spec recorded in their feature
     file (``size_px`` resamples the same tissue square), from the recorded slide path or,
-    when the slides moved, from ``slides_dir`` (:func:`~histoexpr.features.bag_patches.
+    when the slides moved, from ``slides_dir`` (:func:`~histoexpr.features.bags.
     find_slide`).
 
     Raises
@@ -239,9 +239,8 @@ def read_tile_patches(
         path nor in ``slides_dir``: the message names the slide and says to pass
         ``--slides DIR``.
     """
-    from ..features.bag_patches import find_slide, read_bag_patches
-    from ..features.bags import Bag
-    from ..features.extract import read_feature_attrs
+    from ..features.bags import Bag, find_slide, read_bag_patches
+    from ..features.store import read_feature_attrs
 
     missing = {"slide", "x", "y", "source"} - set(table.columns)
     if missing:
@@ -332,7 +331,7 @@ def montage_figure(
     rows = [(top, _labels(top_labels, len(top), "top row")),
             (bottom, _labels(bottom_labels, len(bottom), "bottom row"))]
     ncols = max(len(top), len(bottom))
-    from ..plot.spatial import new_figure
+    from ..plot.figures import new_figure
 
     fig = new_figure((max(ncols * tile_inches + 0.8, 3.0), 2 * tile_inches + 1.2),
                       layout="constrained")
@@ -417,7 +416,7 @@ def montage_from_features(
         Tiles per row.
     slides_dir
         Where the slides are when they are no longer at the path recorded at embedding
-        time (see :func:`~histoexpr.features.bag_patches.find_slide`).
+        time (see :func:`~histoexpr.features.bags.find_slide`).
     encoder
         The encoder the features must come from (checked against the files).
     size_px

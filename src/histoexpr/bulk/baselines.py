@@ -31,7 +31,7 @@ _CHUNK = 256  # tiles read and embedded at a time (bounded memory on whole slide
 def baseline_features(bag: Any, kind: str, *, encoder: Any = None,
                       slides_dir: str | Path | None = None) -> np.ndarray:
     """``(len(bag), F)`` baseline features of one bag's tiles (``kind`` colour or random)."""
-    from ..features.bag_patches import read_bag_patches
+    from ..features.bags import read_bag_patches
     from ..features.colour import colour_histogram
 
     parts = []
@@ -45,7 +45,7 @@ def baseline_features(bag: Any, kind: str, *, encoder: Any = None,
 def baseline_bags(data: Any, kind: str, cfg: Any, cache_dir: str | Path) -> list | None:
     """The ``kind`` baseline bags matching ``data.bags``, or ``None`` when unavailable."""
     from ..features.bags import Bag
-    from ..features.extract import load_features, save_features
+    from ..features.store import load_features, save_features
 
     if kind not in ("colour", "random"):
         raise InputError(f"unknown baseline features {kind!r}; choose colour or random")

@@ -130,7 +130,7 @@ def _in_process(jobs, args, stain):
 
 
 def _on_dask(jobs, args, stain):
-    from ..features.cluster import EncoderSpec, embed_on_dask
+    from ..features.jobs import EncoderSpec, embed_on_dask
 
     def progress(r, k, n):
         log = logger.error if r.status == "failed" else logger.info

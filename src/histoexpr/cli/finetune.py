@@ -62,8 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_name(encoder: str, patches: Path) -> str:
-    from ..features.encoders import get_card
-    from ..features.tuned import tuned_name
+    from ..features.encoders import get_card, tuned_name
 
     label = patches.stem if patches.is_file() else patches.resolve().name
     return tuned_name(get_card(encoder).name, label)
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..errors import InputError
-    from ..features.finetune import finetune_encoder
+    from ..features.encoders.finetune import finetune_encoder
     from . import table_console
 
     if args.no_pretrained:

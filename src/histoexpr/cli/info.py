@@ -28,10 +28,9 @@ def encoder_rows() -> list[dict]:
     import logging
 
     from ..errors import HistoexprError
-    from ..features.cards import ENCODERS
-    from ..features.weights import resolve_weights
+    from ..features.encoders import ENCODERS, resolve_weights
 
-    log = logging.getLogger("histoexpr.features.weights")
+    log = logging.getLogger(resolve_weights.__module__)
     level = log.level
     log.setLevel(logging.WARNING)  # one table, not a log line per card
     rows = []

@@ -93,7 +93,7 @@ def synthetic_bulk(
     >>> pd.read_csv(syn.expression_path, index_col=0).shape
     (4, 3)
     """
-    from ..features.extract import save_features
+    from ..features.store import save_features
 
     out = Path(out)
     fdir = out / "features"

@@ -1,4 +1,4 @@
-"""Tile → feature extraction and the per-slide feature store.
+"""Tile → feature extraction into the per-slide feature store.
 
 :func:`embed` turns a slide and its tile coordinates into an ``(N, D)`` float32 array: a
 ``DataLoader`` reads and preprocesses tiles in worker processes (each opens the slide
@@ -7,14 +7,13 @@ pinned memory on GPU, optional ``torch.compile``, an optional stain normaliser i
 loader; the order of rows is the order of ``coords``.
 
 :func:`embed_to_h5` writes one HDF5 per slide (``coords``, ``features`` and attributes:
-encoder card, tile spec, histoexpr version) atomically (:mod:`histoexpr.atomic`: a full disk
-leaves no partial file), skips slides already done, and takes a lock file so several
-workers can share one output folder.
+encoder card, tile spec, histoexpr version) with :func:`~histoexpr.features.store.save_features`
+(atomic: a full disk leaves no partial file), skips slides already done, and takes a lock
+file so several workers can share one output folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -24,13 +23,15 @@ from typing import Any
 import numpy as np
 
 from .. import _keys as K
-from ..atomic import atomic_path, dumps, output_error
+from ..atomic import output_error
 from ..errors import HistoexprError, InputError
+from ..slide import open_slide
 from .encoders import Encoder, preprocess_tiles
+from .store import save_features
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SlideLocked", "embed", "embed_to_h5", "load_features", "save_features"]
+__all__ = ["SlideLocked", "embed", "embed_to_h5"]
 
 
 class SlideLocked(HistoexprError):
@@ -52,8 +53,6 @@ class _TileDataset:
 
     def __getitem__(self, i: int):
         if self._slide is None:
-            from ..slide import open_slide
-
             self._slide = open_slide(self.slide_path, mpp=self.slide_mpp)
         x, y = self.coords[i]
         tile = self._slide.read_at_mpp(int(x), int(y), self.size_px, self.mpp)
@@ -152,72 +151,6 @@ def embed(
             out[i : i + len(f)] = f
             i += len(f)
     return out
-
-
-def save_features(path: str | Path, coords: np.ndarray, features: np.ndarray,
-                  attrs: dict[str, Any] | None = None) -> Path:
-    """Write ``coords`` + ``features`` (+ attributes) to HDF5 atomically.
-
-    Dict and list attributes are stored as JSON (strict: NaN becomes ``null``); ``None``
-    ones are left out (read back as absent). The file appears whole or not at all: a full
-    disk or read-only folder raises :class:`~histoexpr.errors.OutputError` and leaves no
-    partial file behind.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> p = save_features(os.path.join(tempfile.mkdtemp(), "s.h5"), np.zeros((2, 2)),
-    ...                   np.ones((2, 4)))
-    >>> load_features(p)[1].shape
-    (2, 4)
-    """
-    with atomic_path(path) as tmp:
-        _write_h5(tmp, coords, features, attrs or {})
-    return Path(path)
-
-
-def _write_h5(path: Path, coords: np.ndarray, features: np.ndarray,
-              attrs: dict[str, Any]) -> None:
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        f.create_dataset(K.H5_COORDS, data=np.asarray(coords, np.int64))
-        f.create_dataset(K.H5_FEATURES, data=np.asarray(features, np.float32))
-        for k, v in attrs.items():
-            if v is None:
-                continue
-            f.attrs[k] = dumps(v, indent=None) if isinstance(v, dict | list) else v
-
-
-def _decode_attrs(attrs: Any) -> dict[str, Any]:
-    out = {}
-    for k, v in attrs.items():
-        if isinstance(v, str) and v[:1] in "{[":
-            v = json.loads(v)
-        out[k] = v.item() if isinstance(v, np.generic) else v
-    return out
-
-
-def read_feature_attrs(path: str | Path) -> dict[str, Any]:
-    """The attributes of a feature file (JSON values decoded), without reading its arrays."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return _decode_attrs(f.attrs)
-    except OSError as e:
-        raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
-
-
-def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(coords, features, attrs)`` from :func:`save_features`."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return f[K.H5_COORDS][:], f[K.H5_FEATURES][:], _decode_attrs(f.attrs)
-    except (OSError, KeyError) as e:
-        raise InputError(f"{path}: not a feature file ({e}); run `histoexpr embed`") from e
 
 
 def _take_lock(lock: Path) -> None:

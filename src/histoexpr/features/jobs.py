@@ -1,8 +1,9 @@
-"""One slide's embedding as a job: what to read, where to write, how it ended.
+"""One slide's embedding as a job: what to read, where to write, how it ended; and a batch
+of jobs over a Dask cluster.
 
-The in-process loop of ``histoexpr embed`` and the Dask tasks of
-:mod:`histoexpr.features.cluster` run the same :func:`run_job`, so a slide comes out the
-same either way. A manifest CSV lists the jobs of a batch run:
+The in-process loop of ``histoexpr embed`` and the Dask tasks of :func:`embed_on_dask` run
+the same :func:`run_job`, so a slide comes out the same either way. A manifest CSV lists the
+jobs of a batch run:
 
 .. code-block:: text
 
@@ -13,6 +14,13 @@ same either way. A manifest CSV lists the jobs of a batch run:
 ``slide`` is required; ``coords`` defaults to ``<coords dir>/<slide name>.h5``; ``slide_mpp``
 fills in the pixel size of files that do not record it. Relative paths are taken from the
 manifest's folder.
+
+On Dask (:func:`embed_on_dask`, one :mod:`histoexpr.runner` task per slide) each worker
+builds the encoder once (from its name, the network is not shipped) and keeps it for its
+later slides; with GPUs each worker uses its own. A slide that fails (bad input, a bug, a
+worker that dies mid-slide) is reported ``failed`` and the others go on; outputs are never
+half-written (see :func:`~histoexpr.features.extract.embed_to_h5`), so a re-run finishes
+exactly the slides that are missing.
 """
 
 from __future__ import annotations
@@ -20,16 +28,30 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import multiprocessing
+import os
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .. import _keys as K
+from ..errors import HistoexprError, InputError
+from ..runner import TaskFailed, map_on_dask, worker_device, worker_index
+from ..slide import open_slide, slide_checksum, slide_name
+from ..tiling import load_coords
+from .encoders import build_encoder, get_card, resolve_weights
+from .extract import embed_to_h5
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobResult", "SlideJob", "read_manifest", "run_job"]
+__all__ = ["EncoderSpec", "JobResult", "SlideJob", "embed_on_dask", "make_job", "read_manifest",
+           "run_job"]
+
+#: encoders already built in this worker process, by (name, weights, pretrained)
+_BUILT: dict[tuple, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -61,8 +83,6 @@ class JobResult:
 def make_job(slide: str | Path, out_dir: Path, *, coords: str | Path | None = None,
              coords_dir: Path | None = None, slide_mpp: float | None = None) -> SlideJob:
     """A job with the usual file names: ``out_dir/<name>.h5`` from ``coords_dir/<name>.h5``."""
-    from ..slide import slide_name
-
     slide = Path(slide)
     name = slide_name(slide)
     if coords is None:
@@ -131,8 +151,6 @@ def _written_by(path: Path, run_id: str) -> int | None:
     """Tile count of ``path`` if this run (``run_id``) wrote it, else ``None``."""
     import h5py
 
-    from .. import _keys as K
-
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("run_id") == run_id:
@@ -152,10 +170,6 @@ def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool =
     recomputes a finished task whose worker died before the result was collected) reports
     ``done``, not ``done before``.
     """
-    from ..slide import open_slide, slide_checksum
-    from ..tiling import load_coords
-    from .extract import embed_to_h5
-
     t0 = time.perf_counter()
     if job.out.exists() and not overwrite:
         n = _written_by(job.out, run_id) if run_id else None
@@ -182,3 +196,92 @@ def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool =
         )
     n = len(coords) if status == "done" else 0
     return JobResult(job.name, status, n, time.perf_counter() - t0)
+
+
+# -- a batch on Dask -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What a worker needs to build the encoder itself."""
+
+    name: str
+    weights: str | None = None
+    pretrained: bool = True
+
+
+def _encoder(spec: EncoderSpec):
+    key = (spec.name, spec.weights, spec.pretrained)
+    if key not in _BUILT:
+        _BUILT[key] = build_encoder(spec.name, weights=spec.weights, pretrained=spec.pretrained)
+    return _BUILT[key]
+
+
+def _task(job: SlideJob, *, spec: EncoderSpec, stain: Any, overwrite: bool, run_id: str,
+          embed_kwargs: dict[str, Any]) -> JobResult:
+    """Runs on a worker: embed one slide; bad input becomes a ``failed`` result."""
+    kw = dict(embed_kwargs)
+    if kw.get("device") is None:
+        kw["device"] = worker_device()
+    if kw.get("num_workers", 0) > 0 and multiprocessing.current_process().daemon:
+        logger.warning("this Dask worker is a daemon process and cannot start DataLoader "
+                       "workers; reading tiles in the worker itself (start the workers with "
+                       "distributed.worker.daemon: false to allow them)")
+        kw["num_workers"] = 0
+    where = f"worker {worker_index()} (pid {os.getpid()})"
+    try:
+        res = run_job(job, _encoder(spec), stain=stain, overwrite=overwrite, run_id=run_id,
+                      **kw)
+    except HistoexprError as e:
+        return JobResult(job.name, "failed", message=str(e), where=where)
+    return replace(res, where=where)
+
+
+def embed_on_dask(
+    jobs: list[SlideJob],
+    encoder: EncoderSpec,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    stain: Any = None,
+    overwrite: bool = False,
+    on_result: Callable[[JobResult, int, int], None] | None = None,
+    **embed_kwargs: Any,
+) -> list[JobResult]:
+    """Embed every job on Dask; one :class:`JobResult` per job, in the order of ``jobs``.
+
+    Parameters
+    ----------
+    jobs
+        From :func:`read_manifest`.
+    encoder
+        Name and weights the workers build the encoder from.
+    workers, scheduler
+        A LocalCluster of this size, or a running scheduler; see
+        :func:`histoexpr.runner.map_on_dask`.
+    stain
+        A fitted stain normaliser, shipped to the workers.
+    on_result
+        Called as ``on_result(result, n_finished, n_total)`` when each slide ends.
+    embed_kwargs
+        Passed to :func:`~histoexpr.features.extract.embed` (batch_size, num_workers, device, ...).
+    """
+    card = get_card(encoder.name)  # unknown names and missing weights fail here, not N times
+    if encoder.pretrained:
+        resolve_weights(card, path=encoder.weights)
+
+    def as_result(i: int, value: Any) -> JobResult:
+        if isinstance(value, TaskFailed):
+            return JobResult(jobs[i].name, "failed", message=value.message)
+        return value
+
+    def hook(i: int, value: Any, k: int, n: int) -> None:
+        if on_result is not None:
+            on_result(as_result(i, value), k, n)
+
+    # the run id lets a task that Dask recomputes (its worker died after finishing) recognise
+    # its own output and report it as done, not "done before"
+    values = map_on_dask(
+        _task, jobs, names=[f"embed-{j.name}" for j in jobs], workers=workers,
+        scheduler=scheduler, on_result=hook, spec=encoder, stain=stain, overwrite=overwrite,
+        run_id=uuid.uuid4().hex, embed_kwargs=embed_kwargs,
+    )
+    return [as_result(i, v) for i, v in enumerate(values)]

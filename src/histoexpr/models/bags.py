@@ -24,8 +24,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
-from ..features.aggregate import POOLINGS, pool
-from ..features.bags import Bag, as_bags
+from ..features.bags import POOLINGS, Bag, as_bags, pool
 from ..registry import Registry
 from ..training import (
     CPUPickleMixin,

@@ -192,19 +192,6 @@ def forward_with_aux(backbone: Any, x: Any, aux: AuxLayer | None) -> tuple[Any, 
     return feats, act.mean(dim=dims) if dims else act
 
 
-def _dihedral(x: Any) -> Any:
-    """Each square image of ``x`` (N, C, S, S) under a random flip/90° rotation (8 choices)."""
-    import torch
-
-    code = torch.randint(0, 8, (x.shape[0],))  # CPU global generator: same on every device
-    out = torch.empty_like(x)
-    for c in code.unique().tolist():
-        idx = (code == c).nonzero().flatten().to(x.device)
-        t = x[idx].flip(-1) if c >= 4 else x[idx]
-        out[idx] = torch.rot90(t, c % 4, dims=(-2, -1))
-    return out
-
-
 def _check_patches(X: Any) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 4 or X.shape[-1] != 3 or X.dtype != np.uint8:
@@ -254,7 +241,7 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     encoder
-        Name in the encoder registry (:data:`histoexpr.features.cards.ENCODERS`).
+        Name in the encoder registry (:data:`histoexpr.features.encoders.ENCODERS`).
     pretrained
         Start from the card's pretrained weights (BrST-Net trained from scratch).
     aux_weight
@@ -340,6 +327,7 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         from torch.utils.data import DataLoader
 
         from ..features.encoders import build_network, get_card
+        from ..features.encoders.tuning import dihedral
 
         X = _check_patches(X)
         n = len(X)
@@ -386,7 +374,7 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         def train_loss(net, batch):
             x, yb, yab = batch
             if augment:
-                x = _dihedral(x)
+                x = dihedral(x)
             feats, act = forward_with_aux(net["backbone"], x, aux)
             loss = nn.functional.mse_loss(net["head"](feats), yb)
             if act is not None:

@@ -8,12 +8,12 @@ per-gene standardised targets, with early stopping on the slide-level validation
 patient-grouped inner split.
 
 Data: ``X`` is one uint8 array ``(N_i, H, W, 3)`` of patches per slide (read with
-:func:`histoexpr.features.bag_patches.read_bag_patches`), ``y`` one expression row per slide.
+:func:`histoexpr.features.bags.read_bag_patches`), ``y`` one expression row per slide.
 Every training patch carries its slide's expression; each epoch draws ``n_patches`` patches
 per training slide (fewer when the slide has fewer). A slide's prediction is the mean of
 its patches' predictions (all patches at predict; the validation loss uses a fixed draw of
 up to ``n_patches`` per validation slide). With ``minmax=True`` each patch is min-max
-normalised (:func:`~histoexpr.features.bag_patches.minmax_normalise`), then resized and
+normalised (:func:`~histoexpr.features.bags.minmax_normalise`), then resized and
 normalised with the encoder card's mean/std. Training patches are randomly flipped and
 rotated by multiples of 90°.
 
@@ -127,7 +127,7 @@ def prepare_patches(card: Any, patches: np.ndarray, *, minmax: bool):
     """
     import torch
 
-    from ..features.bag_patches import minmax_normalise
+    from ..features.bags import minmax_normalise
     from ..features.encoders import normalise_unit, preprocess_tiles
 
     if not minmax:
@@ -146,7 +146,7 @@ def _check_patch_bags(X: Any) -> list[np.ndarray]:
         if hasattr(x, "features") and hasattr(x, "coords"):
             raise InputError("GastricFinetune takes image patches per slide (input_kind "
                              "'patch_bags'), not feature bags; read them with "
-                             "histoexpr.features.bag_patches.read_bag_patches")
+                             "histoexpr.features.bags.read_bag_patches")
         a = np.asarray(x)
         if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or len(a) == 0:
             raise InputError(f"slide {i}: expected uint8 patches (N, H, W, 3) with N >= 1, got "
@@ -242,7 +242,7 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     encoder
-        Name in the encoder registry (:data:`histoexpr.features.cards.ENCODERS`).
+        Name in the encoder registry (:data:`histoexpr.features.encoders.ENCODERS`).
     pretrained
         Start from the card's pretrained weights (resolved offline first).
     freeze
@@ -346,8 +346,8 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         from torch.utils.data import DataLoader
 
         from ..features.encoders import build_network, get_card
+        from ..features.encoders.tuning import dihedral
         from . import nets
-        from .cnn_aux import _dihedral
 
         hidden, k = self._check_params()
         bags = _check_patch_bags(X)
@@ -402,7 +402,7 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         def train_loss(net, batch):
             x, yb = batch
             if augment:
-                x = _dihedral(x)
+                x = dihedral(x)
             return nn.functional.mse_loss(net(x), yb)
 
         def val_loss(net, batch):

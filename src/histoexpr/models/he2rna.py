@@ -1,74 +1,33 @@
 """HE2RNA (Schmauch et al., Nat Commun 2020): per-supertile predictions, top-K pooled.
 
 Each slide's tiles are grouped into *supertiles* (k-means on the tile coordinates into
-``n_supertiles`` clusters, mean feature per cluster, :func:`~histoexpr.features.aggregate.
+``n_supertiles`` clusters, mean feature per cluster, :func:`~histoexpr.features.bags.
 supertiles`; a slide with fewer tiles keeps its tiles). A small MLP, shared by all
 supertiles (HE2RNA's 1x1 convolutions), scores every supertile for every gene; the slide's
-prediction for a gene is the mean of its ``K`` highest supertile scores (:func:`topk_mean`:
-padding never counts, ``K`` is capped at the slide's number of supertiles). In training
-``K`` is drawn at random per batch from ``ks``; at prediction the outputs for every ``K`` in
-``ks`` are averaged, as in HE2RNA. Because every slide prediction is a mean of supertile
-predictions, those predictions map back onto the tiles (:meth:`HE2RNA.tile_scores`).
+prediction for a gene is the mean of its ``K`` highest supertile scores
+(:func:`~histoexpr.models.pooling.topk_mean`: padding never counts, ``K`` is capped at the
+slide's number of supertiles). In training ``K`` is drawn at random per batch from ``ks``; at
+prediction the outputs for every ``K`` in ``ks`` are averaged, as in HE2RNA. Because every
+slide prediction is a mean of supertile predictions, those predictions map back onto the
+tiles (:meth:`HE2RNA.tile_scores`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from ..features.aggregate import supertiles
-from ..features.bags import Bag
+from ..features.bags import Bag, supertiles
 from .bags import BULK_MODELS, TorchBagRegressor
 
-__all__ = ["HE2RNA", "topk_mean"]
+__all__ = ["HE2RNA"]
 
 #: HE2RNA's numbers of top-scoring supertiles averaged per gene
 KS = (1, 2, 5, 10, 20, 50, 100)
 #: supertiles are a fixed function of a bag: k-means always uses this seed
 _KMEANS_SEED = 0
-
-
-def topk_mean(scores: Any, mask: Any, k: int) -> Any:
-    """Per bag and output, the mean of the ``k`` highest scores among the valid instances.
-
-    Parameters
-    ----------
-    scores
-        ``(B, N, G)`` tensor of instance scores.
-    mask
-        ``(B, N)`` bool tensor, ``True`` on real instances (each bag has at least one).
-    k
-        Instances to average; a bag with fewer valid instances averages all of them.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, G)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> s = torch.tensor([[[1.0], [5.0], [3.0]], [[2.0], [9.0], [0.0]]])
-    >>> m = torch.tensor([[True, True, True], [True, False, False]])
-    >>> topk_mean(s, m, 2).ravel().tolist()  # (5 + 3) / 2; the second bag has one tile
-    [4.0, 2.0]
-    """
-    import torch
-
-    k = int(k)
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    kk = min(k, scores.shape[1])
-    masked = scores.masked_fill(~mask[:, :, None], float("-inf"))
-    top = torch.topk(masked, kk, dim=1).values  # (B, kk, G), highest first
-    count = mask.sum(dim=1).clamp(max=kk)  # (B,)
-    keep = torch.arange(kk, device=scores.device)[None, :] < count[:, None]
-    top = torch.where(keep[:, :, None], top, torch.zeros((), dtype=top.dtype,
-                                                             device=top.device))
-    return top.sum(dim=1) / count[:, None].to(top.dtype)
 
 
 class HE2RNA(TorchBagRegressor):

@@ -11,12 +11,12 @@ pickles already written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from .he2rna import topk_mean
+from ..features.encoders.tuning import FinetuneNet
+from .pooling import topk_mean
 
 __all__ = ["ABMILNet", "FinetuneNet", "GastricNet", "HE2RNANet", "Hist2RNANet",
            "PerGeneHeads"]
@@ -57,7 +57,7 @@ class HE2RNANet(nn.Module):
     """Per-instance MLP of :class:`~histoexpr.models.he2rna.HE2RNA`, top-``K`` pooled.
 
     :meth:`scores` maps ``(B, N, D) -> (B, N, n_out)``; ``forward(x, mask, k)`` pools them
-    with :func:`~histoexpr.models.he2rna.topk_mean` (``k=None``: the mean over ``ks``).
+    with :func:`~histoexpr.models.pooling.topk_mean` (``k=None``: the mean over ``ks``).
     """
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], dropout: float,
@@ -168,34 +168,3 @@ class GastricNet(nn.Module):
 
     def forward(self, x, mask):
         return self.head(self.pool(x, mask))
-
-
-class FinetuneNet(nn.Module):
-    """Encoder → new fully connected layers: the network of ``GastricFinetune``.
-
-    See :class:`~histoexpr.models.gastric_finetune.GastricFinetune`;
-    ``forward(x (B, 3, S, S)) -> (B, n_out)``. In training mode the batch-norm layers of
-    the encoder whose weights are frozen stay in eval mode (running statistics kept).
-    """
-
-    def __init__(self, backbone: Any, n_in: int, hidden: tuple[int, ...], dropout: float,
-                 n_out: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        layers: list[nn.Module] = []
-        for width in hidden:
-            layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
-            n_in = int(width)
-        self.head = nn.Sequential(*layers, nn.Linear(n_in, n_out))
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and \
-                        m.weight is not None and not m.weight.requires_grad:
-                    m.eval()
-        return self

@@ -343,7 +343,7 @@ def predict_slide(
             logger.warning("%s", msg)
             warns.append(msg)
         if features is not None:
-            from ..features.extract import load_features
+            from ..features.store import load_features
 
             t0 = time.perf_counter()
             adv = task("features")
@@ -381,6 +381,7 @@ def predict_slide(
                             K.SLIDE_ID: pd.Categorical([s.name] * len(coords))},
                            index=pd.Index([f"{s.name}:{x_}_{y_}" for x_, y_ in coords]))
         adata = ad.AnnData(X=pred, obs=obs, var=pd.DataFrame(index=list(info["genes"])))
+        adata.obsm[K.OBSM_SPATIAL] = coords[:, :2].astype(np.float64) + size0 / 2.0
         adata.uns["run"] = str(run_f.path.resolve())
         adata.uns["model"] = {k: str(info.get(k)) for k in ("label", "model", "features",
                                                             "source")}

