@@ -24,7 +24,7 @@ def syn(tmp_path_factory):
 
 def _cfg(syn, **kw):
     base = dict(features=str(syn.features_dir), expression=str(syn.expression_path),
-                panel="all", baselines=["mean"], k=3)
+                genes="all", baselines=["mean"], k=3)
     return BulkConfig.resolve(**(base | kw))
 
 
@@ -83,7 +83,7 @@ def test_another_config_in_the_same_folder_is_refused(run, syn):
 
 
 def test_predict_checks_the_encoder(run, syn, tmp_path):
-    from histoexpr.features.extract import load_features, save_features
+    from histoexpr.features.store import load_features, save_features
 
     df = predict_bulk(run.path, syn.features_dir, out=tmp_path / "p.csv")
     assert df.shape == (90, 9) and df["patient"].iloc[0] == "TCGA-SY-0000"
@@ -120,13 +120,17 @@ def test_join_reports_orphans_and_missing_panel_genes(syn, tmp_path):
     expr = expr.drop(index="TCGA-SY-0003")  # a slide without expression
     path = tmp_path / "e.csv"
     expr.to_csv(path)
-    data = load_bulk_data(_cfg(syn, expression=str(path), panel="SIG0,SIG1,NOPE1"))
+    panel = tmp_path / "panel.txt"  # a panel file: missing genes named, the rest fitted
+    panel.write_text("SIG0\nSIG1\nNOPE1\n")
+    data = load_bulk_data(_cfg(syn, expression=str(path), genes=str(panel)))
     assert data.missing_genes == ["NOPE1"] and data.genes == ["SIG0", "SIG1"]
     assert data.join.expression_without_slides == ["TCGA-SY-7777"]
     assert "TCGA-SY-0003-01Z-00-DX1" in data.join.slides_without_expression
     assert len(data.bags) == 89
-    with pytest.raises(InputError, match="panel"):
-        load_bulk_data(_cfg(syn, expression=str(path), panel="NOPE1,NOPE2"))
+    with pytest.raises(InputError, match="NOPE1"):  # genes listed by name must all exist
+        load_bulk_data(_cfg(syn, expression=str(path), genes="SIG0,NOPE1"))
+    with pytest.raises(InputError, match="strict"):
+        load_bulk_data(_cfg(syn, expression=str(path), genes=str(panel), strict_genes=True))
 
 
 def test_bad_expression_values_are_clear_errors(syn, tmp_path):
@@ -151,8 +155,8 @@ def test_random_tile_choice_is_seeded_per_slide(syn):
 
 
 def test_top_tiles_by_heatmap_scores(syn, tmp_path):
-    from histoexpr.features.bags import feature_files, load_bag
-    from histoexpr.features.extract import load_features
+    from histoexpr.features.bags import load_bag
+    from histoexpr.features.store import feature_files, load_features
 
     heat = tmp_path / "heat"
     heat.mkdir()
@@ -177,7 +181,7 @@ def test_cli_fit_evaluate_predict(syn, tmp_path, capsys):
 
     out = tmp_path / "cli"
     rc = main(["-q", "bulk", "fit", "--features", str(syn.features_dir), "--expression",
-               str(syn.expression_path), "--panel", "SIG0,SIG1,SIG2,NOISE0", "--folds", "3",
+               str(syn.expression_path), "--genes", "SIG0,SIG1,SIG2,NOISE0", "--folds", "3",
                "--baselines", "mean", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out

@@ -59,7 +59,7 @@ def test_ridge_recovers_the_signal_and_baselines_share_the_table(run, syn):
 def test_run_folder_records_config_data_splits_and_genes(run, syn):
     s, specs = syn
     cfg = json.loads(run.config.read_text())
-    assert STConfig.from_dict(cfg).to_dict() == cfg
+    assert STConfig.from_dict(cfg).identity() == cfg  # execution settings are in run.json
     data = json.loads(run.data_json.read_text())
     inputs = {p for spec in s.specs for p in (spec["counts"], spec["spots"], spec["image"])}
     assert set(data["sha256"]) == inputs
@@ -67,6 +67,8 @@ def test_run_folder_records_config_data_splits_and_genes(run, syn):
     info = json.loads(run.run_json.read_text())
     assert info["status"] == "done" and {"data", "features", "cross_validation"} <= set(
         info["stages"])
+    assert info["execution"] == {"batch_size": 64, "num_workers": 0, "device": None}
+    assert data["genes"]["spec"] == "top40" and "training spots" in data["genes"]["chosen_on"]
 
     split = json.loads(run.splits.read_text())
     spots = pd.Index(split["spots"])

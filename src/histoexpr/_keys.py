@@ -17,6 +17,10 @@ ARRAY_ROW = "array_row"
 ARRAY_COL = "array_col"
 TOTAL_COUNTS = "total_counts"
 
+# obsm: positions in pixels of the image the rows came with, as (x, y) columns (the
+# scanpy/squidpy convention): spot centres, and tile *centres* (obs x, y hold tiles' corners)
+OBSM_SPATIAL = "spatial"
+
 # layers
 LAYER_COUNTS = "counts"  # raw counts, kept beside the normalised X
 

@@ -15,7 +15,34 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["BASELINES", "BULK_BASELINES", "PROTOCOLS", "BulkConfig", "STConfig", "parse_genes"]
+__all__ = ["BASELINES", "BULK_BASELINES", "EXECUTION", "PROTOCOLS", "BulkConfig", "STConfig",
+           "execution_keys", "parse_genes"]
+
+#: field metadata of an execution setting: how a run is computed (device, batch size,
+#: workers), not what it computes; kept out of the run's identity (``config.json``), so a run
+#: resumes on another machine or with another batch size
+EXECUTION = {"execution": True}
+
+
+def execution_keys(cls: Any) -> tuple[str, ...]:
+    """The execution settings among the fields of a config class."""
+    return tuple(f.name for f in fields(cls) if f.metadata.get("execution"))
+
+
+class _Identity:
+    """``identity()`` / ``execution()`` for the frozen configs below."""
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the result: every field but the execution settings (written to
+        ``config.json`` and compared on resume)."""
+        keys = set(execution_keys(type(self)))
+        return {k: v for k, v in self.to_dict().items() if k not in keys}  # type: ignore[attr-defined]
+
+    def execution(self) -> dict[str, Any]:
+        """How the result is computed (recorded in ``run.json``; may change on resume)."""
+        d = self.to_dict()  # type: ignore[attr-defined]
+        return {k: d[k] for k in execution_keys(type(self))}
+
 
 #: the baselines every spatial evaluation reports beside the model
 BASELINES = ("mean", "colour", "random")
@@ -51,6 +78,8 @@ def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any],
             raise InputError(f"{file}: not a JSON config ({e})") from e
     values.update({k: v for k, v in overrides.items() if v is not None})
     names = {f.name for f in fields(cls)}
+    if "panel" in values and "genes" in names and "panel" not in names:
+        values.setdefault("genes", values.pop("panel"))  # the bulk name before one grammar
     unknown = sorted(set(values) - names)
     if unknown:
         raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
@@ -65,7 +94,7 @@ def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any],
 
 
 @dataclass(frozen=True)
-class STConfig:
+class STConfig(_Identity):
     """Everything a spatial run depends on (saved as ``config.json`` in the run folder).
 
     Examples
@@ -81,6 +110,7 @@ class STConfig:
     model: str = "ridge"
     model_params: Mapping[str, Any] = field(default_factory=dict)
     genes: str = "top250"
+    strict_genes: bool = False
     log: str = "log1p"
     target_sum: float = 1e4
     min_counts: float = 1000.0
@@ -96,9 +126,9 @@ class STConfig:
     join: str = "inner"
     refit: bool = True
     seed: int = 0
-    batch_size: int = 64
-    num_workers: int = 0
-    device: str | None = None
+    batch_size: int = field(default=64, metadata=EXECUTION)
+    num_workers: int = field(default=0, metadata=EXECUTION)
+    device: str | None = field(default=None, metadata=EXECUTION)
 
     @classmethod
     def resolve(cls, file: str | Path | None = None, **overrides: Any) -> STConfig:
@@ -156,7 +186,7 @@ PROTOCOLS = ("kfold", "split")
 
 
 @dataclass(frozen=True)
-class BulkConfig:
+class BulkConfig(_Identity):
     """Everything a bulk run depends on (saved as ``config.json`` in the run folder).
 
     ``protocol="kfold"``: ``holdout`` (a fraction) of the patients is set aside first, the
@@ -168,7 +198,7 @@ class BulkConfig:
     Examples
     --------
     >>> cfg = BulkConfig.resolve(features="feats", expression="expr.csv", model="hist2rna")
-    >>> cfg.panel, cfg.protocol, cfg.k, cfg.holdout
+    >>> cfg.genes, cfg.protocol, cfg.k, cfg.holdout
     ('hist2rna138', 'kfold', 5, 0.2)
     """
 
@@ -176,7 +206,8 @@ class BulkConfig:
     expression: str = ""
     expression_format: str | None = None
     expression_value: str | None = None
-    panel: str = "hist2rna138"
+    genes: str = "hist2rna138"  # hist2RNA's 138 assay genes (seed 001)
+    strict_genes: bool = False
     transform: str = "log1p"
     model: str = "ridge"
     model_params: Mapping[str, Any] = field(default_factory=dict)
@@ -194,7 +225,7 @@ class BulkConfig:
     baselines: tuple[str, ...] = BULK_BASELINES
     refit: bool = True
     seed: int = 0
-    device: str | None = None
+    device: str | None = field(default=None, metadata=EXECUTION)
 
     @classmethod
     def resolve(cls, file: str | Path | None = None, **overrides: Any) -> BulkConfig:

@@ -232,9 +232,9 @@ def bulk(tmp_path_factory):
                           seed=1)
 
 
-def bulk_fit(cli, bulk, out, *, expression=None, panel="all", features=None):
+def bulk_fit(cli, bulk, out, *, expression=None, genes="all", features=None):
     return cli("-q", "bulk", "fit", "--features", features or bulk.features_dir,
-               "--expression", expression or bulk.expression_path, "--panel", panel,
+               "--expression", expression or bulk.expression_path, "--genes", genes,
                "--folds", "3", "--baselines", "mean", "--out", out)
 
 
@@ -268,7 +268,7 @@ def test_bulk_fit_bad_table_leaves_nothing_and_the_fix_runs(cli, bulk, tmp_path,
 
 def test_bulk_fit_unknown_panel_then_corrected(cli, bulk, tmp_path):
     out = tmp_path / "run"
-    res = bulk_fit(cli, bulk, out, panel="pam5O")
+    res = bulk_fit(cli, bulk, out, genes="pam5O")
     assert_clear_error(res, "pam5O")
     assert files_under(out) == set()
     t0 = time.perf_counter()

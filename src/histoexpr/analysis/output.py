@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import atomic_path, write_json
-from ..st.runfolder import sha256_files
+from ..runs import sha256_files
 
 __all__ = ["AnalysisOutput"]
 

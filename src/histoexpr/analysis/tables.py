@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..barcodes import try_parse_barcode
 from ..errors import InputError
+from ..runs import files
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ _ID_HEADERS = ("patient_id", "patient", "sample_id", "sample", "case_id", "submi
 def is_bulk_run(path: str | Path) -> bool:
     """True when ``path`` is a bulk run folder (it holds ``config.json`` of command bulk)."""
     p = Path(path)
-    return p.is_dir() and (p / "config.json").is_file() and (p / "slides.csv").is_file()
+    return p.is_dir() and (p / files.CONFIG).is_file() and (p / files.SLIDES).is_file()
 
 
 def run_entries(path: str | Path) -> list[str]:
@@ -66,7 +67,7 @@ def run_entries(path: str | Path) -> list[str]:
 
 
 def _predictions_csv(run: Path) -> Path:
-    p = run / "predictions.csv"
+    p = run / files.PREDICTIONS_CSV
     if not p.is_file():
         raise InputError(f"{run}: no predictions.csv; run `histoexpr bulk evaluate {run}` first")
     return p

@@ -10,11 +10,11 @@ and across patients, and a final model that predicts new slides.
 
 from __future__ import annotations
 
+from ..runs import BulkRunFolder
 from .data import BulkData, load_bulk_data
 from .evaluate import evaluate_run
 from .fit import fit_run
 from .predict import predict_bulk
-from .runfolder import BulkRunFolder
 
 __all__ = ["BulkData", "BulkRunFolder", "evaluate_run", "fit_run", "load_bulk_data",
            "predict_bulk"]

@@ -5,7 +5,8 @@
 1. list the feature files (``<slide>.h5``) of the feature folder;
 2. read the expression table (any format :func:`~histoexpr.expression.read_expression`
    sniffs), check it is numeric, and log-transform it (``transform``);
-3. keep the genes of the panel (missing ones are listed; none left is an error);
+3. keep the requested genes (``--genes``: a panel's missing ones are listed, fewer than
+   half left is an error; a data-driven ``topN`` / ``hvgN`` keeps every gene here);
 4. join slides to expression rows by TCGA barcode or a manifest (one slide per patient by
    the stated rule; orphans on both sides reported, not fatal);
 5. read the bags of the joined slides (tile choice: all / top-N by heatmap / random N),
@@ -39,6 +40,7 @@ class BulkData:
     patients: np.ndarray
     encoder: str | None
     missing_genes: list[str] = field(default_factory=list)
+    gene_choice: Any = None
     skipped: dict[str, str] = field(default_factory=dict)
     join: Any = None
 
@@ -56,47 +58,37 @@ class BulkData:
             "n_slides": len(self.bags), "n_patients": len(set(self.patients)),
             "n_genes": self.y.shape[1], "genes": self.genes,
             "missing_panel_genes": self.missing_genes, "encoder": self.encoder,
+            "genes_requested": None if self.gene_choice is None else self.gene_choice.to_dict(),
             "tiles_per_slide": {b.slide: len(b) for b in self.bags},
             "skipped_slides": self.skipped,
             "join": None if self.join is None else self.join.to_dict(),
         }
 
 
-def _panel(spec: str, expr: pd.DataFrame) -> Any:
-    """A built-in panel name or file as is; ``"all"`` every gene of the table; ``"A,B,C"``
-    a list."""
-    from pathlib import Path
-
-    if spec == "all":
-        return list(expr.columns)
-    if "," in spec and not Path(spec).exists():
-        return [g.strip() for g in spec.split(",") if g.strip()]
-    return spec
-
-
-def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, list[str]]:
-    """The expression table restricted to the panel and transformed; plus the missing genes.
+def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, Any]:
+    """The expression table restricted to the requested genes and transformed; plus the
+    :class:`~histoexpr.expression.genespec.GeneChoice` (genes missing from the table). A
+    data-driven request (``top250``, ``hvg50``) keeps every gene here: the choice is made
+    on the training patients (see :func:`histoexpr.bulk.fit.fit_run`).
 
     Raises
     ------
     InputError
-        Non-numeric, missing or negative values (the readers check the whole table), no
-        panel gene present.
+        Non-numeric, missing or negative values (the readers check the whole table); a
+        listed gene missing, or fewer than half of a panel's genes present.
     """
     from ..expression.bulk import log_transform
-    from ..expression.panels import panel_genes
+    from ..expression.genespec import GeneRequest
     from ..expression.sniff import read_expression
 
+    request = GeneRequest.parse(cfg.genes)  # a bad token fails before the table is read
     kw = {} if cfg.expression_value is None else {"value": cfg.expression_value}
     expr = read_expression(cfg.expression, format=cfg.expression_format, **kw)
-    present, missing = panel_genes(expr, _panel(cfg.panel, expr))
-    if missing:
-        logger.warning("%d of %d panel genes are not in %s: %s", len(missing),
-                       len(present) + len(missing), cfg.expression, ", ".join(missing[:20]))
-    sub = expr[present]
+    choice = request.resolve([str(c) for c in expr.columns], strict=cfg.strict_genes)
+    sub = expr[choice.genes]
     values = sub.to_numpy(dtype=np.float64)  # the readers refused non-numeric values
-    sub = pd.DataFrame(values, index=sub.index.astype(str), columns=present)
-    return log_transform(sub, log=cfg.transform), missing
+    sub = pd.DataFrame(values, index=sub.index.astype(str), columns=choice.genes)
+    return log_transform(sub, log=cfg.transform), choice
 
 
 def load_bulk_data(cfg: BulkConfig) -> BulkData:
@@ -108,10 +100,11 @@ def load_bulk_data(cfg: BulkConfig) -> BulkData:
         No feature files; no slide matches an expression row; fewer than 3 slides left.
     """
     from ..cohort import join_slides
-    from ..features.bags import feature_files, load_bags
+    from ..features.bags import load_bags
+    from ..features.store import feature_files
 
     files = feature_files(cfg.features)
-    y_all, missing = read_targets(cfg)
+    y_all, choice = read_targets(cfg)
     join = join_slides(list(files), list(y_all.index), rule=cfg.join_rule,
                        sample_types=cfg.sample_types or None, manifest=cfg.manifest)
     logger.info("%s", join.report())
@@ -128,5 +121,5 @@ def load_bulk_data(cfg: BulkConfig) -> BulkData:
     return BulkData(
         bags=[by_slide[s] for s in kept["slide"]], y=y,
         patients=kept["patient"].astype(str).to_numpy(), encoder=bagset.encoder,
-        missing_genes=missing, skipped=bagset.skipped, join=join,
+        missing_genes=choice.missing, gene_choice=choice, skipped=bagset.skipped, join=join,
     )

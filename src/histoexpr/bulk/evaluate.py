@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .runfolder import BulkRunFolder
+from ..runs import BulkRunFolder
 
 __all__ = ["collect_predictions", "evaluate_run", "score"]
 
@@ -167,6 +167,6 @@ def evaluate_run(path: str | Path) -> pd.DataFrame:
     pd.concat([measured_rows, preds])[
         ["entry", "model", "features", "kind", "unit", "role", "slide", *genes]].to_csv(
         rf.predictions_csv, index=False)
-    write_json(rf.path / "evaluation.json", {"n_patients_measured": len(measured),
+    write_json(rf.evaluation_json, {"n_patients_measured": len(measured),
                                              "units": sorted(preds["unit"].unique().tolist())})
     return out

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..atomic import atomic_path, write_json
 from ..config import BulkConfig
-from .runfolder import BulkRunFolder
+from ..runs import BulkRunFolder
 
 __all__ = ["Entry", "bulk_entries", "fit_run"]
 
@@ -80,7 +80,7 @@ def _fit(est: Any, X: list, y: np.ndarray, groups: np.ndarray) -> Any:
 
 def _inputs(est: Any, bags: list, cfg: BulkConfig) -> list:
     if getattr(est, "input_kind", "bags") == "patch_bags":
-        from ..features.bag_patches import read_bag_patches
+        from ..features.bags import read_bag_patches
 
         return [read_bag_patches(b, slides_dir=cfg.slides_dir) for b in bags]
     return bags
@@ -97,46 +97,72 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     >>> d = tempfile.mkdtemp()
     >>> syn = synthetic_bulk(d, n_slides=30, n_genes=6, n_signal=2)
     >>> cfg = BulkConfig.resolve(features=str(syn.features_dir),
-    ...                          expression=str(syn.expression_path), panel="all", k=3,
+    ...                          expression=str(syn.expression_path), genes="all", k=3,
     ...                          baselines=["mean"])
     >>> run = fit_run(cfg, d + "/run")
     >>> sorted(pd.read_csv(run.summary)["model"].unique())
     ['mean', 'ridge']
     """
-    from ..st.runfolder import sha256_files
+    from ..runs import sha256_files
     from .data import load_bulk_data
+    from .protocol import make_units
 
     rf = BulkRunFolder(out)
     t0 = time.perf_counter()
     # the inputs are read and checked (table, panel, join, >= 3 slides) before the run
     # folder is touched: a bad input leaves nothing that would block the corrected command
     data = load_bulk_data(cfg)
+    units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
+                                  holdout=cfg.holdout, fractions=cfg.fractions, seed=cfg.seed,
+                                  refit=cfg.refit)
+    gene_record = choose_genes(cfg, data, units)
     build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
     sums = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
-    resuming = rf.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
+    resuming = rf.start(cfg.identity(), overwrite=overwrite, inputs=sums,
+                        execution=cfg.execution())
     if resuming:
         logger.info("resuming the run in %s", rf.path)
     with rf.recording():
-        _run_stages(rf, cfg, data, sums, t0, evaluate=evaluate)
+        _run_stages(rf, cfg, data, units, split_rec, gene_record, sums, t0, evaluate=evaluate)
     from ..plot.report import write_report_after_fit
 
     write_report_after_fit(rf.path)
     return rf
 
 
-def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, sums: dict[str, str],
-                t0: float, *, evaluate: bool) -> None:
+def choose_genes(cfg: BulkConfig, data: Any, units: list) -> dict[str, Any] | None:
+    """For ``--genes topN`` / ``hvgN``: choose the genes on the training patients of the
+    protocol (every patient but the held-out set; ``split``: the training patients), so
+    the held-out and test scores never saw their targets; restricts ``data.y`` to them and
+    returns what the run records. ``None`` for a named panel or list."""
+    from ..expression import GeneSelector
+    from ..expression.genespec import GeneRequest
+
+    request = GeneRequest.parse(cfg.genes)
+    if not request.data_driven:
+        return None
+    rows = np.unique(np.concatenate([u.train for u in units]))
+    sel = GeneSelector(method=request.kind, n=request.n).fit(
+        data.y.to_numpy(np.float64)[rows], list(data.y.columns))
+    data.y = data.y[sel.genes_]
+    n_pat = len(set(data.patients[rows]))
+    logger.info("%d genes chosen (%s) on the %d training patients", len(sel.genes_),
+                cfg.genes, n_pat)
+    return {**sel.to_dict(), "chosen_on": f"the {n_pat} training patients (all but the "
+            "held-out or validation/test patients); the CV folds share this choice"}
+
+
+def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
+                split_rec: dict[str, Any], gene_record: dict[str, Any] | None,
+                sums: dict[str, str], t0: float, *, evaluate: bool) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
     from ..cost import CostMeter
     from .baselines import baseline_bags
-    from .protocol import make_units
 
     record = data.record()
     record["checksums"] = sums
+    record["gene_selection"] = gene_record
     write_json(rf.data_json, record)
-    units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
-                                  holdout=cfg.holdout, fractions=cfg.fractions, seed=cfg.seed,
-                                  refit=cfg.refit)
     split_rec["units"] = [u.to_dict(data.patients) for u in units]
     write_json(rf.splits, split_rec)
     pd.DataFrame({"slide": data.slides, "patient": data.patients,
@@ -200,10 +226,10 @@ def _save_final(rf: BulkRunFolder, est: Any, cfg: BulkConfig, data: Any, e: Entr
 
     with atomic_path(rf.final_model) as tmp:
         joblib.dump(est, tmp)
-    write_json(rf.final / "model.json", {
+    write_json(rf.final_info, {
         "model": e.model, "encoder": data.encoder, "genes": data.genes,
         "n_features": int(data.bags[0].dim), "transform": cfg.transform,
-        "select": cfg.select, "n_tiles": cfg.n_tiles, "panel": cfg.panel,
+        "select": cfg.select, "n_tiles": cfg.n_tiles, "genes_spec": cfg.genes,
         "input_kind": getattr(est, "input_kind", "bags"), "n_train_slides": len(data.bags),
         "params": json.loads(json.dumps(dict(cfg.model_params), default=str)),
     })

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .runfolder import BulkRunFolder
+from ..runs import BulkRunFolder, files
 
 __all__ = ["predict_bulk"]
 
@@ -50,7 +50,7 @@ def predict_bulk(
     if not rf.final_model.is_file():
         raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
                          "bulk fit` without --no-refit")
-    info = rf.read_json(rf.final / "model.json")
+    info = rf.read_json(rf.final_info)
     cfg = BulkConfig.from_dict(rf.read_json(rf.config))
     bagset = load_bags(features, slides, select=info["select"], n=info["n_tiles"],
                        heatmaps=heatmaps or cfg.heatmaps, seed=cfg.seed if seed is None else seed,
@@ -63,7 +63,7 @@ def predict_bulk(
     bags = bagset.bags
     X = bags
     if info.get("input_kind") == "patch_bags":
-        from ..features.bag_patches import read_bag_patches
+        from ..features.bags import read_bag_patches
 
         X = [read_bag_patches(b, slides_dir=slides_dir or cfg.slides_dir) for b in bags]
     pred = np.asarray(model.predict(X), np.float32)
@@ -74,7 +74,7 @@ def predict_bulk(
         bc = try_parse_barcode(s)
         patients.append(bc.patient if bc is not None else "")
     df.insert(0, "patient", patients)
-    path = Path(out) if out is not None else rf.path / "predict" / "predictions.csv"
+    path = Path(out) if out is not None else rf.path / files.PREDICT / files.PREDICTIONS_CSV
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
     write_json(path.with_suffix(".json"), {

@@ -1,7 +1,7 @@
 """``histoexpr bulk``: slide-level expression from bulk RNA-seq cohorts (TCGA-style).
 
     histoexpr bulk fit --features DIR --expression FILE
-                       [--panel hist2rna138|gastric4|pam50|all|FILE|A,B]
+                       [--genes hist2rna138|gastric4|pam50|all|top250|FILE|A,B]
                        [--model ridge|mlp|hist2rna|gastric_baseline|gastric_mean|gastric_max|
                                 multitask|gastric_simplified|he2rna|abmil|mean] --out RUN
     histoexpr bulk evaluate RUN
@@ -23,6 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..runs import files
 from . import add_common, parse_params
 
 
@@ -44,8 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="GDC STAR column (default tpm_unstranded)")
     f.add_argument("--config", type=Path, default=None,
                    help="JSON config (options given here override it)")
-    f.add_argument("--panel", default=None,
-                   help="hist2rna138 (default), gastric4, pam50, all, a file, or A,B,C")
+    f.add_argument("--genes", default=None,
+                   help="hist2rna138 (default), gastric4, pam50, all, topN, hvgN (chosen on "
+                   "the training patients), a file, or A,B,C")
+    f.add_argument("--panel", dest="genes", default=None, help=argparse.SUPPRESS)  # old name
+    f.add_argument("--strict-genes", action="store_const", const=True, default=None,
+                   help="every gene of a panel or file must be in the table")
     f.add_argument("--transform", default=None, choices=["log1p", "log2", "none"])
     f.add_argument("--model", default=None, help="bulk model (default ridge)")
     f.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -143,7 +148,8 @@ def run_fit(args: argparse.Namespace) -> int:
     cfg = BulkConfig.resolve(
         args.config, features=args.features, expression=args.expression,
         expression_format=args.expression_format, expression_value=args.expression_value,
-        panel=args.panel, transform=args.transform, model=args.model,
+        genes=args.genes, strict_genes=args.strict_genes, transform=args.transform,
+        model=args.model,
         model_params=parse_params(args.param) or None, join_rule=args.join_rule,
         sample_types=_list(args.sample_types, none="any"), manifest=args.manifest,
         select=args.select, n_tiles=args.n_tiles, heatmaps=args.heatmaps,
@@ -173,6 +179,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
     df = predict_bulk(args.run, args.features, out=args.out, heatmaps=args.heatmaps,
                       slides_dir=args.slides_dir)
-    out = args.out or Path(args.run) / "predict" / "predictions.csv"
+    out = args.out or Path(args.run) / files.PREDICT / files.PREDICTIONS_CSV
     print(f"{len(df)} slides x {df.shape[1] - 1} genes predicted -> {out}")
     return 0

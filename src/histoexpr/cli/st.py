@@ -42,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="model parameter, e.g. --param max_epochs=5 (JSON values)")
     f.add_argument("--genes", default=None,
-                   help="top250 (default), hvgN, a gene-list file, or A,B,C")
+                   help="top250 (default), hvgN, a built-in panel (pam50, hist2rna138, "
+                   "gastric4), all, a gene-list file, or A,B,C")
+    f.add_argument("--strict-genes", action="store_const", const=True, default=None,
+                   help="every gene of a panel or file must be in the data (default: the "
+                   "missing ones are named and the rest fitted, if at least half remain)")
     f.add_argument("--log", default=None, choices=["log1p", "log2", "none"])
     f.add_argument("--min-counts", type=float, default=None, help="spot filter (default 1000)")
     f.add_argument("--patch-um", type=float, default=None, help="patch side in µm (112)")
@@ -139,6 +143,7 @@ def run_fit(args: argparse.Namespace) -> int:
     cfg = STConfig.resolve(
         args.config, data=args.data, encoder=args.encoder, pretrained=args.pretrained,
         model=args.model, model_params=parse_params(args.param) or None, genes=args.genes,
+        strict_genes=args.strict_genes,
         log=args.log, min_counts=args.min_counts, patch_um=args.patch_um,
         patch_px=args.patch_px, max_white=args.max_white, split=args.split, k=args.k,
         holdout=args.holdout, baselines=baselines, stain=args.stain,
@@ -155,7 +160,7 @@ def run_fit(args: argparse.Namespace) -> int:
                   f"{len(split['fold_test_groups'])} folds: mean over folds")
     made = [n for n, p in (("metrics.csv", run.metrics), ("summary.csv", run.summary),
                            ("maps/", run.maps), ("final/", run.final), ("report.html",
-                           run.path / "report.html")) if p.exists()]
+                           run.report)) if p.exists()]
     print(f"run folder: {run.path}  ({', '.join(made)})")
     return 0
 

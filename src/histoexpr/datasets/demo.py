@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_json
+from ..runs import files
 
 __all__ = ["DEMO_DEFAULTS", "DemoInputs", "make_demo_inputs", "score_demo", "slide_truth"]
 
@@ -104,7 +105,7 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
 
 def _cv_pearson(run_path: Path) -> pd.DataFrame:
     """Genes x feature sets: pooled Pearson r averaged over the CV folds."""
-    m = pd.read_csv(run_path / "metrics.csv")
+    m = pd.read_csv(run_path / files.METRICS)
     m = m[(m["section"] == "pooled") & (m["metric"] == "pearson_r")
           & (m["fold"].astype(str) != "holdout")]
     label = m["model"].where(m["model"] == "mean", m["model"] + " " + m["features"])

@@ -7,12 +7,15 @@
 - a built-in panel name (``pam50``, ``hist2rna138``, ``gastric4``; see
   :func:`~histoexpr.expression.panels.list_panels`);
 - a file with one gene per line (or a CSV/TSV with a gene column);
+- ``all``: every gene of the data;
 - a comma-separated list of genes (one gene alone is a list of one).
 
-A data-driven choice (``topN``, ``hvgN``) happens inside each training fold; a panel, file
-or list is checked against the data by :meth:`GeneRequest.check` before a run starts: a
+A data-driven choice (``topN``, ``hvgN``) happens on training samples only; a panel, file
+or list is checked against the data by :meth:`GeneRequest.resolve` before a run starts: a
 gene the counts hold but a filter removed is named with the filter, and a token that is
-none of the forms above is told so.
+none of the forms above is told so. Genes of a panel or a file that the data lack are
+named (log and run record) and the rest are fitted, unless fewer than half are present or
+``strict``; genes listed by name must all be present.
 
 Examples
 --------
@@ -28,14 +31,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMS", "GeneRequest"]
+__all__ = ["FORMS", "GeneChoice", "GeneRequest"]
 
 #: what ``--genes`` accepts, for messages
 FORMS = ("a form like top250 (highest mean) or hvg50 (most variable), a built-in panel "
@@ -58,7 +61,7 @@ class GeneRequest:
     spec
         The value as given.
     kind
-        ``"top_mean"``, ``"hvg"``, ``"panel"``, ``"file"`` or ``"list"``.
+        ``"top_mean"``, ``"hvg"``, ``"all"``, ``"panel"``, ``"file"`` or ``"list"``.
     n
         The number of genes asked for.
     genes
@@ -77,6 +80,8 @@ class GeneRequest:
         from .panels import PANELS, load_panel
 
         s = str(spec).strip()
+        if s.lower() == "all":
+            return cls(s, "all", 0)
         for prefix, kind in (("top", "top_mean"), ("hvg", "hvg")):
             if s.lower().startswith(prefix) and s[len(prefix):].isdigit():
                 n = int(s[len(prefix):])
@@ -100,13 +105,19 @@ class GeneRequest:
 
     @property
     def data_driven(self) -> bool:
-        """Whether the genes are chosen from the data (in each training fold)."""
-        return self.genes is None
+        """Whether the genes are chosen from the data, on training samples only."""
+        return self.kind in ("top_mean", "hvg")
 
-    def check(self, var_names: Sequence[str], removed: Mapping[str, str] | None = None
-              ) -> list[str]:
-        """The requested genes present in ``var_names`` (all of them for a data-driven
-        request); a missing gene is explained.
+    def check(self, var_names: Sequence[str], removed: Mapping[str, str] | None = None,
+              *, strict: bool = False) -> list[str]:
+        """The genes of :meth:`resolve`."""
+        return self.resolve(var_names, removed, strict=strict).genes
+
+    def resolve(self, var_names: Sequence[str], removed: Mapping[str, str] | None = None,
+                *, strict: bool = False) -> GeneChoice:
+        """The requested genes present in ``var_names`` (all of them for ``all`` and a
+        data-driven request, which chooses later, on training samples); a missing gene is
+        explained.
 
         Parameters
         ----------
@@ -115,19 +126,21 @@ class GeneRequest:
         removed
             Genes the counts held but a filter removed -> which filter, e.g.
             ``{"KRT5": "no counts in the 620 spots kept after the spot filters"}``.
+        strict
+            A panel's or a file's missing genes are an error too.
 
         Raises
         ------
         InputError
-            A gene of a comma list is missing (a list names exactly what the user wants),
-            or no gene of a panel or file is present. Missing genes of a panel or a file
-            are a warning.
+            A gene of a comma list is missing (a list names exactly what the user wants);
+            fewer than half the genes of a panel or file are present, or any is missing
+            with ``strict``. Otherwise missing genes of a panel or a file are a warning.
         """
         from .panels import PANEL_ALIASES
 
         have = {str(g) for g in var_names}
         if self.genes is None:
-            return list(var_names)
+            return GeneChoice(self, [str(g) for g in var_names])
         removed = removed or {}
         present, gone, absent = [], [], []
         for g in self.genes:
@@ -140,8 +153,11 @@ class GeneRequest:
                 gone.append(f"{g} ({removed.get(g) or removed[alias]})")
             else:
                 absent.append(g)
+        present = list(dict.fromkeys(present))
+        missing = absent + [g.split(" (", 1)[0] for g in gone]
+        why = {g.split(" (", 1)[0]: g.split(" (", 1)[1][:-1] for g in gone}
         if not gone and not absent:
-            return list(dict.fromkeys(present))
+            return GeneChoice(self, present)
         what = f"--genes {self.spec}"
         if self.kind == "list" and len(self.genes) == 1 and absent:
             raise InputError(f"{what}: {self.genes[0]!r} is not a gene in the data; give "
@@ -155,7 +171,7 @@ class GeneRequest:
                          f"{_did_you_mean(absent, have)}")
         msg = (f"{what}: {len(gone) + len(absent)} of {len(self.genes)} requested genes "
                f"cannot be modelled: {'; '.join(parts)}")
-        if self.kind == "list" or not present:
+        if self.kind == "list" or strict or 2 * len(present) < len(self.genes):
             todo = []
             if absent:
                 example = ", ".join(sorted(have)[:3])
@@ -163,9 +179,30 @@ class GeneRequest:
                             "drop them")
             if gone:
                 todo.append("lower the filter that removed them")
+            if self.kind != "list":
+                todo.append("(--strict-genes asks for every one)" if strict else
+                            f"(a panel needs at least half its genes; {len(present)} present)")
             raise InputError(f"{msg}; {', or '.join(todo)}")
-        logger.warning("%s; going on with the other %d", msg, len(set(present)))
-        return list(dict.fromkeys(present))
+        logger.warning("%s; going on with the other %d (--strict-genes makes this an error)",
+                       msg, len(present))
+        return GeneChoice(self, present, missing, why)
+
+
+@dataclass(frozen=True)
+class GeneChoice:
+    """What :meth:`GeneRequest.resolve` found: the genes to fit, and the requested genes the
+    data lack (``removed``: those a filter removed, with the filter)."""
+
+    request: GeneRequest
+    genes: list[str]
+    missing: list[str] = field(default_factory=list)
+    removed: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """For a run record (``data.json``)."""
+        return {"spec": self.request.spec, "kind": self.request.kind,
+                "n_requested": self.request.n or None, "n_present": len(self.genes),
+                "missing": self.missing, "removed_by_filter": self.removed}
 
 
 def _did_you_mean(absent: Sequence[str], have: set[str]) -> str:

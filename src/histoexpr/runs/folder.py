@@ -1,10 +1,22 @@
-"""The run folder of a spatial workflow: one place for everything a run wrote.
+"""The run folder: one place for everything a run wrote, for every workflow.
 
-::
+A :class:`RunFolder` is created (or resumed) by :meth:`RunFolder.start`, which locks it,
+records the provenance in ``run.json`` (:func:`~histoexpr.runs.provenance.provenance`:
+package versions, git commit, host; the inputs' SHA-256; the execution settings), and is
+ended by :meth:`RunFolder.finish` or :meth:`RunFolder.fail` (or both through
+:meth:`RunFolder.recording`). Stages are timed into ``run.json`` (wall and CPU seconds).
+The file names are the constants of :mod:`histoexpr.runs.files`; every file is written
+through :mod:`histoexpr.atomic`.
+
+What defines a result (``config.json``) is kept apart from how it is computed (device,
+batch size, workers: ``run.json["execution"]``), so a run started on a CPU resumes on a GPU
+or with another batch size; a change of the config is refused, naming the keys.
+
+The spatial layout (:class:`RunFolder`)::
 
     RUN/
-      config.json        the resolved STConfig
-      run.json           histoexpr version, status, start/end, time per stage, host
+      config.json        the resolved STConfig (without execution settings)
+      run.json           provenance, status, start/end, time per stage, execution settings
       data.json          sections, patients, spots kept and why others were dropped,
                          SHA-256 of every input file
       splits.json        the folds (test groups) and held-out groups
@@ -17,6 +29,8 @@
       predictions.h5ad   out-of-fold predictions of the main model (+ measured)
       final/             the model refitted on all training spots, for ``st predict``
       maps/              measured vs predicted maps and scatter plots
+
+The bulk layout is :class:`BulkRunFolder`'s.
 """
 
 from __future__ import annotations
@@ -33,10 +47,12 @@ from typing import Any
 
 from ..atomic import FolderLock, write_json
 from ..errors import InputError
+from . import files as F
+from .provenance import provenance
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunFolder", "write_json"]
+__all__ = ["BulkRunFolder", "RunFolder", "sha256_files", "write_json"]
 
 FORMAT = 1  # bumped when the layout changes; older runs get a clear message
 
@@ -50,21 +66,25 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    # -- paths
-    config = property(lambda self: self.path / "config.json")
-    run_json = property(lambda self: self.path / "run.json")
-    data_json = property(lambda self: self.path / "data.json")
-    splits = property(lambda self: self.path / "splits.json")
-    spots = property(lambda self: self.path / "spots.csv")
-    features = property(lambda self: self.path / "features")
-    metrics = property(lambda self: self.path / "metrics.csv")
-    summary = property(lambda self: self.path / "summary.csv")
-    predictions = property(lambda self: self.path / "predictions.h5ad")
-    final = property(lambda self: self.path / "final")
-    maps = property(lambda self: self.path / "maps")
+    # -- paths (names from histoexpr.runs.files)
+    config = property(lambda self: self.path / F.CONFIG)
+    run_json = property(lambda self: self.path / F.RUN)
+    data_json = property(lambda self: self.path / F.DATA)
+    splits = property(lambda self: self.path / F.SPLITS)
+    spots = property(lambda self: self.path / F.SPOTS)
+    models_json = property(lambda self: self.path / F.MODELS)
+    features = property(lambda self: self.path / F.FEATURES)
+    metrics = property(lambda self: self.path / F.METRICS)
+    summary = property(lambda self: self.path / F.SUMMARY)
+    predictions = property(lambda self: self.path / F.PREDICTIONS_H5AD)
+    final = property(lambda self: self.path / F.FINAL)
+    final_model = property(lambda self: self.path / F.FINAL / F.FINAL_MODEL)
+    final_info = property(lambda self: self.path / F.FINAL / F.FINAL_INFO)
+    maps = property(lambda self: self.path / F.MAPS)
+    report = property(lambda self: self.path / F.REPORT)
 
     def fold(self, k: int | str) -> Path:
-        return self.path / "folds" / str(k)
+        return self.path / F.FOLDS / str(k)
 
     def read_json(self, path: Path) -> Any:
         if not path.is_file():
@@ -98,12 +118,16 @@ class RunFolder:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def start(self, config: dict[str, Any], *, overwrite: bool = False,
-              inputs: dict[str, str] | None = None) -> bool:
+              inputs: dict[str, str] | None = None,
+              execution: dict[str, Any] | None = None) -> bool:
         """Lock the folder, then create it or resume it; returns ``True`` when resuming.
 
         ``inputs`` (file -> SHA-256) is recorded in ``run.json``; a run is resumed only when
         the config and these checksums are both unchanged, so results computed from other
-        data are never mixed in. A folder whose run failed, or never finished its first
+        data are never mixed in. ``execution`` (device, batch size, workers) is recorded
+        in ``run.json`` and may differ on resume: it does not define the result (keys of
+        it found in an older ``config.json`` are ignored when comparing). A folder whose
+        run failed, or never finished its first
         stage, is started again without ``overwrite``: a failed run never blocks the
         corrected command. The lock is held until :meth:`finish` or :meth:`fail` (or the
         process ends), so two processes never write one folder.
@@ -121,16 +145,27 @@ class RunFolder:
 
         self._lock = FolderLock(self.path).acquire()
         try:
-            resuming = self._check_previous(config, overwrite=overwrite, inputs=inputs)
+            resuming = self._check_previous(config, overwrite=overwrite, inputs=inputs,
+                                            ignore=set(execution or ()))
             if not resuming and self.path.is_dir() and self.config.is_file():
                 self._clear()
             write_json(self.config, config)
             info = self.previous() if resuming else None
             info = dict(info or {})
             info.pop("error", None)
+            if resuming and execution is not None and info.get("execution") not in (
+                    None, execution):
+                old = info["execution"]
+                changed = {k: (old.get(k), v) for k, v in execution.items() if old.get(k) != v}
+                logger.info("%s: resuming with other execution settings (%s); they do not "
+                            "change the result", self.path,
+                            ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
             info.update({"command": self.command, "format": FORMAT, "version": __version__,
-                         "status": "running", "host": socket.gethostname(),
-                         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "resumed": resuming})
+                         "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                         "resumed": resuming, "host": socket.gethostname(),
+                         "provenance": provenance()})
+            if execution is not None:
+                info["execution"] = execution
             if inputs is not None:
                 info["inputs"] = inputs
             info.setdefault("stages", {})
@@ -141,7 +176,7 @@ class RunFolder:
         return resuming
 
     def _check_previous(self, config: dict[str, Any], *, overwrite: bool,
-                        inputs: dict[str, str] | None) -> bool:
+                        inputs: dict[str, str] | None, ignore: set[str]) -> bool:
         """Whether the folder's run is resumed; raises when it must not be touched."""
         if not self.config.is_file():
             return False
@@ -149,6 +184,8 @@ class RunFolder:
             old = self.read_json(self.config)
         except InputError:
             old = None  # a damaged config: nothing to resume
+        if isinstance(old, dict):  # older layouts kept execution settings in the config
+            old = {k: v for k, v in old.items() if k not in ignore}
         restart = self._restartable()
         if restart is not None:
             if old != config:
@@ -206,10 +243,33 @@ class RunFolder:
         self.finish()
 
     def stage(self, name: str, seconds: float, **extra: Any) -> None:
-        """Record a stage's wall time (and anything else) in ``run.json``."""
+        """Record a stage's wall time (and anything else: ``cpu_seconds``, counts) in
+        ``run.json``."""
         info = self.read_json(self.run_json)
         info.setdefault("stages", {})[name] = {"seconds": round(seconds, 3), **extra}
         write_json(self.run_json, info)
+
+    @contextmanager
+    def timed(self, name: str, **extra: Any) -> Iterator[dict[str, Any]]:
+        """Time a stage (wall and this process's CPU seconds) into ``run.json``; the
+        yielded dict takes more fields to record (counts, sources).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> run = RunFolder(tempfile.mkdtemp())
+        >>> _ = run.start({"k": 2})
+        >>> with run.timed("data") as rec:
+        ...     rec["n_spots"] = 10
+        >>> sorted(run.read_json(run.run_json)["stages"]["data"])
+        ['cpu_seconds', 'n_spots', 'seconds']
+        >>> run.finish()
+        """
+        rec: dict[str, Any] = dict(extra)
+        w0, c0 = time.perf_counter(), time.process_time()
+        yield rec
+        rec["cpu_seconds"] = round(time.process_time() - c0, 3)
+        self.stage(name, time.perf_counter() - w0, **rec)
 
     def finish(self, status: str = "done") -> None:
         """Record the end of the run and release the folder."""
@@ -244,6 +304,63 @@ class RunFolder:
         if lock is not None:
             lock.release()
             self._lock = None
+
+
+class BulkRunFolder(RunFolder):
+    """A bulk run folder::
+
+        RUN/
+          config.json        the resolved BulkConfig
+          run.json           version, status, time per stage, host
+          data.json          slides, patients, genes (and panel genes missing from the table),
+                             tiles per slide, skipped slides, the slide-expression join report,
+                             SHA-256 of the expression table and manifest
+          splits.json        protocol, held-out / validation / test patients, folds
+          slides.csv         slide, patient, tiles in the bag
+          measured.csv       slides x genes: the measured expression, transformed
+          entries.json       the model and its baselines, and whether their features exist
+          features/<kind>/   baseline tile features (colour histograms, random-init encoder)
+          folds/<unit>/<entry>.npz|.json   predictions and the cost record of one fit
+          cost.json          wall / CPU / GPU time and energy per entry, summed over its fits
+          metrics.csv        across genes, tidy: model, features, role, fold, gene, metric, value
+          patients.csv       across patients: model, features, role, patient,
+                             spearman/pearson r, p, q
+          summary.csv        one row per entry and role (and fold)
+          predictions.csv    out-of-fold / held-out predictions of every entry (long format)
+          final/model.joblib, final/model.json   the model `bulk predict` uses
+    """
+
+    command = "bulk"
+
+    slides_csv = property(lambda self: self.path / F.SLIDES)
+    measured_csv = property(lambda self: self.path / F.MEASURED)
+    entries_json = property(lambda self: self.path / F.ENTRIES)
+    cost_json = property(lambda self: self.path / F.COST)
+    patients_csv = property(lambda self: self.path / F.PATIENTS)
+    predictions_csv = property(lambda self: self.path / F.PREDICTIONS_CSV)
+    evaluation_json = property(lambda self: self.path / F.EVALUATION)
+
+    def fit_records(self) -> list[dict[str, Any]]:
+        """The JSON record of every finished fit (``folds/*/*.json``)."""
+        import json
+
+        out = []
+        for p in sorted((self.path / F.FOLDS).glob("*/*.json")):
+            out.append(json.loads(p.read_text()))
+        return out
+
+    def cost_summary(self) -> dict[str, Any]:
+        """Cost per entry (summed over its fits) and in total."""
+        from ..cost import sum_costs
+
+        by: dict[str, list[dict[str, Any]]] = {}
+        for r in self.fit_records():
+            by.setdefault(r["entry"]["key"], []).append(r["cost"])
+        per = {k: sum_costs(v) | {"n_fits": len(v)} for k, v in by.items()}
+        return {"entries": per, "total": sum_costs([c for v in by.values() for c in v])}
+
+    def unit_dirs(self) -> list[Path]:
+        return sorted(p for p in (self.path / F.FOLDS).glob("*") if p.is_dir())
 
 
 def sha256_files(paths: list[str]) -> dict[str, str]:

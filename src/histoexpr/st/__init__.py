@@ -6,12 +6,12 @@ sections or whole slides. :func:`fit_run`, :func:`evaluate_run`, :func:`predict_
 
 from __future__ import annotations
 
+from ..runs import RunFolder
 from .data import SpotData, load_spot_data, patch_spec
 from .evaluate import evaluate_run, load_predictions
 from .fit import entries, fit_run
 from .predict import predict_section
 from .predict_slide import predict_slide
-from .runfolder import RunFolder
 
 __all__ = ["RunFolder", "SpotData", "entries", "evaluate_run", "fit_run", "load_predictions",
            "load_spot_data", "patch_spec", "predict_section", "predict_slide"]

@@ -29,7 +29,7 @@ import pandas as pd
 from .. import _keys as K
 from ..atomic import atomic_path
 from ..errors import InputError
-from .runfolder import RunFolder
+from ..runs import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "n
 
 def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
     """Every ``folds/<k>/<model>.npz`` of a run, with its entry's description."""
-    plan = run.read_json(run.path / "models.json")
+    plan = run.read_json(run.models_json)
     out = []
     for e in plan:
         for path in sorted(run.path.glob(f"folds/*/{e['label']}.npz")):
@@ -167,6 +167,7 @@ def _out_of_fold(run: RunFolder, main: list[dict[str, Any]]):
     xy = _spot_xy(run, out.obs_names)
     if xy is not None:
         out.obs[K.X], out.obs[K.Y] = xy[:, 0], xy[:, 1]
+        out.obsm[K.OBSM_SPATIAL] = xy.astype(np.float64)
     out.uns[K.UNS_SECTIONS] = {s: {k: v for k, v in info.items() if v is not None}
                                for s, info in data["sections"].items() if s in
                                set(obs[K.SLIDE_ID])}

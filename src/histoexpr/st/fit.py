@@ -28,8 +28,8 @@ from .. import _keys as K
 from ..atomic import atomic_path
 from ..config import STConfig, parse_genes
 from ..errors import InputError
+from ..runs import RunFolder, sha256_files, write_json
 from .data import SpotData, fit_stain, load_spot_data
-from .runfolder import RunFolder, sha256_files, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _input_kind(model: str) -> str:
 def entries(cfg: STConfig) -> list[Entry]:
     """The main model and the baselines a config asks for, main model first."""
     from ..features.colour import COLOUR_FEATURES
-    from ..features.spots import feature_key
+    from ..features.per_spot import feature_key
 
     on_patches = _input_kind(cfg.model) == PATCHES
     if on_patches:
@@ -91,7 +91,7 @@ def make_selector(cfg: STConfig, genes: list[str] | None = None):
     from ..expression import GeneSelector
 
     method, n, named = parse_genes(cfg.genes)
-    if method == "list":
+    if genes is not None or method == "list":
         return GeneSelector(genes=genes if genes is not None else named)
     return GeneSelector(method=method, n=n)
 
@@ -129,7 +129,7 @@ def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_nam
 
 def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stain: Any,
               cache: dict[str, np.ndarray]) -> np.ndarray | None:
-    from ..features.spots import spot_features
+    from ..features.per_spot import spot_features
     from ..tiling.spots import iter_section_patches
 
     if entry.features in cache:
@@ -229,8 +229,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     data = load_spot_data(cfg)
     adata = data.adata
     request = GeneRequest.parse(cfg.genes)
-    genes = None if request.data_driven else request.check(
-        adata.var_names.astype(str).tolist(), data.removed_genes)
+    choice = None if request.data_driven else request.resolve(
+        adata.var_names.astype(str).tolist(), data.removed_genes, strict=cfg.strict_genes)
     _estimator(cfg, entries(cfg)[0], None)  # unknown model parameters fail here
     patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
     sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
@@ -240,9 +240,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     files = [v for info in adata.uns[K.UNS_SECTIONS].values()
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
     sums = sha256_files(files)
-    run.start(cfg.to_dict(), overwrite=overwrite, inputs=sums)
+    run.start(cfg.identity(), overwrite=overwrite, inputs=sums, execution=cfg.execution())
     with run.recording():
-        _run_stages(run, cfg, data, split, stain, sums, t0, genes, evaluate=evaluate,
+        _run_stages(run, cfg, data, split, stain, sums, t0, choice, evaluate=evaluate,
                     maps=maps, feature_cache=feature_cache)
     from ..plot.report import write_report_after_fit
 
@@ -251,11 +251,15 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
 
 
 def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain: Any,
-                sums: dict[str, str], t0: float, genes: list[str] | None, *, evaluate: bool,
+                sums: dict[str, str], t0: float, choice: Any, *, evaluate: bool,
                 maps: bool, feature_cache: str | Path | None) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
     adata = data.adata
-    write_json(run.data_json, {**data.summary(), "sha256": sums,
+    genes = None if choice is None else choice.genes
+    gene_record = ({"spec": cfg.genes, "kind": parse_genes(cfg.genes)[0],
+                    "chosen_on": "the training spots of each fold"} if choice is None
+                   else choice.to_dict())
+    write_json(run.data_json, {**data.summary(), "sha256": sums, "genes": gene_record,
                                "stain": None if stain is None else stain.params(),
                                "dropped": data.dropped.to_dict(orient="records")})
     cols = [K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y, K.TOTAL_COUNTS, "white_fraction"]
@@ -267,7 +271,7 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
     write_json(run.splits, {**split.to_dict(), "spots": adata.obs_names.tolist(),
                             "fold_of_spot": _fold_of_spot(split, adata.n_obs)})
     plan = entries(cfg)
-    write_json(run.path / "models.json", [e.to_dict() for e in plan])
+    write_json(run.models_json, [e.to_dict() for e in plan])
 
     x_all, var_names = np.asarray(adata.X), adata.var_names.astype(str).tolist()
     cache: dict[str, np.ndarray] = {}
@@ -287,7 +291,7 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
         for e in plan:
             path = run.fold(fold) / f"{e.label}.npz"
             keep_model = fold == "holdout" and e.role == "model" and cfg.refit
-            if path.is_file() and (not keep_model or _final_path(run).is_file()):
+            if path.is_file() and (not keep_model or run.final_model.is_file()):
                 logger.info("fold %s, %s: done earlier; skipped", fold, e.label)
                 continue
             feats = cache[e.features]
@@ -307,7 +311,7 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
             logger.info("fold %s (%s held out), %s: %.1f s", fold, held, e.label, wall)
     run.stage("cross_validation", time.perf_counter() - t_cv, n_folds=len(split.folds))
 
-    if cfg.refit and not len(split.holdout) and not _final_path(run).is_file():
+    if cfg.refit and not len(split.holdout) and not run.final_model.is_file():
         t_fin = time.perf_counter()
         train = np.arange(adata.n_obs)
         main, rest = _fold_genes(run, "final", cfg, x_all, var_names, train, genes)
@@ -324,19 +328,15 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
         evaluate_run(run.path, maps=maps)
 
 
-def _final_path(run: RunFolder) -> Path:
-    return run.final / "model.joblib"
-
-
 def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_train: int) -> None:
     """The model ``st predict`` uses, with what it needs to rebuild its inputs."""
     import joblib
 
     if hasattr(est, "checkpoint_dir"):
         est.checkpoint_dir = None  # this machine's folder; predicting needs none
-    with atomic_path(_final_path(run)) as tmp:
+    with atomic_path(run.final_model) as tmp:
         joblib.dump(est, tmp)
-    write_json(run.final / "model.json", {**entry.to_dict(), "genes": genes,
+    write_json(run.final_info, {**entry.to_dict(), "genes": genes,
                                           "n_train_spots": int(n_train)})
 
 

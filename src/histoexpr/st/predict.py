@@ -12,8 +12,9 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from ..atomic import atomic_path
 from ..errors import InputError
-from .runfolder import RunFolder, write_json
+from ..runs import RunFolder, files, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def _spots_adata(image: Path, spots: Path, *, mpp: float | None, section: str) -
     import anndata as ad
 
     from ..expression import estimate_mpp_from_spots, read_spots
-    from ..expression.st import check_spots_in_image
+    from ..expression.section import check_spots_in_image
 
     df = read_spots(spots)
     if mpp is None:
@@ -61,7 +62,7 @@ def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any
     if not run.path.is_dir():
         raise InputError(f"{run.path}: no such run folder; pass the --out of `histoexpr st fit`")
     command = (run.read_json(run.run_json).get("command") if run.run_json.is_file() else None)
-    if command == "bulk" or (command is None and (run.path / "entries.json").is_file()):
+    if command == "bulk" or (command is None and (run.path / files.ENTRIES).is_file()):
         raise InputError(f"{run.path} is a bulk run (a slide-level model); prediction needs "
                          "a spot-level model: pass a run folder of `histoexpr st fit`")
     raw = run.read_json(run.config)
@@ -70,12 +71,12 @@ def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any
     except (InputError, TypeError) as e:
         raise InputError(f"{run.config}: not the config of a `histoexpr st fit` run ({e}); "
                          "predict-slide needs a spot-level run folder") from e
-    model_path = run.final / "model.joblib"
+    model_path = run.final_model
     if not model_path.is_file():
         raise InputError(f"{run.path}: no final model (no final spot-level model at "
                          "final/model.joblib); the fit "
                          "ran with --no-refit or did not finish — rerun `histoexpr st fit`")
-    info = run.read_json(run.final / "model.json")
+    info = run.read_json(run.final_info)
     return run, cfg, info, joblib.load(model_path)
 
 
@@ -106,7 +107,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         Spots x genes predictions (``X``), spot positions in ``obs``, the patch white
         fraction in ``obs["white_fraction"]`` (spots over 0.5 are likely off the tissue).
     """
-    from ..features.spots import spot_features
+    from ..features.per_spot import spot_features
     from ..stain import StainNormalizer
     from ..tiling.spots import iter_section_patches, spot_white_fraction
     from .data import patch_spec
@@ -137,12 +138,11 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
                      uns={K.UNS_SECTIONS: adata.uns[K.UNS_SECTIONS],
                           "model": {k: info[k] for k in ("label", "model", "features")},
                           "run": str(run.path)})
-    out = Path(out) if out is not None else run.path / "predict"
-    out.mkdir(parents=True, exist_ok=True)
+    result.obsm[K.OBSM_SPATIAL] = adata.obs[[K.X, K.Y]].to_numpy(np.float64)
+    out = Path(out) if out is not None else run.path / files.PREDICT
     h5 = out / f"{section}_predictions.h5ad"
-    tmp = h5.with_name(f".{h5.name}.tmp")
-    result.write_h5ad(tmp)
-    tmp.replace(h5)
+    with atomic_path(h5, suffix=".h5ad") as tmp:
+        result.write_h5ad(tmp)
     chosen = genes or best_genes(run, info["genes"], n_map_genes)
     missing = [g for g in chosen if g not in info["genes"]]
     if missing:
