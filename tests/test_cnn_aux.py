@@ -106,7 +106,7 @@ def test_cnn_aux_checks_its_inputs(patches):
         _model().fit(x, y[:10])
     one = _model(max_epochs=1, aux_layer="1").fit(x, y[:, 0], y_aux=y_aux)
     assert one.predict(x).shape == (48,) and one.aux_layer_ == AuxLayer("1", 8, "nchw")
-    assert MODELS.get("cnn_aux") is CNNAux and CNNAux.input_kind == "patches"
+    assert MODELS.get("cnn_aux") is CNNAux and CNNAux.model_tags.input == "patches"
 
 
 def test_automatic_aux_layer_on_a_timm_efficientnet():

@@ -86,7 +86,7 @@ def test_pickle_round_trip_clone_and_registry(fitted, data):
     c = clone(fitted)
     assert c.get_params() == params and not hasattr(c, "network_")
     m = BULK_MODELS.create("gastric_simplified", encoder="toy", pretrained=False)
-    assert isinstance(m, GastricFinetune) and m.input_kind == "patch_bags"
+    assert isinstance(m, GastricFinetune) and m.model_tags.input == "patch_bags"
     assert GastricFinetune().encoder == "resnet50" and GastricFinetune().pretrained
 
 

@@ -103,8 +103,8 @@ def test_mean_predictor_returns_the_training_means():
         MeanPredictor().predict(xt)
 
 
-def test_models_are_registered_with_their_input_kind():
+def test_models_are_registered_with_their_input():
     assert MODELS.get("mlp") is MLPHead and MODELS.get("mean") is MeanPredictor
-    assert MLPHead.input_kind == MeanPredictor.input_kind == "features"
-    assert MODELS.get("cnn_aux").input_kind == "patches"
+    assert MLPHead.model_tags.input == MeanPredictor.model_tags.input == "features"
+    assert MODELS.get("cnn_aux").model_tags.input == "patches"
     assert MLPHead().get_params()["hidden"] == (256,)

@@ -161,7 +161,7 @@ def test_he2rna_prediction_averages_the_top_k_means_over_ks():
 @pytest.mark.parametrize("cls, name", [(HE2RNA, "he2rna"), (ABMIL, "abmil")])
 def test_params_clone_registry_and_reproducibility(cls, name):
     model = BULK_MODELS.create(name, lr=2e-3, max_epochs=3, random_state=7, device="cpu")
-    assert type(model) is cls and cls.input_kind == "bags"
+    assert type(model) is cls and cls.model_tags.input == "bags"
     params = model.get_params()
     assert params["lr"] == 2e-3 and params["random_state"] == 7
     for p in ("lr", "weight_decay", "batch_size", "max_epochs", "patience", "val_fraction",

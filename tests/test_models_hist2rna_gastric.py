@@ -175,7 +175,7 @@ def test_sklearn_contract(make):
     params = model.get_params()
     twin = clone(model)
     assert twin.get_params() == params and twin is not model
-    assert model.input_kind == "bags" and "random_state" in params
+    assert model.model_tags.input == "bags" and "random_state" in params
     assert type(model.set_params(lr=0.5)) is type(model) and model.lr == 0.5
 
 

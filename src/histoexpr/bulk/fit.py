@@ -8,7 +8,6 @@ skips what is done. The final unit's main model is saved in ``final/``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
@@ -39,11 +38,9 @@ class Entry:
 
 
 def _input_kind(model: str) -> str:
-    from ..models.bags import BULK_MODELS
+    from ..models import BULK_MODELS, tags_of
 
-    factory = BULK_MODELS.get(model)
-    return getattr(factory, "input_kind", None) or getattr(
-        BULK_MODELS.create(model), "input_kind", "bags")
+    return tags_of(BULK_MODELS.get(model)).input
 
 
 def bulk_entries(cfg: BulkConfig) -> list[Entry]:
@@ -72,14 +69,10 @@ def build_model(name: str, params: dict[str, Any], *, seed: int, device: str | N
     return est.set_params(**upd) if upd else est
 
 
-def _fit(est: Any, X: list, y: np.ndarray, groups: np.ndarray) -> Any:
-    if "groups" in inspect.signature(est.fit).parameters:
-        return est.fit(X, y, groups=groups)
-    return est.fit(X, y)
-
-
 def _inputs(est: Any, bags: list, cfg: BulkConfig) -> list:
-    if getattr(est, "input_kind", "bags") == "patch_bags":
+    from ..models import tags_of
+
+    if tags_of(est).input == "patch_bags":
         from ..features.bags import read_bag_patches
 
         return [read_bag_patches(b, slides_dir=cfg.slides_dir) for b in bags]
@@ -157,6 +150,7 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
                 sums: dict[str, str], t0: float, *, evaluate: bool) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
     from ..cost import CostMeter
+    from ..models import fit_model
     from .baselines import baseline_bags
 
     record = data.record()
@@ -197,7 +191,7 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
                         e.features, unit.name, len(unit.train))
             with CostMeter(device=cfg.device) as meter:
                 X = _inputs(est, [bags[i] for i in unit.train], cfg)
-                _fit(est, X, y[unit.train], data.patients[unit.train])
+                fit_model(est, X, y[unit.train], groups=data.patients[unit.train])
                 pred = np.zeros((0, y.shape[1]), np.float32)
                 if len(unit.rows):
                     pred = np.asarray(est.predict(_inputs(est, [bags[i] for i in unit.rows],
@@ -224,12 +218,14 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
 def _save_final(rf: BulkRunFolder, est: Any, cfg: BulkConfig, data: Any, e: Entry) -> None:
     import joblib
 
+    from ..models import tags_of
+
     with atomic_path(rf.final_model) as tmp:
         joblib.dump(est, tmp)
     write_json(rf.final_info, {
         "model": e.model, "encoder": data.encoder, "genes": data.genes,
         "n_features": int(data.bags[0].dim), "transform": cfg.transform,
         "select": cfg.select, "n_tiles": cfg.n_tiles, "genes_spec": cfg.genes,
-        "input_kind": getattr(est, "input_kind", "bags"), "n_train_slides": len(data.bags),
+        "input_kind": tags_of(est).input, "n_train_slides": len(data.bags),
         "params": json.loads(json.dumps(dict(cfg.model_params), default=str)),
     })

@@ -1,20 +1,24 @@
 """Expression models, all scikit-learn estimators (fit / predict), looked up by name in
 :data:`MODELS`.
 
-On frozen features (``input_kind = "features"``):
+Every model declares its :class:`~histoexpr.models.contract.ModelTags` (input, torch,
+whether it uses groups or auxiliary targets); callers read them with :func:`tags_of` and
+fit with :func:`fit_model`, never inspecting signatures.
+
+On frozen features (``input = "features"``):
 
 - ``ridge``: HEST-Benchmark's probe (StandardScaler → PCA → Ridge, alpha by inner CV on the
   training fold);
 - ``mlp``: a small MLP, early-stopped on an inner (grouped) validation split;
 - ``mean``: the mean-predictor baseline.
 
-On uint8 image patches (``input_kind = "patches"``):
+On uint8 image patches (``input = "patches"``):
 
 - ``cnn_aux``: BrST-Net, an encoder trained end to end with an auxiliary head on an earlier
   layer predicting the remaining genes.
 
 Bulk models (:data:`BULK_MODELS`) read a list of per-slide bags of tile features
-(``input_kind = "bags"``) or of image patches (``"patch_bags"``), one expression row per slide:
+(``input = "bags"``) or of image patches (``"patch_bags"``), one expression row per slide:
 
 - ``ridge``, ``mlp``, ``mean`` on slide-mean features (:class:`PooledModel`);
 - ``hist2rna``: hist2RNA's 1D-conv head on the slide-mean features (seed 001);
@@ -34,6 +38,7 @@ from .abmil import ABMIL
 from .bags import BULK_MODELS, PooledModel, TorchBagRegressor
 from .baselines import MeanPredictor
 from .cnn_aux import AuxLayer, CNNAux, find_aux_layer
+from .contract import INPUTS, ModelTags, fit_model, tags_of
 from .gastric import GastricCNN
 from .gastric_finetune import GastricFinetune
 from .he2rna import HE2RNA
@@ -46,6 +51,7 @@ __all__ = [
     "ALPHAS",
     "BULK_MODELS",
     "HE2RNA",
+    "INPUTS",
     "MODELS",
     "AuxLayer",
     "CNNAux",
@@ -54,8 +60,11 @@ __all__ = [
     "Hist2RNA",
     "MLPHead",
     "MeanPredictor",
+    "ModelTags",
     "PooledModel",
     "RidgeProbe",
     "TorchBagRegressor",
     "find_aux_layer",
+    "fit_model",
+    "tags_of",
 ]

@@ -16,7 +16,6 @@ a list of :class:`~histoexpr.features.bags.Bag` (or ``(N, D)`` arrays), one per 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from ..training import (
     standardise,
     target_scaling,
 )
+from .contract import ModelTags, fit_model, tags_of
 
 __all__ = ["BULK_MODELS", "PooledModel", "TorchBagRegressor", "check_targets", "pooled"]
 
@@ -80,11 +80,15 @@ class PooledModel(RegressorMixin, BaseEstimator):
     True
     """
 
-    input_kind = "bags"
-
     def __init__(self, head: Any = None, *, pooling: str = "mean") -> None:
         self.head = head
         self.pooling = pooling
+
+    @property
+    def model_tags(self) -> ModelTags:
+        """Bags in; torch and groups as the head's."""
+        head = tags_of(self.head) if self.head is not None else ModelTags()
+        return ModelTags(input="bags", torch=head.torch, groups=head.groups)
 
     def fit(self, X, y, groups=None):
         if self.pooling not in POOLINGS:
@@ -95,10 +99,7 @@ class PooledModel(RegressorMixin, BaseEstimator):
             raise InputError("PooledModel needs a head estimator")
         self.head_ = clone(self.head)
         Z = pooled(bags, self.pooling)
-        if groups is not None and "groups" in inspect.signature(self.head_.fit).parameters:
-            self.head_.fit(Z, y, groups=groups)
-        else:
-            self.head_.fit(Z, y)
+        fit_model(self.head_, Z, y, groups=groups)
         self.n_features_in_, self.n_outputs_ = Z.shape[1], y.shape[1]
         return self
 
@@ -158,7 +159,7 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
     ``best_epoch_``, ``n_features_in_``, ``n_outputs_``.
     """
 
-    input_kind = "bags"
+    model_tags = ModelTags(input="bags", torch=True, groups=True)
 
     # -- hooks ----------------------------------------------------------------------------
     def _check_params(self) -> None:

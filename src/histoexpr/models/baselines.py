@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
+from .contract import ModelTags
 from .probe import MODELS
 
 __all__ = ["MeanPredictor"]
@@ -53,8 +54,8 @@ class MeanPredictor(RegressorMixin, BaseEstimator):
            [ 2., 20.]], dtype=float32)
     """
 
-    #: what ``fit``/``predict`` take: a feature matrix, not image patches
-    input_kind = "features"
+    #: a feature matrix in (ignored but checked)
+    model_tags = ModelTags(input="features")
 
     def fit(self, X, y, groups=None):
         """Store the per-gene mean of ``y`` (n,) or (n, genes); ``groups`` is ignored."""

@@ -37,6 +37,7 @@ from ..training import (
     standardise,
     target_scaling,
 )
+from .contract import ModelTags
 from .probe import MODELS
 
 logger = logging.getLogger(__name__)
@@ -291,8 +292,8 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
     ((16, 1), (16, 2))
     """
 
-    #: what ``fit``/``predict`` take: uint8 image patches (N, H, W, 3), not features
-    input_kind = "patches"
+    #: uint8 image patches (N, H, W, 3) in; the rest of the genes as auxiliary targets
+    model_tags = ModelTags(input="patches", torch=True, groups=True, aux_targets=True)
 
     def __init__(self, *, encoder: str = "efficientnet_b0", pretrained: bool = False,
                  aux_weight: float = 40.0, aux_layer: str | None = None, lr: float = 1e-3,

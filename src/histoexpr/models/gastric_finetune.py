@@ -49,6 +49,7 @@ from ..training import (
     target_scaling,
 )
 from .bags import BULK_MODELS, check_targets
+from .contract import ModelTags
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _check_patch_bags(X: Any) -> list[np.ndarray]:
     out = []
     for i, x in enumerate(X):
         if hasattr(x, "features") and hasattr(x, "coords"):
-            raise InputError("GastricFinetune takes image patches per slide (input_kind "
+            raise InputError("GastricFinetune takes image patches per slide (input "
                              "'patch_bags'), not feature bags; read them with "
                              "histoexpr.features.bags.read_bag_patches")
         a = np.asarray(x)
@@ -296,8 +297,8 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
     ((6, 2), 1, 2)
     """
 
-    #: what ``fit``/``predict`` take: per slide, uint8 image patches (N_i, H, W, 3)
-    input_kind = "patch_bags"
+    #: per slide, uint8 image patches (N_i, H, W, 3) in
+    model_tags = ModelTags(input="patch_bags", torch=True, groups=True)
 
     def __init__(self, *, encoder: str = "resnet50", pretrained: bool = True,
                  freeze: float = 0.75, hidden: tuple[int, ...] = (256,), dropout: float = 0.25,

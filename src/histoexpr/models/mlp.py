@@ -25,6 +25,7 @@ from ..training import (
     target_scaling,
 )
 from .baselines import _check_n_features
+from .contract import ModelTags
 from .probe import MODELS
 
 __all__ = ["MLPHead"]
@@ -95,8 +96,8 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
     True
     """
 
-    #: what ``fit``/``predict`` take: a feature matrix, not image patches
-    input_kind = "features"
+    #: a feature matrix in; the inner validation split is grouped by patient
+    model_tags = ModelTags(input="features", torch=True, groups=True)
 
     def __init__(self, *, hidden: Sequence[int] = (256,), dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..registry import Registry
+from .contract import ModelTags
 
 __all__ = ["ALPHAS", "MODELS", "ClippedScaler", "RidgeProbe"]
 
@@ -87,6 +88,9 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     >>> float(np.corrcoef(model.predict(x)[:, 1], y[:, 1])[0, 1]) > 0.99
     True
     """
+
+    #: frozen features in
+    model_tags = ModelTags(input="features")
 
     def __init__(self, n_components: int = 256, alphas: Sequence[float] = ALPHAS,
                  clip: float | None = 10.0,

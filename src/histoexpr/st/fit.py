@@ -54,9 +54,9 @@ class Entry:
 
 
 def _input_kind(model: str) -> str:
-    from ..models import MODELS
+    from ..models import MODELS, tags_of
 
-    return getattr(MODELS.get(model), "input_kind", "features")
+    return tags_of(MODELS.get(model)).input
 
 
 def entries(cfg: STConfig) -> list[Entry]:
@@ -150,18 +150,19 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
 
 
 def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
-    from ..models import MODELS
+    from ..models import MODELS, tags_of
 
     cls = MODELS.get(entry.model)
+    tags = tags_of(cls)
     params: dict[str, Any] = dict(cfg.model_params) if entry.role == "model" else {}
-    names = cls().get_params() if hasattr(cls, "get_params") else {}
+    names = cls().get_params()  # the scikit-learn contract: every model has get_params
     if "random_state" in names:
         params.setdefault("random_state", cfg.seed)
-    if entry.features == PATCHES:
+    if tags.torch and cfg.device is not None:
+        params.setdefault("device", cfg.device)
+    if tags.input == PATCHES:
         params.setdefault("encoder", cfg.encoder)
         params.setdefault("pretrained", cfg.pretrained)
-        if cfg.device is not None:
-            params.setdefault("device", cfg.device)
         if checkpoint is not None and "checkpoint_dir" in names:
             params.setdefault("checkpoint_dir", str(checkpoint))
     unknown = sorted(set(params) - set(names)) if names else []
@@ -172,15 +173,9 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
 
 
 def _fit_predict(est, entry: Entry, x_tr, y_tr, x_te, *, y_aux=None, groups=None):
-    import inspect
+    from ..models import fit_model
 
-    kw: dict[str, Any] = {}
-    sig = inspect.signature(est.fit).parameters
-    if y_aux is not None and "y_aux" in sig:
-        kw["y_aux"] = y_aux
-    if groups is not None and "groups" in sig:
-        kw["groups"] = groups
-    est.fit(x_tr, y_tr, **kw)
+    fit_model(est, x_tr, y_tr, groups=groups, y_aux=y_aux)  # as its tags ask
     return est, (est.predict(x_te) if x_te is not None else None)
 
 

@@ -1,6 +1,6 @@
 """The image patches behind a bag: read back from the slide its features were cut from.
 
-Models trained end to end on pixels (``input_kind = "patch_bags"``, e.g.
+Models trained end to end on pixels (``input = "patch_bags"`` in their tags, e.g.
 :class:`histoexpr.models.gastric_finetune.GastricFinetune`) take, per slide, the uint8
 patches of the bag's tiles rather than their features. :func:`read_bag_patches` finds the
 slide named in the bag's feature file (attribute ``slide_path``, written by
