@@ -41,12 +41,12 @@ def _metrics(run: RunFolder) -> pd.DataFrame:
 
 def test_interrupted_run_resumed_with_another_batch_size_gives_the_same_metrics(
         specs, tmp_path, monkeypatch):
-    import histoexpr.st.fit as fit_mod
+    import histoexpr.models as models_mod
 
     whole = fit_run(STConfig.resolve(data=[specs], batch_size=64, **FAST), tmp_path / "a",
                     maps=False)
     calls = {"n": 0}
-    real = fit_mod._fit_predict
+    real = models_mod.fit_model
 
     def dies_on_the_third_fit(*a, **k):
         calls["n"] += 1
@@ -54,7 +54,7 @@ def test_interrupted_run_resumed_with_another_batch_size_gives_the_same_metrics(
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(fit_mod, "_fit_predict", dies_on_the_third_fit)
+    monkeypatch.setattr(models_mod, "fit_model", dies_on_the_third_fit)
     with pytest.raises(KeyboardInterrupt):
         fit_run(STConfig.resolve(data=[specs], batch_size=3, **FAST), tmp_path / "b",
                 maps=False)

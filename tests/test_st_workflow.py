@@ -107,7 +107,7 @@ def test_rerun_resumes_and_recomputes_only_what_is_missing(run, syn, caplog):
     fit_run(STConfig.resolve(data=[str(specs)], **FAST), run.path, maps=False)
     assert (run.fold(1) / "ridge-colour_hist.npz").is_file()
     assert (done.stat().st_mtime_ns, feat.stat().st_mtime_ns) == before
-    assert "fold 0, ridge: done earlier; skipped" in caplog.text
+    assert "unit 0, ridge: done earlier; skipped" in caplog.text
 
 
 def test_another_config_in_the_same_folder_is_refused(run, syn):

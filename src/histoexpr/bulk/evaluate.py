@@ -45,8 +45,8 @@ def collect_predictions(rf: BulkRunFolder) -> pd.DataFrame:
             with np.load(npz, allow_pickle=False) as z:
                 if len(z["rows"]) == 0:
                     continue
-                df = pd.DataFrame(z["pred"], columns=genes)
-                df.insert(0, "slide", z["slides"].astype(str))
+                df = pd.DataFrame(z["y_pred"], columns=z["genes"].astype(str))[genes]
+                df.insert(0, "slide", z["ids"].astype(str))
                 df.insert(0, "role", z["roles"].astype(str))
             e = info["entry"]
             for col, v in (("unit", d.name), ("kind", e["role"]), ("features", e["features"]),

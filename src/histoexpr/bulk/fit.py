@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,11 @@ import pandas as pd
 from ..atomic import atomic_path, write_json
 from ..config import BulkConfig
 from ..runs import BulkRunFolder
+from ..runs.folds import Entry, FoldTargets, Unit, run_folds
 
 __all__ = ["Entry", "bulk_entries", "fit_run"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A model fitted on one feature source: the main model or a baseline."""
-
-    key: str  # file stem in folds/<unit>/
-    model: str  # BULK_MODELS name
-    features: str  # "main", "colour" or "random"
-    role: str  # "model" or "baseline"
 
 
 def _input_kind(model: str) -> str:
@@ -149,8 +139,6 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
                 split_rec: dict[str, Any], gene_record: dict[str, Any] | None,
                 sums: dict[str, str], t0: float, *, evaluate: bool) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
-    from ..cost import CostMeter
-    from ..models import fit_model
     from .baselines import baseline_bags
 
     record = data.record()
@@ -167,52 +155,49 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
     entries = bulk_entries(cfg)
     feature_sets: dict[str, list | None] = {"main": data.bags}
     for source in {e.features for e in entries} - {"main"}:
-        t1 = time.perf_counter()
-        feature_sets[source] = baseline_bags(data, source, cfg, rf.features)
-        rf.stage(f"features:{source}", time.perf_counter() - t1,
-                 available=feature_sets[source] is not None)
-    write_json(rf.entries_json, [e.__dict__ | {
+        with rf.timed(f"features:{source}") as rec:
+            feature_sets[source] = baseline_bags(data, source, cfg, rf.features)
+            rec["available"] = feature_sets[source] is not None
+    write_json(rf.entries_json, [e.to_dict() | {
         "available": feature_sets[e.features] is not None} for e in entries])
-    y = data.y.to_numpy(np.float64)
-    params = dict(cfg.model_params)
-    for unit in units:
-        folder = rf.fold(unit.name)
-        for e in entries:
-            bags = feature_sets[e.features]
-            if bags is None:
-                continue
-            npz, meta = folder / f"{e.key}.npz", folder / f"{e.key}.json"
-            keep_model = unit.final and e.role == "model"
-            if npz.is_file() and meta.is_file() and (not keep_model or rf.final_model.is_file()):
-                continue
-            est = build_model(e.model, params if e.role == "model" else {}, seed=cfg.seed,
-                              device=cfg.device)
-            logger.info("fit %s on %s features, unit %s (%d train slides)", e.model,
-                        e.features, unit.name, len(unit.train))
-            with CostMeter(device=cfg.device) as meter:
-                X = _inputs(est, [bags[i] for i in unit.train], cfg)
-                fit_model(est, X, y[unit.train], groups=data.patients[unit.train])
-                pred = np.zeros((0, y.shape[1]), np.float32)
-                if len(unit.rows):
-                    pred = np.asarray(est.predict(_inputs(est, [bags[i] for i in unit.rows],
-                                                          cfg)), np.float32)
-            folder.mkdir(parents=True, exist_ok=True)
-            info = {"unit": unit.name, "entry": e.__dict__, "n_train": len(unit.train),
-                    "n_predicted": len(unit.rows), "cost": meter.record(),
-                    "n_epochs": getattr(est, "n_epochs_", None),
-                    "best_epoch": getattr(est, "best_epoch_", None)}
-            if keep_model:
-                _save_final(rf, est, cfg, data, e)
-            with atomic_path(npz, suffix=".npz") as tmp:
-                np.savez(tmp, rows=unit.rows, roles=unit.roles.astype(str), pred=pred,
-                         slides=np.asarray(data.slides)[unit.rows].astype(str))
-            write_json(meta, info)
+    run_folds(rf, entries, units, _SlideFolds(rf, cfg, data, feature_sets))
     rf.stage("fit", time.perf_counter() - t0)
     write_json(rf.cost_json, rf.cost_summary())
     if evaluate:
         from .evaluate import evaluate_run
 
         evaluate_run(rf.path)
+
+
+class _SlideFolds:
+    """The bulk workflow as an adapter of the one fold loop (:mod:`histoexpr.runs.folds`):
+    rows are slides, groups patients, the targets the joined (transformed) expression, the
+    inputs a bag (or the image patches of a bag) per slide."""
+
+    def __init__(self, rf: BulkRunFolder, cfg: BulkConfig, data: Any,
+                 feature_sets: dict[str, list | None]) -> None:
+        self.rf, self.cfg, self.data, self.sets = rf, cfg, data, feature_sets
+        self.y = data.y.to_numpy(np.float64)
+        self.ids = np.asarray(data.slides, str)
+        self.groups = np.asarray(data.patients, str)
+        self.device = cfg.device
+
+    def targets(self, unit: Unit) -> FoldTargets:
+        return FoldTargets(list(self.data.genes), self.y[unit.train], self.y[unit.rows])
+
+    def inputs(self, entry: Entry, est: Any, rows: np.ndarray) -> Any:
+        bags = self.sets[entry.features]
+        return _inputs(est, [bags[i] for i in rows], self.cfg)
+
+    def estimator(self, entry: Entry, unit: Unit) -> Any:
+        params = dict(self.cfg.model_params) if entry.role == "model" else {}
+        return build_model(entry.model, params, seed=self.cfg.seed, device=self.cfg.device)
+
+    def available(self, entry: Entry) -> bool:
+        return self.sets.get(entry.features) is not None
+
+    def save_final(self, est: Any, entry: Entry, unit: Unit, targets: FoldTargets) -> None:
+        _save_final(self.rf, est, self.cfg, self.data, entry)
 
 
 def _save_final(rf: BulkRunFolder, est: Any, cfg: BulkConfig, data: Any, e: Entry) -> None:

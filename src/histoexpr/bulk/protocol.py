@@ -9,30 +9,14 @@ marked ``final``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..runs.folds import Unit, units_from_split
 
 __all__ = ["Unit", "make_units", "pick_patients"]
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One fit: ``train`` row indices, predicted ``rows`` with their ``roles``."""
-
-    name: str
-    train: np.ndarray
-    rows: np.ndarray
-    roles: np.ndarray
-    final: bool = False
-
-    def to_dict(self, patients: np.ndarray) -> dict[str, Any]:
-        return {"name": self.name, "final": self.final, "n_train": len(self.train),
-                "predicted": {r: sorted({str(p) for p in patients[self.rows[self.roles == r]]})
-                              for r in dict.fromkeys(self.roles.tolist())}}
 
 
 def pick_patients(patients: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[list[str]]:
@@ -100,13 +84,7 @@ def make_units(patients: Any, *, protocol: str = "kfold", k: int = 5, holdout: f
     if holdout > 0:
         held = pick_patients(patients, (1 - holdout, holdout), seed)[1]
     split = grouped_splits(patients, patients, by="patient", k=k, holdout=held)
-    units = [Unit(str(i), tr, te, np.full(len(te), "cv")) for i, (tr, te) in enumerate(split.folds)]
-    cv_rows = np.setdiff1d(rows, split.holdout)
-    if len(split.holdout):
-        units.append(Unit("holdout", cv_rows, split.holdout,
-                          np.full(len(split.holdout), "holdout"), final=refit))
-    elif refit:
-        units.append(Unit("final", rows, np.zeros(0, int), np.zeros(0, str), final=True))
+    units = units_from_split(split, len(patients), refit=refit)
     rec = {"protocol": "kfold", "k": len(split.folds), "holdout_fraction": holdout,
            "holdout_patients": held, "fold_test_patients": split.fold_groups}
     return units, rec

@@ -33,7 +33,7 @@ __all__ = ["load_run", "render_report", "write_report", "write_report_after_fit"
 logger = logging.getLogger(__name__)
 
 #: run-folder layout versions this report reads (``run.json`` ``format``)
-FORMATS = (1,)
+FORMATS = (1, 2)  # 2: the one fold loop (fold files changed; what the report reads did not)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;

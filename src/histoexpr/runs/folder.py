@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BulkRunFolder", "RunFolder", "sha256_files", "write_json"]
 
-FORMAT = 1  # bumped when the layout changes; older runs get a clear message
+FORMAT = 2  # bumped when the layout changes; older runs get a clear message (2: one fold loop)
 
 
 class RunFolder:

@@ -29,7 +29,7 @@ import pandas as pd
 from .. import _keys as K
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..runs import RunFolder
+from ..runs import RunFolder, files
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,22 @@ SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "n
 
 
 def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
-    """Every ``folds/<k>/<model>.npz`` of a run, with its entry's description."""
+    """Every fold result of a run that predicted spots (``folds/<unit>/<entry>.npz`` and its
+    ``.json`` record, written by :func:`histoexpr.runs.folds.run_folds`), with its entry's
+    description; ``spots`` are the predicted spots, ``wall_s`` / ``cpu_s`` the fit's cost."""
     plan = run.read_json(run.models_json)
     out = []
     for e in plan:
-        for path in sorted(run.path.glob(f"folds/*/{e['label']}.npz")):
+        for path in sorted(run.path.glob(f"{files.FOLDS}/*/{e['key']}.npz")):
+            meta = path.with_suffix(".json")
+            cost = run.read_json(meta).get("cost", {}) if meta.is_file() else {}
             with np.load(path, allow_pickle=False) as z:
-                out.append({**e, "fold": path.parent.name, **{k: z[k] for k in z.files}})
+                if not len(z["ids"]):
+                    continue  # a refit on every spot: nothing to score
+                out.append({**e, "fold": path.parent.name, "spots": z["ids"],
+                            **{k: z[k] for k in ("genes", "y_true", "y_pred")},
+                            "wall_s": cost.get("wall_s", np.nan),
+                            "cpu_s": cost.get("cpu_s", np.nan)})
     if not out:
         raise InputError(f"{run.path}: no fold results yet; run `histoexpr st fit` (an "
                          "interrupted fit resumes when rerun with the same options)")
@@ -70,7 +79,7 @@ def _summary_row(res: dict[str, Any], tidy_pooled: pd.DataFrame) -> dict[str, An
         logger.warning(
             "fold %s, %s: Pearson r is undefined for %d of %d genes, constant in the test "
             "spots (measured or predicted; e.g. %s); they are left out of the mean and "
-            "counted in n_constant", res["fold"], res["label"], len(undefined), len(wide),
+            "counted in n_constant", res["fold"], res["key"], len(undefined), len(wide),
             ", ".join(undefined[:3]))
     s = summarise(wide, metric="spearman_r")
     return {
@@ -114,7 +123,7 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
     for res in results:
         if len(res["spots"]) < 3:
             logger.warning("fold %s of %s has %d test spots; not scored", res["fold"],
-                           res["label"], len(res["spots"]))
+                           res["key"], len(res["spots"]))
             continue
         t = evaluate(res["y_true"], res["y_pred"], genes=res["genes"].tolist(),
                      sections=_section_of(res["spots"]), fold=res["fold"])
@@ -171,7 +180,7 @@ def _out_of_fold(run: RunFolder, main: list[dict[str, Any]]):
     out.uns[K.UNS_SECTIONS] = {s: {k: v for k, v in info.items() if v is not None}
                                for s, info in data["sections"].items() if s in
                                set(obs[K.SLIDE_ID])}
-    out.uns["model"] = main[0]["label"]
+    out.uns["model"] = main[0]["key"]
     with atomic_path(run.predictions, suffix=".h5ad") as tmp:
         out.write_h5ad(tmp)
     return out

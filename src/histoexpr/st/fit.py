@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..atomic import atomic_path
 from ..config import STConfig, parse_genes
 from ..errors import InputError
 from ..runs import RunFolder, sha256_files, write_json
+from ..runs.folds import Entry, FoldTargets, Unit, run_folds, units_from_split
 from .data import SpotData, fit_stain, load_spot_data
 
 logger = logging.getLogger(__name__)
@@ -36,21 +36,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Entry", "entries", "fit_run", "make_selector"]
 
 PATCHES = "patches"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One row group of the results table: a model on one kind of input."""
-
-    label: str  # file-safe name, e.g. "ridge", "ridge-colour_hist"
-    model: str
-    features: str  # a feature key, "patches" or "none"
-    source: str | None  # encoder name / "colour_hist"; None for mean and patches
-    pretrained: bool
-    role: str  # "model" or "baseline"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _input_kind(model: str) -> str:
@@ -65,23 +50,20 @@ def entries(cfg: STConfig) -> list[Entry]:
     from ..features.per_spot import feature_key
 
     on_patches = _input_kind(cfg.model) == PATCHES
-    if on_patches:
-        main = Entry(cfg.model, cfg.model, PATCHES, cfg.encoder, cfg.pretrained, "model")
-    else:
-        key = feature_key(cfg.encoder, pretrained=cfg.pretrained)
-        main = Entry(cfg.model, cfg.model, key, cfg.encoder, cfg.pretrained, "model")
+    feats = PATCHES if on_patches else feature_key(cfg.encoder, pretrained=cfg.pretrained)
+    main = Entry(cfg.model, cfg.model, feats, "model", cfg.encoder, cfg.pretrained)
     head = "ridge" if on_patches else cfg.model
     out = [main]
     for b in cfg.baselines:
         if b == "mean":
-            out.append(Entry("mean", "mean", "none", None, False, "baseline"))
+            out.append(Entry("mean", "mean", "none", "baseline", None, False))
         elif b == "colour":
-            out.append(Entry(f"{head}-{COLOUR_FEATURES}", head, COLOUR_FEATURES,
-                             COLOUR_FEATURES, False, "baseline"))
+            out.append(Entry(f"{head}-{COLOUR_FEATURES}", head, COLOUR_FEATURES, "baseline",
+                             COLOUR_FEATURES, False))
         elif b == "random":
             key = feature_key(cfg.encoder, pretrained=False)
             if key != main.features:
-                out.append(Entry(f"{head}-{key}", head, key, cfg.encoder, False, "baseline"))
+                out.append(Entry(f"{head}-{key}", head, key, "baseline", cfg.encoder, False))
     return out
 
 
@@ -172,18 +154,6 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
     return cls(**params)
 
 
-def _fit_predict(est, entry: Entry, x_tr, y_tr, x_te, *, y_aux=None, groups=None):
-    from ..models import fit_model
-
-    fit_model(est, x_tr, y_tr, groups=groups, y_aux=y_aux)  # as its tags ask
-    return est, (est.predict(x_te) if x_te is not None else None)
-
-
-def _save_npz(path: Path, **arrays: Any) -> None:
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
-
-
 def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
             evaluate: bool = True, maps: bool = True,
             feature_cache: str | Path | None = None) -> RunFolder:
@@ -268,7 +238,6 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
     plan = entries(cfg)
     write_json(run.models_json, [e.to_dict() for e in plan])
 
-    x_all, var_names = np.asarray(adata.X), adata.var_names.astype(str).tolist()
     cache: dict[str, np.ndarray] = {}
     t_feat = time.perf_counter()
     cache_dir = Path(feature_cache) if feature_cache is not None else run.features
@@ -276,51 +245,52 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
         _features(cfg, data, e, cache_dir, stain, cache)
     run.stage("features", time.perf_counter() - t_feat, sources=sorted(cache))
 
-    t_cv = time.perf_counter()
-    runs = [(str(k), tr, te) for k, (tr, te) in enumerate(split.folds)]
-    if len(split.holdout):  # fitted on every other spot; its main model is the final one
-        runs.append(("holdout", np.setdiff1d(np.arange(adata.n_obs), split.holdout),
-                     split.holdout))
-    for fold, train, test in runs:
-        main, rest = _fold_genes(run, fold, cfg, x_all, var_names, train, genes)
-        for e in plan:
-            path = run.fold(fold) / f"{e.label}.npz"
-            keep_model = fold == "holdout" and e.role == "model" and cfg.refit
-            if path.is_file() and (not keep_model or run.final_model.is_file()):
-                logger.info("fold %s, %s: done earlier; skipped", fold, e.label)
-                continue
-            feats = cache[e.features]
-            y_aux = x_all[train][:, rest] if e.features == PATCHES else None
-            w0, c0 = time.perf_counter(), time.process_time()
-            est = _estimator(cfg, e, run.fold(fold) / f"{e.label}_checkpoints")
-            est, pred = _fit_predict(est, e, feats[train], x_all[train][:, main], feats[test],
-                                     y_aux=y_aux, groups=groups[train])
-            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-            if keep_model:
-                _save_final(run, est, e, [var_names[i] for i in main], len(train))
-            _save_npz(path, spots=adata.obs_names[test].to_numpy(str),
-                      genes=np.array([var_names[i] for i in main]),
-                      y_true=x_all[test][:, main], y_pred=np.asarray(pred, np.float32),
-                      wall_s=wall, cpu_s=cpu)
-            held = "held-out set" if fold == "holdout" else ", ".join(split.fold_groups[int(fold)])
-            logger.info("fold %s (%s held out), %s: %.1f s", fold, held, e.label, wall)
-    run.stage("cross_validation", time.perf_counter() - t_cv, n_folds=len(split.folds))
-
-    if cfg.refit and not len(split.holdout) and not run.final_model.is_file():
-        t_fin = time.perf_counter()
-        train = np.arange(adata.n_obs)
-        main, rest = _fold_genes(run, "final", cfg, x_all, var_names, train, genes)
-        e = plan[0]
-        y_aux = x_all[:, rest] if e.features == PATCHES else None
-        est = _estimator(cfg, e, run.final / "checkpoints")
-        est, _ = _fit_predict(est, e, cache[e.features], x_all[:, main], None, y_aux=y_aux,
-                              groups=groups)
-        _save_final(run, est, e, [var_names[i] for i in main], adata.n_obs)
-        run.stage("final_model", time.perf_counter() - t_fin)
+    with run.timed("cross_validation", n_folds=len(split.folds)):
+        units = units_from_split(split, adata.n_obs, refit=cfg.refit)
+        run_folds(run, plan, units, _SpotFolds(run, cfg, data, cache, genes, groups))
     if evaluate:
         from .evaluate import evaluate_run
 
         evaluate_run(run.path, maps=maps)
+
+
+class _SpotFolds:
+    """The spatial workflow as an adapter of the one fold loop (:mod:`histoexpr.runs.folds`):
+    rows are spots, groups patients (or sections), genes chosen on each unit's training
+    spots (``folds/<unit>/genes.json``), the rest of the genes as auxiliary targets for a
+    model that takes them (seed 003's AuxNet)."""
+
+    def __init__(self, run: RunFolder, cfg: STConfig, data: SpotData,
+                 cache: dict[str, np.ndarray], genes: list[str] | None,
+                 groups: np.ndarray) -> None:
+        from ..models import MODELS, tags_of
+
+        self.run, self.cfg, self.cache, self.genes = run, cfg, cache, genes
+        self.x = np.asarray(data.adata.X)
+        self.var_names = data.adata.var_names.astype(str).tolist()
+        self.ids = data.adata.obs_names.to_numpy(str)
+        self.groups = groups
+        self.device = cfg.device
+        self.aux = tags_of(MODELS.get(cfg.model)).aux_targets
+
+    def targets(self, unit: Unit) -> FoldTargets:
+        main, rest = _fold_genes(self.run, unit.name, self.cfg, self.x, self.var_names,
+                                 unit.train, self.genes)
+        y_tr = self.x[unit.train]
+        return FoldTargets([self.var_names[i] for i in main], y_tr[:, main],
+                           self.x[unit.rows][:, main], y_tr[:, rest] if self.aux else None)
+
+    def inputs(self, entry: Entry, est: Any, rows: np.ndarray) -> Any:
+        return self.cache[entry.features][rows]
+
+    def estimator(self, entry: Entry, unit: Unit) -> Any:
+        return _estimator(self.cfg, entry, self.run.fold(unit.name) / f"{entry.key}_checkpoints")
+
+    def available(self, entry: Entry) -> bool:
+        return True
+
+    def save_final(self, est: Any, entry: Entry, unit: Unit, targets: FoldTargets) -> None:
+        _save_final(self.run, est, entry, targets.genes, len(unit.train))
 
 
 def _save_final(run: RunFolder, est: Any, entry: Entry, genes: list[str], n_train: int) -> None:

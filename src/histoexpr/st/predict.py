@@ -136,7 +136,8 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     pred = np.asarray(model.predict(x), np.float32)
     result = AnnData(X=pred, obs=adata.obs.copy(), var=pd.DataFrame(index=info["genes"]),
                      uns={K.UNS_SECTIONS: adata.uns[K.UNS_SECTIONS],
-                          "model": {k: info[k] for k in ("label", "model", "features")},
+                          "model": {"key": info.get("key", info.get("label")),
+                                    "model": info["model"], "features": info["features"]},
                           "run": str(run.path)})
     result.obsm[K.OBSM_SPATIAL] = adata.obs[[K.X, K.Y]].to_numpy(np.float64)
     out = Path(out) if out is not None else run.path / files.PREDICT

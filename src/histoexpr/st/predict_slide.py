@@ -383,7 +383,7 @@ def predict_slide(
         adata = ad.AnnData(X=pred, obs=obs, var=pd.DataFrame(index=list(info["genes"])))
         adata.obsm[K.OBSM_SPATIAL] = coords[:, :2].astype(np.float64) + size0 / 2.0
         adata.uns["run"] = str(run_f.path.resolve())
-        adata.uns["model"] = {k: str(info.get(k)) for k in ("label", "model", "features",
+        adata.uns["model"] = {k: str(info.get(k)) for k in ("key", "model", "features",
                                                             "source")}
         adata.uns[K.UNS_ENCODER] = str(info.get("source") or "none")
         adata.uns[K.UNS_TILE_SPEC] = tile_info
