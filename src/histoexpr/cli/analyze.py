@@ -58,15 +58,6 @@ def add_expression_args(p: argparse.ArgumentParser, *, flag: str = "--expression
                        help="run folder: out-of-fold (cv, default) or held-out rows")
 
 
-def load_expression(args: argparse.Namespace, *, flag: str = "expression"):
-    """The samples x genes frame named by ``--expression`` (and its run-folder options)."""
-    from ..analysis.tables import read_expression_input
-
-    return read_expression_input(
-        getattr(args, flag), entry=getattr(args, "entry", None),
-        source=getattr(args, "source", "predicted"), role=getattr(args, "role", None))
-
-
 def add_out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_common(p)

@@ -28,19 +28,9 @@ models of the group (reference: immune) as ``analyze survival`` writes them.
 from __future__ import annotations
 
 import argparse
-import logging
 
-from ..errors import InputError
-from .analyze import add_expression_args, add_out_arg, load_expression, print_files
-from .analyze_survival import (
-    add_covariates,
-    add_survival_args,
-    dropped_note,
-    load_survival,
-    survival_outputs,
-)
-
-logger = logging.getLogger(__name__)
+from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze_survival import add_survival_args
 
 
 def add_parser(ss: argparse._SubParsersAction) -> None:
@@ -70,81 +60,26 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
 
 
 def run_cheong(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
+    from ..clinical.cheong import THRESHOLD_NOTE
+    from ..workflows import cheong_study
 
-    from ..analysis.output import AnalysisOutput
-    from ..clinical.cheong import GROUPS, THRESHOLD_NOTE, cheong_classify
-
-    given = [x for x in (args.clinical, args.time, args.event) if x]
-    if given and len(given) < 3:
-        raise InputError("survival by Cheong group needs all of --clinical, --time and --event")
-    expr = load_expression(args)
-    if args.log1p:
-        neg = expr.columns[(expr < 0).any()]
-        if len(neg):
-            raise InputError(f"--log1p: gene(s) {', '.join(map(str, neg[:5]))} have negative "
-                             "values (already log-scale?); drop --log1p")
-        expr = np.log1p(expr)
-    thresholds = {k: v for k, v in (("immune", args.immune_threshold),
-                                    ("stem_like", args.stem_threshold)) if v is not None}
-    res = cheong_classify(expr, thresholds=thresholds, immune_quantile=args.immune_quantile,
-                          stem_quantile=args.stem_quantile, standardize=args.standardize)
-    th = res.attrs["thresholds"]
-    out = AnalysisOutput(args.out, "cheong")
-    out.note(th["note"])
-    z = "z-scored " if args.standardize else ""
-    out.note(f"immune-high: immune score (mean of {z}GZMB, WARS) > {th['immune']:.3g}, "
-             f"{th['immune_rule']}; stem-like-high: {z}SFRP4 score > {th['stem_like']:.3g}, "
-             f"{th['stem_like_rule']}; rules applied in the published order (immune first)")
-    tab = res.reset_index(names="sample")
-    tab.insert(1, "group", tab.pop("group").astype(str))
-    out.table("cheong_groups", tab)
-    sizes = res["group"].value_counts(sort=False)
-    size_tab = pd.DataFrame({"group": [str(g) for g in sizes.index],
-                             "risk": [GROUPS[g][0] for g in sizes.index],
-                             "chemotherapy_benefit": [GROUPS[g][1] for g in sizes.index],
-                             "n": sizes.to_numpy(), "fraction": sizes.to_numpy() / len(res)})
-    out.table("cheong_group_sizes", size_tab)
-    out.table("cheong_thresholds", pd.DataFrame([
-        {"signature": "immune", "genes": "GZMB,WARS", "threshold": th["immune"],
-         "quantile": th.get("immune_quantile"), "derivation": th["immune_rule"]},
-        {"signature": "stem_like", "genes": "SFRP4", "threshold": th["stem_like"],
-         "quantile": th.get("stem_quantile"), "derivation": th["stem_like_rule"]}]))
-    summary: dict = {"n": len(res), "thresholds": th,
-                     "groups": {str(g): int(n) for g, n in sizes.items()}}
-    if given:
-        _, clin, surv = load_survival(args, expr)
-        summary["dropped"] = dropped_note(out, surv, args)
-        data = surv.copy()
-        data["cheong_group"] = res["group"].reindex(data.index)
-        nog = int(data["cheong_group"].isna().sum())
-        if nog:
-            out.note(f"{nog} patient(s) with survival but no Cheong group (missing gene "
-                     "values) left out")
-            data = data[data["cheong_group"].notna()]
-        covariates = add_covariates(data, clin, args.covariates, str(args.clinical))
-        summary["survival"] = survival_outputs(
-            out, data, primary="cheong_group", covariates=covariates, km_by=["cheong_group"],
-            univariate=["cheong_group"], describe={}, penalizer=args.penalizer,
-            time_label=args.time, reference={"cheong_group": "immune"})
-    record = out.finish(
-        params={"immune_quantile": args.immune_quantile, "stem_quantile": args.stem_quantile,
-                "immune_threshold": args.immune_threshold,
-                "stem_threshold": args.stem_threshold, "standardize": args.standardize,
-                "log1p": args.log1p, "time": args.time, "event": args.event,
-                "event_values": args.event_values, "covariates": args.covariates,
-                "penalizer": args.penalizer, "entry": args.entry, "source": args.source,
-                "role": args.role, "id_col": args.id_col},
-        inputs={"expression": args.expression, "clinical": args.clinical}, summary=summary)
+    res = cheong_study(
+        args.expression, out=args.out, immune_quantile=args.immune_quantile,
+        stem_quantile=args.stem_quantile, immune_threshold=args.immune_threshold,
+        stem_threshold=args.stem_threshold, standardize=args.standardize, log1p=args.log1p,
+        clinical=args.clinical, time=args.time, event=args.event,
+        event_values=args.event_values, covariates=args.covariates, id_col=args.id_col,
+        penalizer=args.penalizer, entry=args.entry, source=args.source, role=args.role)
     if not getattr(args, "quiet", False):
-        print(f"{len(res)} samples: " + ", ".join(
-            f"{r.group} {r.n} ({r.fraction:.0%}, {r.risk} risk)" for r in size_tab.itertuples()))
+        th = res.summary["thresholds"]
+        print(f"{res.summary['n']} samples: " + ", ".join(
+            f"{r.group} {r.n} ({r.fraction:.0%}, {r.risk} risk)"
+            for r in res["cheong_group_sizes"].itertuples()))
         print(f"{THRESHOLD_NOTE}: immune > {th['immune']:.3g} ({th['immune_rule']}), "
               f"stem-like > {th['stem_like']:.3g} ({th['stem_like_rule']})")
-        if given:
-            s = summary["survival"]
+        if "survival" in res.summary:
+            s = res.summary["survival"]
             print(f"log-rank by Cheong group: p={s['logrank_p']['cheong_group']:.2g} "
                   f"({s['n']} patients, {s['events']} events)")
-        print_files(record, args.out)
+        print_files(res.record, args.out)
     return 0
