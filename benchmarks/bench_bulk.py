@@ -61,7 +61,7 @@ def run_model(model: str, syn, out: Path) -> dict:
     from histoexpr.config import BulkConfig
 
     cfg = BulkConfig.resolve(features=str(syn.features_dir), expression=str(syn.expression_path),
-                             genes="all", model=model, baselines=[], k=5, holdout=0.2)
+                             genes="all", model=model, baselines=[], k=5, holdout_fraction=0.2)
     t0 = time.perf_counter()
     rf = fit_run(cfg, out / model)
     wall = time.perf_counter() - t0

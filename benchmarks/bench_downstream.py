@@ -69,7 +69,8 @@ def build(out: Path, n_slides: int):
                               grade_gene="SFRP4", subtype_genes=("GZMB", "CDX1"),
                               out=out / "clinical.csv")
     cfg = BulkConfig.resolve(features=str(syn.features_dir), expression=str(syn.expression_path),
-                             genes="all", model="ridge", baselines=["mean"], k=5, holdout=0.0)
+                             genes="all", model="ridge", baselines=["mean"], k=5,
+                             holdout_fraction=0.0)
     rf = fit_run(cfg, out / "run")
     return syn, clin, rf.path
 

@@ -96,8 +96,8 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     # folder is touched: a bad input leaves nothing that would block the corrected command
     data = load_bulk_data(cfg)
     units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
-                                  holdout=cfg.holdout, fractions=cfg.fractions, seed=cfg.seed,
-                                  refit=cfg.refit)
+                                  holdout=cfg.holdout_fraction,
+                                  fractions=cfg.split_fractions, seed=cfg.seed, refit=cfg.refit)
     gene_record = choose_genes(cfg, data, units)
     build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
     sums = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))

@@ -10,6 +10,7 @@ import logging
 import sys
 import traceback
 
+from ..config import parse_params
 from ..errors import HistoexprError
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_params", "report_failures",
@@ -36,24 +37,6 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="only warnings and errors; no progress bar")
-
-
-def parse_params(items: list[str]) -> dict:
-    """``--param KEY=VALUE`` options as a dict (values parsed as JSON where they are JSON)."""
-    import json
-
-    from ..errors import InputError
-
-    out = {}
-    for it in items:
-        key, sep, value = it.partition("=")
-        if not sep or not key:
-            raise InputError(f"--param {it!r}: use KEY=VALUE, e.g. --param max_epochs=5")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def table_console(*, stderr: bool = False):

@@ -23,8 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..config import BulkConfig, add_config_flags, config_from_args
 from ..runs import files
-from . import add_common, parse_params
+from . import add_common
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,48 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     f = ss.add_parser("fit", help="cross-validate a slide-level model and its baselines",
                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    f.add_argument("--features", default=None, help="folder of per-slide feature .h5 files")
-    f.add_argument("--expression", default=None,
-                   help="expression table (CSV/TSV, GDC STAR or FPKM-UQ, cBioPortal, GCT)")
-    f.add_argument("--format", dest="expression_format", default=None,
-                   help="expression format (default: sniffed)")
-    f.add_argument("--value", dest="expression_value", default=None,
-                   help="GDC STAR column (default tpm_unstranded)")
-    f.add_argument("--config", type=Path, default=None,
-                   help="JSON config (options given here override it)")
-    f.add_argument("--genes", default=None,
-                   help="hist2rna138 (default), gastric4, pam50, all, topN, hvgN (chosen on "
-                   "the training patients), a file, or A,B,C")
-    f.add_argument("--panel", dest="genes", default=None, help=argparse.SUPPRESS)  # old name
-    f.add_argument("--strict-genes", action="store_const", const=True, default=None,
-                   help="every gene of a panel or file must be in the table")
-    f.add_argument("--transform", default=None, choices=["log1p", "log2", "none"])
-    f.add_argument("--model", default=None, help="bulk model (default ridge)")
-    f.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="model parameter, e.g. --param max_epochs=20 (JSON values)")
-    f.add_argument("--join-rule", default=None, choices=["first_dx", "all"],
-                   help="slides per patient: the first DX slide (default) or all")
-    f.add_argument("--sample-types", default=None,
-                   help="TCGA sample types kept, comma list (default 01); 'any' for all")
-    f.add_argument("--manifest", default=None, help="CSV slide,patient[,sample] (non-TCGA)")
-    f.add_argument("--select", default=None, choices=["all", "top", "random"],
-                   help="tiles per slide: all (default), top-N by heatmap, random N")
-    f.add_argument("--n-tiles", type=int, default=None, help="N for --select top/random")
-    f.add_argument("--heatmaps", default=None, help="folder of tumour heatmaps (--select top)")
-    f.add_argument("--slides", dest="slides_dir", default=None,
-                   help="where the slides are now (patch models, colour/random baselines)")
-    f.add_argument("--protocol", default=None, choices=["kfold", "split"])
-    f.add_argument("--folds", dest="k", type=int, default=None, help="k (default 5)")
-    f.add_argument("--holdout", type=float, default=None,
-                   help="fraction of patients held out (default 0.2; 0 for none)")
-    f.add_argument("--split-fractions", default=None,
-                   help="train,val,test for --protocol split (default 0.6,0.2,0.2)")
-    f.add_argument("--baselines", default=None,
-                   help="comma list of mean,colour,random (default all); 'none' for none")
-    f.add_argument("--no-refit", dest="refit", action="store_const", const=False, default=None,
-                   help="keep no final model (bulk predict needs it)")
-    f.add_argument("--seed", type=int, default=None)
-    f.add_argument("--device", default=None)
+    add_config_flags(f, BulkConfig)
     f.add_argument("--out", required=True, type=Path, help="run folder")
     f.add_argument("--overwrite", action="store_true",
                    help="replace a run folder that holds another config")
@@ -133,30 +93,12 @@ def print_bulk_summary(summary, *, title: str) -> None:
     console.print(t)
 
 
-def _list(value: str | None, *, none: str = "none") -> list[str] | None:
-    if value is None:
-        return None
-    return [] if value == none else [v.strip() for v in value.split(",") if v.strip()]
-
-
 def run_fit(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..bulk import fit_run
-    from ..config import BulkConfig
 
-    cfg = BulkConfig.resolve(
-        args.config, features=args.features, expression=args.expression,
-        expression_format=args.expression_format, expression_value=args.expression_value,
-        genes=args.genes, strict_genes=args.strict_genes, transform=args.transform,
-        model=args.model,
-        model_params=parse_params(args.param) or None, join_rule=args.join_rule,
-        sample_types=_list(args.sample_types, none="any"), manifest=args.manifest,
-        select=args.select, n_tiles=args.n_tiles, heatmaps=args.heatmaps,
-        slides_dir=args.slides_dir, protocol=args.protocol, k=args.k, holdout=args.holdout,
-        split_fractions=_list(args.split_fractions), baselines=_list(args.baselines),
-        refit=args.refit, seed=args.seed, device=args.device,
-    )
+    cfg = config_from_args(BulkConfig, args)
     run = fit_run(cfg, args.out, overwrite=args.overwrite)
     split = json.loads(run.splits.read_text())
     title = (f"{split['k']}-fold CV by patient (mean over folds) + "

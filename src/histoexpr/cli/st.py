@@ -19,7 +19,8 @@ import argparse
 import json
 from pathlib import Path
 
-from . import add_common, parse_params, table_console
+from ..config import STConfig, add_config_flags, config_from_args
+from . import add_common, table_console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,42 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     f = ss.add_parser("fit", help="cross-validate a spot model and its baselines",
                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    f.add_argument("--data", nargs="+", default=None, metavar="PATH",
-                   help="section folders / .h5ad / sections.json")
-    f.add_argument("--config", type=Path, default=None,
-                   help="JSON config (options given here override it)")
-    f.add_argument("--encoder", default=None, help="encoder card (default efficientnet_lite0)")
-    f.add_argument("--random-init", dest="pretrained", action="store_const", const=False,
-                   default=None, help="use the encoder with random weights")
-    f.add_argument("--model", default=None, help="ridge (default), mlp, cnn_aux, mean")
-    f.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="model parameter, e.g. --param max_epochs=5 (JSON values)")
-    f.add_argument("--genes", default=None,
-                   help="top250 (default), hvgN, a built-in panel (pam50, hist2rna138, "
-                   "gastric4), all, a gene-list file, or A,B,C")
-    f.add_argument("--strict-genes", action="store_const", const=True, default=None,
-                   help="every gene of a panel or file must be in the data (default: the "
-                   "missing ones are named and the rest fitted, if at least half remain)")
-    f.add_argument("--log", default=None, choices=["log1p", "log2", "none"])
-    f.add_argument("--min-counts", type=float, default=None, help="spot filter (default 1000)")
-    f.add_argument("--patch-um", type=float, default=None, help="patch side in µm (112)")
-    f.add_argument("--patch-px", type=int, default=None, help="patch side in pixels (224)")
-    f.add_argument("--max-white", type=float, default=None,
-                   help="drop spots whose patch is more than this fraction white (0.5)")
-    f.add_argument("--split", default=None, choices=["patient", "section"])
-    f.add_argument("--folds", dest="k", type=int, default=None, help="k (default 5)")
-    f.add_argument("--holdout", nargs="+", default=None, metavar="GROUP",
-                   help="patients (or sections) held out from CV and scored by the final model")
-    f.add_argument("--baselines", default=None,
-                   help="comma list of mean,colour,random (default all); 'none' for none")
-    f.add_argument("--stain", default=None, help="macenko, vahadane, reinhard, luminosity")
-    f.add_argument("--stain-target", default=None, help="reference image for --stain")
-    f.add_argument("--no-refit", dest="refit", action="store_const", const=False, default=None,
-                   help="skip the final model (st predict needs it)")
-    f.add_argument("--seed", type=int, default=None)
-    f.add_argument("--batch-size", type=int, default=None)
-    f.add_argument("--num-workers", type=int, default=None)
-    f.add_argument("--device", default=None)
+    add_config_flags(f, STConfig)
     f.add_argument("--feature-cache", type=Path, default=None,
                    help="share spot features between runs (default RUN/features)")
     f.add_argument("--no-maps", dest="maps", action="store_false",
@@ -113,7 +79,7 @@ def print_summary(summary, *, title: str) -> None:
         n, k = r["n_genes"], r.get("n_scored", r["n_genes"])
         if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (n, k)):
             return "—"
-        return f"{k:.0f}" if round(k) == round(n) else f"{k:.4g}/{n:.0f}"
+        return f"{k:.0f}" if abs(k - n) < 1e-9 else f"{k:.3g}/{n:.0f}"
 
     rows = summary[summary["fold"].astype(str).isin(["mean", "holdout"])]
     t = Table(title=title)
@@ -134,22 +100,9 @@ def print_summary(summary, *, title: str) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from ..config import STConfig
     from ..st import fit_run
 
-    baselines = None
-    if args.baselines is not None:
-        baselines = [] if args.baselines == "none" else args.baselines.split(",")
-    cfg = STConfig.resolve(
-        args.config, data=args.data, encoder=args.encoder, pretrained=args.pretrained,
-        model=args.model, model_params=parse_params(args.param) or None, genes=args.genes,
-        strict_genes=args.strict_genes,
-        log=args.log, min_counts=args.min_counts, patch_um=args.patch_um,
-        patch_px=args.patch_px, max_white=args.max_white, split=args.split, k=args.k,
-        holdout=args.holdout, baselines=baselines, stain=args.stain,
-        stain_target=args.stain_target, refit=args.refit, seed=args.seed,
-        batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-    )
+    cfg = config_from_args(STConfig, args)
     run = fit_run(cfg, args.out, overwrite=args.overwrite, maps=args.maps,
                   feature_cache=args.feature_cache)
     import pandas as pd

@@ -186,6 +186,11 @@ class RunFolder:
             old = None  # a damaged config: nothing to resume
         if isinstance(old, dict):  # older layouts kept execution settings in the config
             old = {k: v for k, v in old.items() if k not in ignore}
+        before = self.previous() or {}
+        if before.get("stages") and before.get("format") != FORMAT:
+            raise InputError(f"{self.path} was written by another histoexpr layout (format "
+                             f"{before.get('format')}, this version reads {FORMAT}); use a new "
+                             "--out, or pass --overwrite to replace it")
         restart = self._restartable()
         if restart is not None:
             if old != config:
@@ -203,11 +208,6 @@ class RunFolder:
                 f"{self.path} holds a finished or running run with another config (differs "
                 f"in: {', '.join(diff)}); choose a new --out, or pass --overwrite to replace it"
             )
-        before = self.previous() or {}
-        if before and before.get("format") != FORMAT:
-            raise InputError(f"{self.path} was written by another histoexpr layout (format "
-                             f"{before.get('format')}, this version reads {FORMAT}); use a new "
-                             "--out")
         old_inputs = before.get("inputs")
         if inputs is not None and old_inputs is not None and old_inputs != inputs:
             changed = sorted(k for k in set(old_inputs) | set(inputs)
