@@ -84,3 +84,21 @@ def test_run_json_records_provenance_and_timed_stages(specs, tmp_path):
     assert prov["packages"]["numpy"] and prov["packages"]["histoexpr"]
     assert {"python", "platform", "host", "git"} <= set(prov)
     assert info["status"] == "done" and info["stages"]["data"]["seconds"] >= 0
+
+
+def test_an_in_memory_cohort_fits_like_its_files(specs, tmp_path):
+    from histoexpr.expression import read_cohort
+
+    from_files = fit_run(STConfig.resolve(data=[specs], **FAST), tmp_path / "files", maps=False)
+    cohort = read_cohort([specs])
+    in_memory = fit_run(STConfig.resolve(**FAST), tmp_path / "mem", maps=False, adata=cohort)
+    a, b = _metrics(from_files), _metrics(in_memory)
+    np.testing.assert_allclose(a["value"], b["value"], rtol=1e-6, atol=1e-7)
+    inputs = in_memory.read_json(in_memory.run_json)["inputs"]
+    assert len(inputs["<in-memory AnnData>"]) == 64
+    cohort.obs["x"] = cohort.obs["x"] + 1.0  # other data in the same folder: refused
+    with pytest.raises(InputError, match="changed since this run"):
+        fit_run(STConfig.resolve(**FAST), tmp_path / "mem", maps=False, adata=cohort)
+    del cohort.layers["counts"]
+    with pytest.raises(InputError, match='lacks layers\\["counts"\\]'):
+        fit_run(STConfig.resolve(**FAST), tmp_path / "other", adata=cohort)

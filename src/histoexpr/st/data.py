@@ -90,15 +90,39 @@ def fit_stain(cfg: STConfig, adata: AnnData) -> Any:
     return get_normalizer(cfg.stain).fit(target)
 
 
-def load_spot_data(cfg: STConfig) -> SpotData:
-    """Read, filter and normalise the sections of ``cfg.data`` (see the module docstring)."""
+def _checked_cohort(adata: AnnData) -> AnnData:
+    """An in-memory cohort, checked for what the workflow reads; a copy."""
+    if not isinstance(adata, AnnData):
+        raise InputError(f"expected an AnnData of spots, got {type(adata).__name__}")
+    missing = [k for k in (K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y) if k not in adata.obs]
+    if K.LAYER_COUNTS not in adata.layers:
+        missing.append(f'layers["{K.LAYER_COUNTS}"]')
+    sections = adata.uns.get(K.UNS_SECTIONS) or {}
+    absent = sorted(set(adata.obs.get(K.SLIDE_ID, pd.Series(dtype=str)).astype(str))
+                    - set(sections))
+    if absent:
+        missing.append(f'uns["{K.UNS_SECTIONS}"] entries for {", ".join(absent[:3])}')
+    if missing:
+        raise InputError(f"the AnnData lacks {'; '.join(missing)}; read the sections with "
+                         "histoexpr.expression (read_cohort, read_visium, read_h5ad, ...)")
+    return adata.copy()
+
+
+def load_spot_data(cfg: STConfig, adata: AnnData | None = None) -> SpotData:
+    """Read, filter and normalise the sections of ``cfg.data`` (see the module docstring),
+    or of ``adata``: sections already in memory, as the readers of
+    :mod:`histoexpr.expression` make them (``obs`` slide_id, patient_id, x, y;
+    ``layers["counts"]``; ``uns["sections"]`` with each section's image and µm/px)."""
     from ..expression import normalise, spot_mask
     from ..expression.discover import read_cohort
     from ..tiling.spots import spot_white_fraction
 
-    if not cfg.data:
+    if adata is not None:
+        adata = _checked_cohort(adata)
+    elif not cfg.data:
         raise InputError("no data given; pass --data with one or more section folders/files")
-    adata = read_cohort(cfg.data, join=cfg.join)
+    else:
+        adata = read_cohort(cfg.data, join=cfg.join)
     removed: dict[str, str] = dict(adata.uns.pop(K.UNS_REMOVED_GENES, {}) or {})
     never = np.asarray(adata.layers[K.LAYER_COUNTS].sum(axis=0)).ravel() == 0
     removed.update({str(g): "no counts in any spot of the sections"

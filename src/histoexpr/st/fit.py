@@ -156,7 +156,7 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
 
 def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
             evaluate: bool = True, maps: bool = True,
-            feature_cache: str | Path | None = None) -> RunFolder:
+            feature_cache: str | Path | None = None, adata: Any = None) -> RunFolder:
     """Cross-validate ``cfg``'s model and baselines; write (or resume) the run folder.
 
     Parameters
@@ -172,6 +172,10 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     feature_cache
         Where spot features are cached (default ``RUN/features``); runs that share it
         embed each section once (e.g. ridge and mlp on the same data).
+    adata
+        Sections already in memory (an AnnData as :mod:`histoexpr.expression` reads them)
+        instead of ``cfg.data``; ``run.json`` then records a SHA-256 of its counts and spot
+        table, so a resumed run checks it is the same data.
 
     Returns
     -------
@@ -183,6 +187,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     --------
     >>> cfg = STConfig.resolve(data=["her2st"], split="section", encoder="efficientnet_lite0")
     >>> run = fit_run(cfg, "runs/her2st_ridge")  # doctest: +SKIP
+    >>> from histoexpr.expression import read_cohort
+    >>> cohort = read_cohort(["her2st"])  # doctest: +SKIP
+    >>> run = fit_run(STConfig.resolve(split="section"), "runs/x", adata=cohort)  # doctest: +SKIP
     """
     from ..cohort import grouped_splits
     from ..expression.genespec import GeneRequest
@@ -191,7 +198,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     t0 = time.perf_counter()
     # every input is read and checked before the run folder is touched: a bad input
     # leaves nothing behind that would block the corrected command
-    data = load_spot_data(cfg)
+    data = load_spot_data(cfg, adata)
+    in_memory = adata is not None
     adata = data.adata
     request = GeneRequest.parse(cfg.genes)
     choice = None if request.data_driven else request.resolve(
@@ -205,6 +213,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     files = [v for info in adata.uns[K.UNS_SECTIONS].values()
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
     sums = sha256_files(files)
+    if in_memory:
+        sums["<in-memory AnnData>"] = _anndata_sha256(adata)
     run.start(cfg.identity(), overwrite=overwrite, inputs=sums, execution=cfg.execution())
     with run.recording():
         _run_stages(run, cfg, data, split, stain, sums, t0, choice, evaluate=evaluate,
@@ -252,6 +262,23 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
         from .evaluate import evaluate_run
 
         evaluate_run(run.path, maps=maps)
+
+
+def _anndata_sha256(adata: Any) -> str:
+    """SHA-256 of an in-memory cohort's raw counts and spot table (its identity)."""
+    import hashlib
+
+    import scipy.sparse as sp
+
+    h = hashlib.sha256()
+    counts = adata.layers[K.LAYER_COUNTS]
+    counts = counts.tocsr() if sp.issparse(counts) else np.ascontiguousarray(counts)
+    for part in ((counts.data, counts.indices, counts.indptr) if sp.issparse(counts)
+                 else (counts,)):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update("\n".join(map(str, adata.var_names)).encode())
+    h.update(adata.obs[[K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y]].astype(str).to_csv().encode())
+    return h.hexdigest()
 
 
 class _SpotFolds:
