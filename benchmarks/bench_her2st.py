@@ -60,23 +60,23 @@ def _cv_table(data: Path, out: Path, genes_sets: list[str], heads: list[str]) ->
 
 def _print(df: pd.DataFrame, held: dict[str, str]) -> None:
     mean = df[df["fold"] == "mean"].copy()
-    colour = mean[mean["features"] == "colour_hist"].set_index(["genes", "head"])["pcc_mean"]
-    mean["vs_colour"] = [r.pcc_mean / colour.get((r.genes, r["head"]), np.nan)
+    colour = mean[mean["features"] == "colour_hist"].set_index(["genes", "head"])["pearson_mean"]
+    mean["vs_colour"] = [r.pearson_mean / colour.get((r.genes, r["head"]), np.nan)
                          for _, r in mean.iterrows()]
-    cols = ["genes", "head", "model", "features", "pcc_mean", "pcc_median", "n_r_gt_0",
-            "n_r_gt_0.3", "top10_mean", "n_q_lt_0.05", "vs_colour", "r2_mean", "rmse_mean",
-            "cpu_s", "wall_s"]
-    for c in ("n_r_gt_0", "n_r_gt_0.3", "n_q_lt_0.05"):
+    cols = ["genes", "head", "model", "features", "pearson_mean", "pearson_median",
+            "n_pearson_r_gt_0", "n_pearson_r_gt_0.3", "pearson_top10_mean", "n_pearson_q_lt_0.05",
+            "vs_colour", "r2_mean", "rmse_mean", "cpu_s", "wall_s"]
+    for c in ("n_pearson_r_gt_0", "n_pearson_r_gt_0.3", "n_pearson_q_lt_0.05"):
         mean[c] = mean[c].map(lambda v: f"{v:.1f}")
     print(f"\n{NOTE}\n")
     print("mean over the 5 folds (per-gene Pearson r pooled over the held-out section's spots;"
-          " vs_colour: pcc_mean / the colour baseline's; the mean predictor has no r, compare"
+          " vs_colour: pearson_mean / the colour baseline's; the mean predictor has no r, compare"
           " R2/RMSE; cpu_s / wall_s: fitting + predicting one fold, features excluded)")
     print(mean[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    folds = df[(df["fold"] != "mean") & (df["role"] == "model")].copy()
+    folds = df[(df["fold"] != "mean") & (df["kind"] == "model")].copy()
     folds["held-out section"] = folds["fold"].astype(str).map(held)
     piv = folds.pivot_table(index=["genes", "head"], columns="held-out section",
-                            values="pcc_mean")
+                            values="pearson_mean")
     print("\nthe model's mean Pearson r over genes, per held-out section")
     print(piv.to_string(float_format=lambda v: f"{v:.3f}"))
 

@@ -52,7 +52,12 @@ def test_ridge_recovers_the_signal_and_baselines_share_the_table(run, syn):
     assert set(summary["features"]) == {"toy", "none", "colour_hist", "toy-random"}
     assert sorted(summary["fold"].astype(str).unique()) == ["0", "1", "mean"]
     mean = summary[summary["model"] == "mean"]
-    assert mean["pcc_mean"].isna().all()  # constant predictions have no correlation
+    assert mean["pearson_mean"].isna().all()  # constant predictions have no correlation
+    # one vocabulary with the bulk workflow: entry, kind (model / baseline), role, fold
+    assert list(summary.columns[:6]) == ["entry", "model", "features", "kind", "role", "fold"]
+    assert set(summary["kind"]) == {"model", "baseline"} and set(summary["role"]) == {"cv"}
+    metrics = pd.read_csv(run.metrics)
+    assert list(metrics.columns[:6]) == ["entry", "model", "features", "kind", "role", "fold"]
     assert (mean["n_constant"] == mean["n_genes"]).all()
 
 
@@ -166,7 +171,8 @@ def test_cli_fit_with_holdout_then_evaluate_and_predict(syn, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "split by section" in text and "holdout" in text and "colour_hist" in text
     summary = pd.read_csv(out / "summary.csv")
-    held = summary[summary["fold"] == "holdout"]
+    held = summary[summary["role"] == "holdout"]
+    assert set(held["fold"]) == {"pooled"}
     assert set(held["model"]) == {"ridge", "mean"} and len(held) == 3
     assert held[held["features"] == "toy"]["n_spots"].item() == 63
 
@@ -247,4 +253,4 @@ def test_st_fit_on_two_real_her2st_sections(shared_data, tmp_path):
     assert 170 <= kept["C2"] <= 187 and 170 <= kept["C3"] <= 180, kept
     summary = pd.read_csv(run.summary)
     row = summary[(summary["fold"] == "mean") & (summary["features"] == "colour_hist")]
-    assert row["n_genes"].item() == 50 and np.isfinite(row["pcc_mean"].item())
+    assert row["n_genes"].item() == 50 and np.isfinite(row["pearson_mean"].item())

@@ -49,7 +49,7 @@ def collect_predictions(rf: BulkRunFolder) -> pd.DataFrame:
                 df.insert(0, "slide", z["ids"].astype(str))
                 df.insert(0, "role", z["roles"].astype(str))
             e = info["entry"]
-            for col, v in (("unit", d.name), ("kind", e["role"]), ("features", e["features"]),
+            for col, v in (("unit", d.name), ("kind", e["kind"]), ("features", e["features"]),
                            ("model", e["model"]), ("entry", e["key"])):
                 df.insert(0, col, v)
             frames.append(df)
@@ -75,7 +75,8 @@ def score(measured: pd.DataFrame, predicted: pd.DataFrame) -> tuple[pd.DataFrame
            "pearson_median": pe["median"], "pearson_mean": pe["mean"],
            "n_pearson_q_lt_0.05": pe["n_q_lt_0.05"], "n_pearson_r_gt_0.4": pe["n_r_gt_0.4"],
            "r2_mean": float(np.nanmean(g["r2"])) if g["r2"].notna().any() else np.nan,
-           "rmse_mean": float(g["rmse"].mean()), "n_constant_genes": sp["n_constant"]}
+           "rmse_mean": float(g["rmse"].mean()), "n_scored": sp["n_valid"],
+           "n_constant": sp["n_constant"]}
     pats = pd.DataFrame(index=measured.index)
     if measured.shape[1] >= 3:
         s = per_sample(measured, predicted, method="spearman")

@@ -190,7 +190,7 @@ class _SlideFolds:
         return _inputs(est, [bags[i] for i in rows], self.cfg)
 
     def estimator(self, entry: Entry, unit: Unit) -> Any:
-        params = dict(self.cfg.model_params) if entry.role == "model" else {}
+        params = dict(self.cfg.model_params) if entry.kind == "model" else {}
         return build_model(entry.model, params, seed=self.cfg.seed, device=self.cfg.device)
 
     def available(self, entry: Entry) -> bool:

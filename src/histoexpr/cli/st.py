@@ -81,15 +81,17 @@ def print_summary(summary, *, title: str) -> None:
             return "—"
         return f"{k:.0f}" if abs(k - n) < 1e-9 else f"{k:.3g}/{n:.0f}"
 
-    rows = summary[summary["fold"].astype(str).isin(["mean", "holdout"])]
+    rows = summary[(summary["fold"].astype(str) == "mean") | (summary["role"] == "holdout")]
     t = Table(title=title)
-    for c in ("model", "features", "fold", "genes scored", "PCC mean", "PCC median", "r>0", "r>0.3",
-              "top10", "q<0.05", "R²", "RMSE", "CPU s/fold"):
-        t.add_column(c, justify="left" if c in ("model", "features", "fold") else "right")
+    for c in ("model", "features", "role", "fold", "genes scored", "PCC mean", "PCC median",
+              "r>0", "r>0.3", "top10", "q<0.05", "R²", "RMSE", "CPU s/fold"):
+        t.add_column(c, justify="left" if c in ("model", "features", "role", "fold")
+                     else "right")
     for _, r in rows.iterrows():
-        t.add_row(str(r["model"]), str(r["features"]), str(r["fold"]), genes(r),
-                  f(r["pcc_mean"]), f(r["pcc_median"]), f(r["n_r_gt_0"], ".0f"),
-                  f(r["n_r_gt_0.3"], ".0f"), f(r["top10_mean"]), f(r["n_q_lt_0.05"], ".0f"),
+        t.add_row(str(r["model"]), str(r["features"]), str(r["role"]), str(r["fold"]),
+                  genes(r), f(r["pearson_mean"]), f(r["pearson_median"]),
+                  f(r["n_pearson_r_gt_0"], ".0f"), f(r["n_pearson_r_gt_0.3"], ".0f"),
+                  f(r["pearson_top10_mean"]), f(r["n_pearson_q_lt_0.05"], ".0f"),
                   f(r["r2_mean"]), f(r["rmse_mean"]), f(r["cpu_s"], ".1f"))
     console = table_console()
     console.print(t)

@@ -106,8 +106,7 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
 def _cv_pearson(run_path: Path) -> pd.DataFrame:
     """Genes x feature sets: pooled Pearson r averaged over the CV folds."""
     m = pd.read_csv(run_path / files.METRICS)
-    m = m[(m["section"] == "pooled") & (m["metric"] == "pearson_r")
-          & (m["fold"].astype(str) != "holdout")]
+    m = m[(m["section"] == "pooled") & (m["metric"] == "pearson_r") & (m["role"] == "cv")]
     label = m["model"].where(m["model"] == "mean", m["model"] + " " + m["features"])
     return m.assign(entry=label).pivot_table(index="gene", columns="entry", values="value",
                                              aggfunc="mean", dropna=False)

@@ -133,19 +133,29 @@ def _protocol(run: RunInfo) -> str:
             f"{len(held)} patients held out and scored by the model refitted on the rest.")
 
 
+def _table(run: RunInfo, name: str) -> pd.DataFrame:
+    """``summary.csv`` / ``metrics.csv`` in the vocabulary every workflow shares (entry,
+    kind, role, fold: :mod:`histoexpr.runs.folds`); a spatial run of layout 1 named the
+    kind ``role`` and had no entry or role columns."""
+    t = pd.read_csv(run.file(name))
+    if "kind" not in t and "role" in t:
+        t = t.rename(columns={"role": "kind"})
+        t["role"] = np.where(t["fold"].astype(str) == "holdout", "holdout", "cv")
+        t["entry"] = np.where(t["kind"] == "model", t["model"],
+                              t["model"] + "/" + t["features"].astype(str))
+    return t
+
+
 def metrics_section(run: RunInfo) -> str:
-    s = pd.read_csv(run.file("summary.csv"))
+    s = _table(run, "summary.csv")
     agg = s[~s["fold"].astype(str).str.fullmatch(r"\d+")].copy()
-    key = "role" if "role" in agg and run.kind == "st" else "kind"
-    if key in agg:
-        agg["_b"] = (agg[key] == "baseline").astype(int)
-        agg = agg.sort_values(["_b"] + [c for c in ("role",) if run.kind == "bulk"],
-                              kind="stable")
+    agg["_b"] = (agg["kind"] == "baseline").astype(int)
+    agg = agg.sort_values(["_b", "role"], kind="stable")
     drop = {"_b", "n_spots", "n_patients", "wall_s", "cpu_s", "gpu_s", "energy_wh", "n_fits"}
     cols = [c for c in agg.columns if c not in drop]
     text = [c for c in ("entry", "model", "features", "kind", "role", "fold") if c in cols]
     cols = text + [c for c in cols if c not in text]
-    classes = ["baseline" if "baseline" in (r.get("role"), r.get("kind")) else ""
+    classes = ["baseline" if r.get("kind") == "baseline" else ""
                for r in agg.to_dict("records")]
     return (_p(_protocol(run)) + _p("Fold 'mean' is the mean over folds, 'pooled' all "
                                     "out-of-fold predictions scored together; baselines are "
@@ -160,21 +170,16 @@ def metrics_section(run: RunInfo) -> str:
 
 def _per_gene(run: RunInfo) -> tuple[pd.DataFrame, str, str]:
     """Per-gene r (genes x entries), the metric name and the main entry."""
-    m = pd.read_csv(run.file("metrics.csv"))
+    m = _table(run, "metrics.csv")
+    # what differs is content: spatial runs score Pearson r per fold's pooled test spots
+    # (seed 003), bulk runs Spearman r over the pooled out-of-fold patients (seed 001)
     if run.kind == "st":
         metric = "pearson_r"
-        m = m[(m["section"] == "pooled") & (m["metric"] == metric)]
-        m = m.assign(entry=np.where(m["role"] == "model", m["model"],
-                                    m["model"] + "/" + m["features"].astype(str)))
-        main = m.loc[m["role"] == "model", "entry"]
+        m = m[(m["section"] == "pooled") & (m["role"] == "cv") & (m["metric"] == metric)]
     else:
         metric = "spearman_r"
         m = m[(m["fold"].astype(str) == "pooled") & (m["role"] == "cv") & (m["metric"] == metric)]
-        m = m.assign(entry=m["model"])
-        main = m["entry"]
-        ent = run.path / "entries.json"
-        if ent.is_file():
-            main = pd.Series([json.loads(ent.read_text())[0]["key"]])
+    main = m.loc[m["kind"] == "model", "entry"]
     if m.empty:
         raise Missing(f"per-gene {metric} in metrics.csv")
     wide = m.pivot_table(index="gene", columns="entry", values="value", aggfunc="mean")
@@ -265,10 +270,8 @@ def _per_group(run: RunInfo) -> tuple[pd.DataFrame | None, str]:
         d = d[(d["fold"].astype(str) == "pooled") & (d["role"] == "cv")]
         return d.pivot_table(index="patient", columns="model", values="spearman_r"), \
             "per patient"
-    m = pd.read_csv(run.file("metrics.csv"))
+    m = _table(run, "metrics.csv")
     m = m[(m["section"] != "pooled") & (m["metric"] == "pearson_r")]
-    m = m.assign(entry=np.where(m["role"] == "model", m["model"],
-                                m["model"] + "/" + m["features"].astype(str)))
     return m.pivot_table(index="section", columns="entry", values="value"), "per section"
 
 

@@ -6,8 +6,13 @@ model input of an entry for some rows, the estimator of an entry, and how to kee
 model. :func:`run_folds` does the rest the same way for all of them:
 
 - for each :class:`Unit` (a fit: training rows, predicted rows with their role ``cv`` /
-  ``holdout`` / ``val`` / ``test``) and each :class:`Entry` (a model on one feature set:
-  the main model, then the baselines as entries of the same kind);
+  ``holdout`` / ``val`` / ``test``) and each :class:`Entry` (a model on one feature set,
+  of kind ``model`` or ``baseline``: the baselines are entries like the model);
+
+One vocabulary for every workflow's tables: ``entry, model, features, kind`` (model or
+baseline), ``role`` (cv, holdout, val, test), ``fold`` (a cv unit, ``mean`` over the cv
+units, or ``pooled``); metric columns ``pearson_*``, ``spearman_*``, ``n_genes``,
+``n_scored``, ``n_constant``, ``r2_mean``, ``rmse_mean``, ``wall_s``, ``cpu_s``.
 - skip what a previous run finished (``folds/<unit>/<entry>.npz`` + ``.json``);
 - fit through :func:`histoexpr.models.fit_model` (the model's tags say which of groups and
   auxiliary targets it takes) under a :class:`~histoexpr.cost.CostMeter`;
@@ -42,7 +47,7 @@ class Entry:
     key: str  # file-safe name, e.g. "ridge", "ridge-colour_hist", "ridge@random"
     model: str  # registry name
     features: str  # the adapter's feature-set key
-    role: str  # "model" or "baseline"
+    kind: str  # "model" or "baseline"
     source: str | None = None  # encoder name / "colour_hist"; None when not an encoder
     pretrained: bool = True
 
@@ -131,12 +136,12 @@ def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
     for unit in units:
         targets = None
         for e in entries:
-            if not len(unit.rows) and not (unit.final and e.role == "model"):
+            if not len(unit.rows) and not (unit.final and e.kind == "model"):
                 continue  # a refit on everything: only the main model is worth keeping
             if not adapter.available(e):
                 continue
             npz, meta = run.fold(unit.name) / f"{e.key}.npz", run.fold(unit.name) / f"{e.key}.json"
-            keep = unit.final and e.role == "model"
+            keep = unit.final and e.kind == "model"
             if npz.is_file() and meta.is_file() and (not keep or run.final_model.is_file()):
                 logger.info("unit %s, %s: done earlier; skipped", unit.name, e.key)
                 continue

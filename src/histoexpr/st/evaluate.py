@@ -3,15 +3,17 @@
 Reads only what :func:`histoexpr.st.fit.fit_run` wrote (``folds/<k>/<model>.npz``), so it
 can be rerun at any time, e.g. with other map genes. Writes:
 
-- ``metrics.csv`` — tidy ``model, features, role, fold, section, gene, metric, value`` (per
-  gene, pooled over a fold's test spots and per test section; see :mod:`histoexpr.metrics`);
-- ``summary.csv`` — one row per model and fold plus a ``mean`` row per model: genes
-  predicted and genes scored (Pearson r is undefined for a gene constant in the test spots,
-  measured or predicted: such a gene is left out of every correlation column, counted in
-  ``n_constant`` and logged), mean and median Pearson r over the scored genes, genes with
-  r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with BH q < 0.05, mean Spearman r,
-  mean R² and RMSE over genes (where the mean predictor, whose r is undefined, is compared),
-  wall and CPU seconds of the fit;
+- ``metrics.csv`` — tidy ``entry, model, features, kind, role, fold, section, gene, metric,
+  value`` (per gene, pooled over a fold's test spots and per test section; see
+  :mod:`histoexpr.metrics`); ``role`` is ``cv`` for a fold, ``holdout`` for the held-out
+  set (fold ``pooled``), the vocabulary of every workflow (:mod:`histoexpr.runs.folds`);
+- ``summary.csv`` — one row per entry and fold plus a ``mean`` row per entry over the cv
+  folds: genes predicted and genes scored (Pearson r is undefined for a gene constant in the
+  test spots, measured or predicted: such a gene is left out of every correlation column,
+  counted in ``n_constant`` and logged), ``pearson_mean`` / ``pearson_median`` over the
+  scored genes, genes with r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with BH
+  q < 0.05, mean Spearman r, mean R² and RMSE over genes (where the mean predictor, whose r
+  is undefined, is compared), wall and CPU seconds of the fit;
 - ``predictions.h5ad`` — out-of-fold predictions of the main model (genes chosen in every
   fold), with the measured values in ``layers["measured"]``;
 - ``maps/<section>.png`` and ``maps/scatter.png`` for the best-predicted genes.
@@ -35,11 +37,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SUMMARY_COLUMNS", "evaluate_run", "load_predictions"]
 
-SUMMARY_COLUMNS = ["model", "features", "role", "fold", "n_spots", "n_genes", "n_scored",
-                   "pcc_mean",
-                   "pcc_median", "n_r_gt_0", "n_r_gt_0.3", "n_r_gt_0.5", "top10_mean",
-                   "n_q_lt_0.05", "scc_mean", "r2_mean", "rmse_mean", "n_constant", "wall_s",
-                   "cpu_s"]
+#: the summary's columns, in the vocabulary every workflow shares (see histoexpr.runs.folds)
+SUMMARY_COLUMNS = ["entry", "model", "features", "kind", "role", "fold", "n_spots", "n_genes",
+                   "n_scored", "n_constant", "pearson_mean", "pearson_median",
+                   "n_pearson_r_gt_0", "n_pearson_r_gt_0.3", "n_pearson_r_gt_0.5",
+                   "pearson_top10_mean", "n_pearson_q_lt_0.05", "spearman_mean", "r2_mean",
+                   "rmse_mean", "wall_s", "cpu_s"]
+#: the columns that name a result (an entry on a fold) in metrics.csv and summary.csv
+TAGS = ["entry", "model", "features", "kind", "role", "fold"]
 
 
 def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
@@ -55,7 +60,9 @@ def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
             with np.load(path, allow_pickle=False) as z:
                 if not len(z["ids"]):
                     continue  # a refit on every spot: nothing to score
-                out.append({**e, "fold": path.parent.name, "spots": z["ids"],
+                role = str(z["roles"][0])  # cv (a fold) or holdout (scored as one set)
+                out.append({**e, "entry": e["key"], "role": role, "spots": z["ids"],
+                            "fold": path.parent.name if role == "cv" else "pooled",
                             **{k: z[k] for k in ("genes", "y_true", "y_pred")},
                             "wall_s": cost.get("wall_s", np.nan),
                             "cpu_s": cost.get("cpu_s", np.nan)})
@@ -83,15 +90,14 @@ def _summary_row(res: dict[str, Any], tidy_pooled: pd.DataFrame) -> dict[str, An
             ", ".join(undefined[:3]))
     s = summarise(wide, metric="spearman_r")
     return {
-        "model": res["model"], "features": res["features"], "role": res["role"],
-        "fold": res["fold"], "n_spots": len(res["spots"]), "n_genes": p["n_genes"],
-        "n_scored": p["n_valid"],
-        "pcc_mean": p["mean"], "pcc_median": p["median"], "n_r_gt_0": p["n_r_gt_0"],
-        "n_r_gt_0.3": p["n_r_gt_0.3"], "n_r_gt_0.5": p["n_r_gt_0.5"],
-        "top10_mean": p["top10_mean"], "n_q_lt_0.05": p["n_q_lt_0.05"], "scc_mean": s["mean"],
+        **{k: res[k] for k in TAGS}, "n_spots": len(res["spots"]), "n_genes": p["n_genes"],
+        "n_scored": p["n_valid"], "n_constant": p["n_constant"],
+        "pearson_mean": p["mean"], "pearson_median": p["median"],
+        "n_pearson_r_gt_0": p["n_r_gt_0"], "n_pearson_r_gt_0.3": p["n_r_gt_0.3"],
+        "n_pearson_r_gt_0.5": p["n_r_gt_0.5"], "pearson_top10_mean": p["top10_mean"],
+        "n_pearson_q_lt_0.05": p["n_q_lt_0.05"], "spearman_mean": s["mean"],
         "r2_mean": float(np.nanmean(wide["r2"])), "rmse_mean": float(np.nanmean(wide["rmse"])),
-        "n_constant": p["n_constant"], "wall_s": float(res["wall_s"]),
-        "cpu_s": float(res["cpu_s"]),
+        "wall_s": float(res["wall_s"]), "cpu_s": float(res["cpu_s"]),
     }
 
 
@@ -127,20 +133,19 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
             continue
         t = evaluate(res["y_true"], res["y_pred"], genes=res["genes"].tolist(),
                      sections=_section_of(res["spots"]), fold=res["fold"])
-        t.insert(0, "role", res["role"])
-        t.insert(0, "features", res["features"])
-        t.insert(0, "model", res["model"])
+        for k in reversed(TAGS[:-1]):  # fold is evaluate's own column
+            t.insert(0, k, res[k])
         tidy.append(t)
         rows.append(_summary_row(res, t[t["section"] == POOLED]))
     tidy_df = pd.concat(tidy, ignore_index=True)
     tidy_df.to_csv(run.metrics, index=False)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    cv = summary[summary["fold"] != "holdout"]
-    means = cv.groupby(["model", "features", "role"], sort=False).mean(numeric_only=True)
+    cv = summary[summary["role"] == "cv"]
+    means = cv.groupby(TAGS[:-1], sort=False).mean(numeric_only=True)
     means = means.reset_index().assign(fold="mean")
     summary = pd.concat([summary, means[SUMMARY_COLUMNS]], ignore_index=True)
     summary.to_csv(run.summary, index=False)
-    main = [r for r in results if r["role"] == "model" and r["fold"] != "holdout"]
+    main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"]
     if main:
         oof = _out_of_fold(run, main)
         if maps:
@@ -203,8 +208,8 @@ def _draw_maps(run: RunFolder, oof, tidy: pd.DataFrame, genes: list[str] | None,
     if K.X not in oof.obs:
         return
     label = oof.uns["model"]
-    main = tidy[(tidy["role"] == "model") & (tidy["section"] == POOLED)
-                & (tidy["metric"] == "pearson_r") & (tidy["fold"] != "holdout")]
+    main = tidy[(tidy["kind"] == "model") & (tidy["section"] == POOLED)
+                & (tidy["metric"] == "pearson_r") & (tidy["role"] == "cv")]
     r = main.groupby("gene")["value"].mean()
     r = r[r.index.isin(oof.var_names)]
     if genes is None:

@@ -136,7 +136,7 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
 
     cls = MODELS.get(entry.model)
     tags = tags_of(cls)
-    params: dict[str, Any] = dict(cfg.model_params) if entry.role == "model" else {}
+    params: dict[str, Any] = dict(cfg.model_params) if entry.kind == "model" else {}
     names = cls().get_params()  # the scikit-learn contract: every model has get_params
     if "random_state" in names:
         params.setdefault("random_state", cfg.seed)

@@ -167,7 +167,7 @@ def best_genes(run: RunFolder, genes: list[str], n: int) -> list[str]:
     if not run.metrics.is_file():
         return list(genes[:n])
     m = pd.read_csv(run.metrics)
-    m = m[(m["role"] == "model") & (m["section"] == "pooled") & (m["metric"] == "pearson_r")]
+    m = m[(m["kind"] == "model") & (m["section"] == "pooled") & (m["metric"] == "pearson_r")]
     r = m.groupby("gene")["value"].mean()
     r = r[r.index.isin(genes)].sort_values(ascending=False)
     return r.index[:n].tolist() or list(genes[:n])
