@@ -177,8 +177,9 @@ class ConfigBase:
     def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
         return cls.resolve(**dict(d))
 
-    def validate(self) -> None:  # pragma: no cover - every config defines it
-        raise NotImplementedError
+    def validate(self) -> None:
+        """Check every value; a config with constraints overrides this (both of
+        :mod:`histoexpr.config` do). The base has none to check."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: one key per field, lists for tuples."""
