@@ -197,3 +197,15 @@ def test_cli_fit_evaluate_predict(syn, tmp_path, capsys):
 def test_evaluate_without_fits_is_a_clear_error(tmp_path):
     with pytest.raises(InputError):
         evaluate_run(tmp_path)
+
+
+def test_top_genes_are_chosen_on_the_training_patients_only(syn, tmp_path):
+    rf = fit_run(_cfg(syn, genes="top3"), tmp_path / "top")
+    data = json.loads(rf.data_json.read_text())
+    sel = data["gene_selection"]
+    assert sel["method"] == "top_mean" and len(sel["genes"]) == 3 == len(data["genes"])
+    assert "training patients" in sel["chosen_on"]
+    held = set(json.loads(rf.splits.read_text())["holdout_patients"])
+    n_train = len({p for s, p in pd.read_csv(rf.slides_csv)[["slide", "patient"]].values
+                   if p not in held})
+    assert f"the {n_train} training patients" in sel["chosen_on"]
