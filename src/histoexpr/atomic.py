@@ -38,6 +38,7 @@ from typing import Any
 from .errors import InputError, OutputError
 
 __all__ = ["FolderLock", "atomic_path", "dumps", "json_safe", "output_error", "write_bytes",
+           "write_csv",
            "write_json", "write_text"]
 
 #: the process umask, read once at import (reading it means setting it, which is not
@@ -110,6 +111,13 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path: str | Path, df: Any, **kwargs: Any) -> Path:
+    """Write a DataFrame as CSV atomically (``kwargs`` go to ``DataFrame.to_csv``)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **kwargs)
+    return Path(path)
 
 
 def json_safe(obj: Any) -> Any:

@@ -116,7 +116,7 @@ def _with_fold_means(summary: pd.DataFrame, entries: list[str]) -> pd.DataFrame:
 def evaluate_run(path: str | Path) -> pd.DataFrame:
     """Write ``metrics.csv``, ``patients.csv``, ``summary.csv`` and ``predictions.csv`` of a
     bulk run; returns the summary."""
-    from ..atomic import write_json
+    from ..atomic import write_csv, write_json
 
     rf = BulkRunFolder(path)
     genes = rf.read_json(rf.data_json)["genes"]
@@ -157,17 +157,16 @@ def evaluate_run(path: str | Path) -> pd.DataFrame:
     if not summary:
         raise InputError(f"{rf.path}: no prediction set has 3 patients or more to score")
     cols = ["entry", "model", "features", "kind", "role", "fold"]
-    pd.concat(metrics)[[*cols, "gene", "metric", "value"]].to_csv(rf.metrics, index=False)
+    write_csv(rf.metrics, pd.concat(metrics)[[*cols, "gene", "metric", "value"]], index=False)
     if patients:
-        pd.concat(patients).to_csv(rf.patients_csv, index=False)
+        write_csv(rf.patients_csv, pd.concat(patients), index=False)
     entries = [e["key"] for e in rf.read_json(rf.entries_json)]
     out = _with_fold_means(pd.DataFrame(summary), entries)
-    out.to_csv(rf.summary, index=False)
+    write_csv(rf.summary, out, index=False)
     measured_rows = measured_slides.reset_index(names="slide").assign(
         entry="measured", model="measured", features="", kind="measured", unit="", role="")
-    pd.concat([measured_rows, preds])[
-        ["entry", "model", "features", "kind", "unit", "role", "slide", *genes]].to_csv(
-        rf.predictions_csv, index=False)
+    write_csv(rf.predictions_csv, pd.concat([measured_rows, preds])[
+        ["entry", "model", "features", "kind", "unit", "role", "slide", *genes]], index=False)
     write_json(rf.evaluation_json, {"n_patients_measured": len(measured),
                                              "units": sorted(preds["unit"].unique().tolist())})
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_path, write_csv, write_json
 from ..config import BulkConfig
 from ..runs import BulkRunFolder
 from ..runs.folds import Entry, FoldTargets, Unit, run_folds
@@ -147,9 +147,10 @@ def _run_stages(rf: BulkRunFolder, cfg: BulkConfig, data: Any, units: list,
     write_json(rf.data_json, record)
     split_rec["units"] = [u.to_dict(data.patients) for u in units]
     write_json(rf.splits, split_rec)
-    pd.DataFrame({"slide": data.slides, "patient": data.patients,
-                  "n_tiles": [len(b) for b in data.bags]}).to_csv(rf.slides_csv, index=False)
-    data.y.to_csv(rf.measured_csv)
+    write_csv(rf.slides_csv, pd.DataFrame({"slide": data.slides, "patient": data.patients,
+                                           "n_tiles": [len(b) for b in data.bags]}),
+              index=False)
+    write_csv(rf.measured_csv, data.y)
     rf.stage("data", time.perf_counter() - t0, n_slides=len(data.bags))
 
     entries = bulk_entries(cfg)

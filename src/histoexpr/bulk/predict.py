@@ -41,7 +41,7 @@ def predict_bulk(
     """
     import joblib
 
-    from ..atomic import write_json
+    from ..atomic import write_csv, write_json
     from ..barcodes import try_parse_barcode
     from ..config import BulkConfig
     from ..features.bags import load_bags
@@ -75,8 +75,7 @@ def predict_bulk(
         patients.append(bc.patient if bc is not None else "")
     df.insert(0, "patient", patients)
     path = Path(out) if out is not None else rf.path / files.PREDICT / files.PREDICTIONS_CSV
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path)
+    write_csv(path, df)
     write_json(path.with_suffix(".json"), {
         "run": str(rf.path.resolve()), "features": str(features), "model": info["model"],
         "encoder": info["encoder"], "units": info["transform"], "n_slides": len(df),

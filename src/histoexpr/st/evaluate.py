@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_csv
 from ..errors import InputError
 from ..runs import RunFolder, files
 
@@ -138,13 +138,13 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
         tidy.append(t)
         rows.append(_summary_row(res, t[t["section"] == POOLED]))
     tidy_df = pd.concat(tidy, ignore_index=True)
-    tidy_df.to_csv(run.metrics, index=False)
+    write_csv(run.metrics, tidy_df, index=False)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     cv = summary[summary["role"] == "cv"]
     means = cv.groupby(TAGS[:-1], sort=False).mean(numeric_only=True)
     means = means.reset_index().assign(fold="mean")
     summary = pd.concat([summary, means[SUMMARY_COLUMNS]], ignore_index=True)
-    summary.to_csv(run.summary, index=False)
+    write_csv(run.summary, summary, index=False)
     main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"]
     if main:
         oof = _out_of_fold(run, main)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _keys as K
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_csv
 from ..config import STConfig, parse_genes
 from ..errors import InputError
 from ..runs import RunFolder, sha256_files, write_json
@@ -238,7 +238,7 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
                                "stain": None if stain is None else stain.params(),
                                "dropped": data.dropped.to_dict(orient="records")})
     cols = [K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y, K.TOTAL_COUNTS, "white_fraction"]
-    adata.obs[[c for c in cols if c in adata.obs]].to_csv(run.spots, index_label="spot")
+    write_csv(run.spots, adata.obs[[c for c in cols if c in adata.obs]], index_label="spot")
     run.stage("data", time.perf_counter() - t0, n_spots=adata.n_obs)
 
     groups = adata.obs[K.PATIENT_ID if cfg.split == "patient" else K.SLIDE_ID]
