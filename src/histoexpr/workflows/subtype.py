@@ -60,11 +60,14 @@ def _genes(spec: str | Sequence[str] | None) -> list[str] | None:
         return None
     if not isinstance(spec, str):
         return [str(g) for g in spec]
-    from ..expression.panels import list_panels, load_panel
+    from ..expression.genespec import GeneRequest  # the one --genes grammar
 
-    if spec.lower() in list_panels() or Path(spec).is_file():
-        return load_panel(spec)
-    return [g.strip() for g in spec.split(",") if g.strip()]
+    request = GeneRequest.parse(spec)
+    if request.genes is None:
+        raise InputError(f"--genes {spec}: a subtype caller needs named genes (a built-in "
+                         "panel such as pam50, a file or a comma list), not a data-driven "
+                         "choice; leave --genes out to use the genes the inputs share")
+    return list(request.genes)
 
 
 def _covers(expr: pd.DataFrame, labels: pd.Series) -> bool:
