@@ -142,7 +142,9 @@ class GeneRequest:
         if self.genes is None:
             return GeneChoice(self, [str(g) for g in var_names])
         removed = removed or {}
-        present, gone, absent = [], [], []
+        present: list[str] = []
+        absent: list[str] = []
+        gone: dict[str, str] = {}  # in the counts, removed by a filter -> which filter
         for g in self.genes:
             alias = PANEL_ALIASES.get(g) or next(
                 (old for old, new in PANEL_ALIASES.items() if new == g), None)
@@ -150,12 +152,10 @@ class GeneRequest:
             if hit is not None:
                 present.append(hit)
             elif g in removed or (alias is not None and alias in removed):
-                gone.append(f"{g} ({removed.get(g) or removed[alias]})")
+                gone[g] = removed.get(g) or removed[alias]
             else:
                 absent.append(g)
         present = list(dict.fromkeys(present))
-        missing = absent + [g.split(" (", 1)[0] for g in gone]
-        why = {g.split(" (", 1)[0]: g.split(" (", 1)[1][:-1] for g in gone}
         if not gone and not absent:
             return GeneChoice(self, present)
         what = f"--genes {self.spec}"
@@ -164,8 +164,9 @@ class GeneRequest:
                              f"{_forms()}{_did_you_mean(absent, have)}")
         parts = []
         if gone:
+            shown = "; ".join(f"{g} ({why})" for g, why in list(gone.items())[:5])
             parts.append(f"{len(gone)} in the counts but removed by a filter: "
-                         f"{'; '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}")
+                         f"{shown}{' ...' if len(gone) > 5 else ''}")
         if absent:
             parts.append(f"{len(absent)} not in the data (e.g. {', '.join(absent[:5])})"
                          f"{_did_you_mean(absent, have)}")
@@ -185,7 +186,7 @@ class GeneRequest:
             raise InputError(f"{msg}; {', or '.join(todo)}")
         logger.warning("%s; going on with the other %d (--strict-genes makes this an error)",
                        msg, len(present))
-        return GeneChoice(self, present, missing, why)
+        return GeneChoice(self, present, absent + list(gone), gone)
 
 
 @dataclass(frozen=True)

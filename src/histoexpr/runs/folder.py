@@ -101,10 +101,11 @@ class RunFolder:
         """``run.json`` of the run already in the folder, or ``None``."""
         return self.read_json(self.run_json) if self.run_json.is_file() else None
 
-    def _restartable(self) -> str | None:
-        """Why the run in the folder may be replaced without ``--overwrite``: it failed, or
-        it never finished its first stage; ``None`` when it holds results worth keeping."""
-        info = self.previous() or {}
+    @staticmethod
+    def _restartable(info: dict[str, Any]) -> str | None:
+        """Why the run whose ``run.json`` is ``info`` may be replaced without
+        ``--overwrite``: it failed, or it never finished its first stage; ``None`` when it
+        holds results worth keeping."""
         if info.get("status") == "failed":
             return f"the previous run failed ({info.get('error') or 'no error recorded'})"
         if not info.get("stages"):
@@ -191,13 +192,13 @@ class RunFolder:
             raise InputError(f"{self.path} was written by another histoexpr layout (format "
                              f"{before.get('format')}, this version reads {FORMAT}); use a new "
                              "--out, or pass --overwrite to replace it")
-        restart = self._restartable()
+        restart = self._restartable(before)
         if restart is not None:
             if old != config:
                 logger.warning("%s: %s; starting it again with the new options", self.path,
                                restart)
                 return False
-            if (self.previous() or {}).get("status") == "failed":
+            if before.get("status") == "failed":
                 logger.info("%s: %s; resuming with the same options", self.path, restart)
         if old != config:
             if overwrite:

@@ -204,6 +204,10 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     request = GeneRequest.parse(cfg.genes)
     choice = None if request.data_driven else request.resolve(
         adata.var_names.astype(str).tolist(), data.removed_genes, strict=cfg.strict_genes)
+    genes = None if choice is None else choice.genes
+    gene_record = ({"spec": cfg.genes, "kind": request.kind,
+                    "chosen_on": "the training spots of each fold"} if choice is None
+                   else choice.to_dict())
     _estimator(cfg, entries(cfg)[0], None)  # unknown model parameters fail here
     patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
     sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
@@ -217,8 +221,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
         sums["<in-memory AnnData>"] = _anndata_sha256(adata)
     run.start(cfg.identity(), overwrite=overwrite, inputs=sums, execution=cfg.execution())
     with run.recording():
-        _run_stages(run, cfg, data, split, stain, sums, t0, choice, evaluate=evaluate,
-                    maps=maps, feature_cache=feature_cache)
+        _run_stages(run, cfg, data, split, stain, sums, t0, genes, gene_record,
+                    evaluate=evaluate, maps=maps, feature_cache=feature_cache)
     from ..plot.report import write_report_after_fit
 
     write_report_after_fit(run.path)
@@ -226,14 +230,11 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
 
 
 def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain: Any,
-                sums: dict[str, str], t0: float, choice: Any, *, evaluate: bool,
+                sums: dict[str, str], t0: float, genes: list[str] | None,
+                gene_record: dict[str, Any], *, evaluate: bool,
                 maps: bool, feature_cache: str | Path | None) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
     adata = data.adata
-    genes = None if choice is None else choice.genes
-    gene_record = ({"spec": cfg.genes, "kind": parse_genes(cfg.genes)[0],
-                    "chosen_on": "the training spots of each fold"} if choice is None
-                   else choice.to_dict())
     write_json(run.data_json, {**data.summary(), "sha256": sums, "genes": gene_record,
                                "stain": None if stain is None else stain.params(),
                                "dropped": data.dropped.to_dict(orient="records")})
