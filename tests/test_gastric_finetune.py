@@ -13,7 +13,7 @@ from histoexpr.errors import InputError
 from histoexpr.features import build_encoder, embed_to_h5, save_features
 from histoexpr.features.bags import Bag, find_slide, load_bag, minmax_normalise, read_bag_patches
 from histoexpr.features.encoders import build_network, get_card
-from histoexpr.models.bags import BULK_MODELS
+from histoexpr.models import MODELS
 from histoexpr.models.gastric_finetune import (
     GastricFinetune,
     encoder_blocks,
@@ -85,7 +85,7 @@ def test_pickle_round_trip_clone_and_registry(fitted, data):
     assert params["hidden"] == (256,) and params["freeze"] == 0.75
     c = clone(fitted)
     assert c.get_params() == params and not hasattr(c, "network_")
-    m = BULK_MODELS.create("gastric_simplified", encoder="toy", pretrained=False)
+    m = MODELS.create("gastric_simplified", encoder="toy", pretrained=False)
     assert isinstance(m, GastricFinetune) and m.model_tags.input == "patch_bags"
     assert GastricFinetune().encoder == "resnet50" and GastricFinetune().pretrained
 

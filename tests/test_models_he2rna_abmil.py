@@ -15,7 +15,7 @@ from histoexpr.datasets.synthetic_bulk import synthetic_bulk
 from histoexpr.errors import InputError
 from histoexpr.features.bags import Bag, load_bags, supertiles
 from histoexpr.models.abmil import ABMIL
-from histoexpr.models.bags import BULK_MODELS
+from histoexpr.models import MODELS
 from histoexpr.models.he2rna import HE2RNA
 from histoexpr.models.pooling import topk_mean
 
@@ -160,7 +160,7 @@ def test_he2rna_prediction_averages_the_top_k_means_over_ks():
 # -- the estimator contract -----------------------------------------------------------------
 @pytest.mark.parametrize("cls, name", [(HE2RNA, "he2rna"), (ABMIL, "abmil")])
 def test_params_clone_registry_and_reproducibility(cls, name):
-    model = BULK_MODELS.create(name, lr=2e-3, max_epochs=3, random_state=7, device="cpu")
+    model = MODELS.create(name, lr=2e-3, max_epochs=3, random_state=7, device="cpu")
     assert type(model) is cls and cls.model_tags.input == "bags"
     params = model.get_params()
     assert params["lr"] == 2e-3 and params["random_state"] == 7

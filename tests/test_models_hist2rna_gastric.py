@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from histoexpr.datasets.synthetic_bulk import synthetic_bulk
 from histoexpr.errors import InputError
 from histoexpr.features.bags import Bag, load_bags
-from histoexpr.models.bags import BULK_MODELS
+from histoexpr.models import MODELS
 from histoexpr.models.gastric import GastricCNN
 from histoexpr.models.hist2rna import Hist2RNA
 
@@ -55,7 +55,7 @@ def hist2rna(cohort):
 
 @pytest.fixture(scope="module")
 def gastric_max(cohort):
-    return _fit(BULK_MODELS.create("gastric_max", patience=20, device="cpu"), cohort)
+    return _fit(MODELS.create("gastric_max", patience=20, device="cpu"), cohort)
 
 
 def _check_noise(r):
@@ -83,7 +83,7 @@ def test_hist2rna_sequence_layout_reads_less(hist2rna, cohort):
 
 @pytest.mark.parametrize("name, floor", [("gastric_mean", 0.8), ("multitask", 0.6)])
 def test_gastric_variants_predict_signal_genes(name, floor, cohort):
-    model = _fit(BULK_MODELS.create(name, patience=20, device="cpu"), cohort)
+    model = _fit(MODELS.create(name, patience=20, device="cpu"), cohort)
     r = _test_r(model, cohort)
     # measured: gastric_mean 0.88, multitask 0.68 (max over raw features dilutes z here)
     assert r[:N_SIGNAL].mean() > floor, r
@@ -147,7 +147,7 @@ def test_gastric_max_tile_scores_find_signal_tiles_that_drive_the_max():
 
 def test_baseline_reads_only_the_first_tile(cohort):
     _, bags, y, _ = cohort
-    model = BULK_MODELS.create("gastric_baseline", max_epochs=2, device="cpu")
+    model = MODELS.create("gastric_baseline", max_epochs=2, device="cpu")
     assert model.n_patches == 1
     model.fit(bags[:40], y[:40])
     first = bags[50]
@@ -228,9 +228,9 @@ def test_bad_targets_layout_and_unfitted_use_raise(cohort):
 
 def test_registry_names():
     for name in ("hist2rna", "gastric_baseline", "gastric_mean", "gastric_max", "multitask"):
-        assert name in BULK_MODELS.list()
-    assert isinstance(BULK_MODELS.create("hist2rna"), Hist2RNA)
-    best = BULK_MODELS.create("multitask", lr=1e-2)
+        assert name in MODELS.list()
+    assert isinstance(MODELS.create("hist2rna"), Hist2RNA)
+    best = MODELS.create("multitask", lr=1e-2)
     assert (best.aggregate, best.multitask, best.lr) == ("max", True, 1e-2)
-    assert BULK_MODELS.create("gastric_mean").aggregate == "mean"
-    assert BULK_MODELS.create("gastric_baseline").n_patches == 1
+    assert MODELS.create("gastric_mean").aggregate == "mean"
+    assert MODELS.create("gastric_baseline").n_patches == 1

@@ -139,11 +139,9 @@ class STConfig(ConfigBase):
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
         from .cohort import SPLITS
         from .features.encoders import get_card
-        from .models import MODELS
+        from .models import level_input
 
-        if self.model not in MODELS.list():
-            raise InputError(f"unknown model {self.model!r}; choose one of: "
-                             f"{', '.join(MODELS.list())}")
+        level_input(self.model, "spot")  # unknown or slide-only names list the valid ones
         get_card(self.encoder)  # unknown names list the valid ones; tuned folders register
         parse_genes(self.genes)
         if self.log not in _LOGS:
@@ -248,13 +246,11 @@ class BulkConfig(ConfigBase):
     def validate(self) -> None:
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
         from .features.bags import SELECTIONS
-        from .models import BULK_MODELS
+        from .models import level_input
 
         if not self.features or not self.expression:
             raise InputError("a bulk run needs --features DIR and --expression FILE")
-        if self.model not in BULK_MODELS:
-            raise InputError(f"unknown model {self.model!r}; choose one of: "
-                             f"{', '.join(BULK_MODELS.list())}")
+        level_input(self.model, "slide")  # unknown or spot-only names list the valid ones
         if self.transform not in _LOGS:
             raise InputError(f"transform must be one of {', '.join(_LOGS)}, "
                              f"not {self.transform!r}")

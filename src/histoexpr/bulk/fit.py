@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 
 
 def _input_kind(model: str) -> str:
-    from ..models import BULK_MODELS, tags_of
+    from ..models import level_input
 
-    return tags_of(BULK_MODELS.get(model)).input
+    return level_input(model, "slide")
 
 
 def bulk_entries(cfg: BulkConfig) -> list[Entry]:
@@ -48,15 +48,10 @@ def bulk_entries(cfg: BulkConfig) -> list[Entry]:
 
 
 def build_model(name: str, params: dict[str, Any], *, seed: int, device: str | None) -> Any:
-    """A registry model with ``params``; every ``random_state`` / ``device`` set."""
-    from ..models.bags import BULK_MODELS
+    """A slide-level registry model with ``params``; ``random_state`` / ``device`` set."""
+    from ..models import build_model as build
 
-    est = BULK_MODELS.create(name, **params)
-    names = est.get_params(deep=True)
-    upd = {k: seed for k in names if k.endswith("random_state")}
-    if device is not None:
-        upd.update({k: device for k in names if k.endswith("device")})
-    return est.set_params(**upd) if upd else est
+    return build(name, "slide", params, seed=seed, device=device)
 
 
 def _inputs(est: Any, bags: list, cfg: BulkConfig) -> list:

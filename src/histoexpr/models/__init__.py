@@ -1,5 +1,6 @@
 """Expression models, all scikit-learn estimators (fit / predict), looked up by name in
-:data:`MODELS`.
+one registry, :data:`MODELS`, for both workflows (:func:`model_names` gives those a spot or
+slide run can use; :func:`build_model` makes one).
 
 Every model declares its :class:`~histoexpr.models.contract.ModelTags` (input, torch,
 whether it uses groups or auxiliary targets); callers read them with :func:`tags_of` and
@@ -17,10 +18,11 @@ On uint8 image patches (``input = "patches"``):
 - ``cnn_aux``: BrST-Net, an encoder trained end to end with an auxiliary head on an earlier
   layer predicting the remaining genes.
 
-Bulk models (:data:`BULK_MODELS`) read a list of per-slide bags of tile features
+Slide-level models read a list of per-slide bags of tile features
 (``input = "bags"``) or of image patches (``"patch_bags"``), one expression row per slide:
 
-- ``ridge``, ``mlp``, ``mean`` on slide-mean features (:class:`PooledModel`);
+- ``ridge``, ``mlp``, ``mean``: the same entries as above, on slide-mean features
+  (wrapped in :class:`PooledModel`);
 - ``hist2rna``: hist2RNA's 1D-conv head on the slide-mean features (seed 001);
 - ``gastric_baseline`` / ``gastric_mean`` / ``gastric_max`` / ``multitask``: seed 000's
   patch-based CNN with one patch, mean or max aggregation, and per-gene heads;
@@ -35,23 +37,34 @@ from __future__ import annotations
 
 from . import abmil, gastric, gastric_finetune, he2rna, hist2rna  # noqa: F401 (register)
 from .abmil import ABMIL
-from .bags import BULK_MODELS, PooledModel, TorchBagRegressor
+from .bags import PooledModel, TorchBagRegressor
 from .baselines import MeanPredictor
 from .cnn_aux import AuxLayer, CNNAux, find_aux_layer
-from .contract import INPUTS, ModelTags, fit_model, tags_of
+from .contract import (
+    INPUTS,
+    LEVELS,
+    MODELS,
+    ModelTags,
+    build_model,
+    create_model,
+    fit_model,
+    level_input,
+    model_names,
+    tags_of,
+)
 from .gastric import GastricCNN
 from .gastric_finetune import GastricFinetune
 from .he2rna import HE2RNA
 from .hist2rna import Hist2RNA
 from .mlp import MLPHead
-from .probe import ALPHAS, MODELS, RidgeProbe
+from .probe import ALPHAS, RidgeProbe
 
 __all__ = [
     "ABMIL",
     "ALPHAS",
-    "BULK_MODELS",
     "HE2RNA",
     "INPUTS",
+    "LEVELS",
     "MODELS",
     "AuxLayer",
     "CNNAux",
@@ -64,7 +77,11 @@ __all__ = [
     "PooledModel",
     "RidgeProbe",
     "TorchBagRegressor",
+    "build_model",
+    "create_model",
     "find_aux_layer",
     "fit_model",
+    "level_input",
+    "model_names",
     "tags_of",
 ]

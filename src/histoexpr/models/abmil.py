@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .bags import BULK_MODELS, TorchBagRegressor
+from .bags import TorchBagRegressor
+from .contract import MODELS
 
 __all__ = ["ABMIL"]
 
@@ -113,4 +114,4 @@ class ABMIL(TorchBagRegressor):
         return [a for batch in parts for a in batch]
 
 
-BULK_MODELS.register("abmil", ABMIL, priority=4)
+MODELS.register("abmil", ABMIL, priority=4)

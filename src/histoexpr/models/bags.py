@@ -4,10 +4,12 @@ Every bulk model is a scikit-learn estimator whose ``fit(X, y, groups=None)`` ta
 a list of :class:`~histoexpr.features.bags.Bag` (or ``(N, D)`` arrays), one per slide, and
 ``y`` as ``(n_slides, n_genes)``; ``predict(X)`` returns ``(n_slides, n_genes)`` float32.
 ``groups`` (the patient of each slide) keeps inner validation splits patient-disjoint.
-:data:`BULK_MODELS` maps the CLI names to factories of such estimators.
+They are registered in the one model registry,
+:data:`~histoexpr.models.contract.MODELS`, beside the spot models.
 
 - :class:`PooledModel`: pool each bag (mean / max / median) and fit any feature-level head
-  (``ridge``, ``mlp``, ``mean`` — the slide-mean baselines).
+  (``ridge``, ``mlp``, ``mean`` — the slide-mean baselines); :func:`~histoexpr.models.contract.
+  create_model` wraps a features model in it for a slide-level run.
 - :class:`TorchBagRegressor`: the shared fit/predict of the torch bag models (target and
   feature standardisation, a patient-grouped inner split for early stopping, padded
   mini-batches with a tile mask, :func:`histoexpr.training.fit_loop`). Subclasses give the
@@ -24,7 +26,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..features.bags import POOLINGS, Bag, as_bags, pool
-from ..registry import Registry
 from ..training import (
     CPUPickleMixin,
     fit_loop,
@@ -36,11 +37,7 @@ from ..training import (
 )
 from .contract import ModelTags, fit_model, tags_of
 
-__all__ = ["BULK_MODELS", "PooledModel", "TorchBagRegressor", "check_targets", "pooled"]
-
-#: bulk expression models by CLI name; each entry builds an estimator over bags
-BULK_MODELS: Registry = Registry("bulk expression model")
-
+__all__ = ["PooledModel", "TorchBagRegressor", "check_targets", "pooled"]
 
 def check_targets(y: Any, n: int) -> np.ndarray:
     """``y`` as finite float64 ``(n, genes)``; raises :class:`InputError` otherwise."""
@@ -268,19 +265,3 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
         parts = self._forward_all(X, lambda net, x, m: net(x, m).float().cpu().numpy())
         pred = np.concatenate(parts)
         return (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
-
-
-def _pooled_factory(head_name: str, pooling: str = "mean"):
-    def make(**params: Any) -> PooledModel:
-        from .probe import MODELS
-
-        return PooledModel(MODELS.create(head_name, **params), pooling=pooling)
-
-    make.__name__ = f"pooled_{head_name}"
-    make.__doc__ = f"``{head_name}`` on slide-{pooling} tile features."
-    return make
-
-
-BULK_MODELS.register("ridge", _pooled_factory("ridge"), priority=10)
-BULK_MODELS.register("mlp", _pooled_factory("mlp"), priority=9)
-BULK_MODELS.register("mean", _pooled_factory("mean"), priority=8)

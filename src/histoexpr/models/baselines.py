@@ -78,4 +78,4 @@ class MeanPredictor(RegressorMixin, BaseEstimator):
         return pred[:, 0] if self.y_ndim_ == 1 else pred
 
 
-MODELS.register("mean", MeanPredictor)
+MODELS.register("mean", MeanPredictor, priority=8)

@@ -442,4 +442,4 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         return self._predict_both(X, want_aux=True)[1]
 
 
-MODELS.register("cnn_aux", CNNAux)
+MODELS.register("cnn_aux", CNNAux, priority=7)

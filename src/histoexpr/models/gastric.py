@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..features.bags import Bag
-from .bags import BULK_MODELS, TorchBagRegressor
+from .bags import TorchBagRegressor
+from .contract import MODELS
 
 __all__ = ["AGGREGATES", "GastricCNN"]
 
@@ -216,13 +217,13 @@ def _factory(name: str, doc: str, **fixed: Any):
     return make
 
 
-BULK_MODELS.register("gastric_baseline", _factory(
+MODELS.register("gastric_baseline", _factory(
     "baseline", "Seed 000's baseline (M2): the first tile of each bag, then the CNN.",
     n_patches=1))
-BULK_MODELS.register("gastric_mean", _factory(
+MODELS.register("gastric_mean", _factory(
     "mean", "Seed 000's patch-based model with average aggregation (M3).", aggregate="mean"))
-BULK_MODELS.register("gastric_max", _factory(
+MODELS.register("gastric_max", _factory(
     "max", "Seed 000's patch-based model with max aggregation (M4).", aggregate="max"))
-BULK_MODELS.register("multitask", _factory(
+MODELS.register("multitask", _factory(
     "multitask", "Seed 000's best model in Table 1: max aggregation + one head per gene "
     "(M4 + multi-task, r = 0.3122 with 10 patches).", aggregate="max", multitask=True))

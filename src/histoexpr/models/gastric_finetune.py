@@ -48,8 +48,8 @@ from ..training import (
     standardise,
     target_scaling,
 )
-from .bags import BULK_MODELS, check_targets
-from .contract import ModelTags
+from .bags import check_targets
+from .contract import MODELS, ModelTags
 
 logger = logging.getLogger(__name__)
 
@@ -451,4 +451,4 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         return np.stack([p.mean(axis=0) for p in self.predict_patches(X)]).astype(np.float32)
 
 
-BULK_MODELS.register("gastric_simplified", GastricFinetune)
+MODELS.register("gastric_simplified", GastricFinetune)

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..features.bags import Bag, supertiles
-from .bags import BULK_MODELS, TorchBagRegressor
+from .bags import TorchBagRegressor
+from .contract import MODELS
 
 __all__ = ["HE2RNA"]
 
@@ -187,4 +188,4 @@ class HE2RNA(TorchBagRegressor):
                 for s, (_, labels) in zip(self._supertile_scores([f for f, _ in st]), st)]
 
 
-BULK_MODELS.register("he2rna", HE2RNA, priority=5)
+MODELS.register("he2rna", HE2RNA, priority=5)

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..features.bags import Bag
-from .bags import BULK_MODELS, TorchBagRegressor
+from .bags import TorchBagRegressor
+from .contract import MODELS
 
 __all__ = ["LAYOUTS", "Hist2RNA"]
 
@@ -118,4 +119,4 @@ class Hist2RNA(TorchBagRegressor):
         return nets.Hist2RNANet(n_in, n_out, self.layout)
 
 
-BULK_MODELS.register("hist2rna", Hist2RNA)
+MODELS.register("hist2rna", Hist2RNA)

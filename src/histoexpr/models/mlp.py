@@ -167,4 +167,4 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
         return pred[:, 0] if self.y_ndim_ == 1 else pred
 
 
-MODELS.register("mlp", MLPHead)
+MODELS.register("mlp", MLPHead, priority=9)

@@ -19,13 +19,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..registry import Registry
-from .contract import ModelTags
+from .contract import MODELS, ModelTags
 
 __all__ = ["ALPHAS", "MODELS", "ClippedScaler", "RidgeProbe"]
-
-#: expression models by name; each entry is an estimator class
-MODELS: Registry = Registry("expression model")
 
 #: the ridge penalties searched by inner CV (log-spaced, wide)
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
@@ -122,4 +118,4 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         return self.pipeline_.predict(np.asarray(X, np.float64)).astype(np.float32)
 
 
-MODELS.register("ridge", RidgeProbe)
+MODELS.register("ridge", RidgeProbe, priority=10)

@@ -39,9 +39,9 @@ PATCHES = "patches"
 
 
 def _input_kind(model: str) -> str:
-    from ..models import MODELS, tags_of
+    from ..models import level_input
 
-    return tags_of(MODELS.get(model)).input
+    return level_input(model, "spot")
 
 
 def entries(cfg: STConfig) -> list[Entry]:
@@ -132,26 +132,16 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
 
 
 def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
-    from ..models import MODELS, tags_of
+    from ..models import build_model
 
-    cls = MODELS.get(entry.model)
-    tags = tags_of(cls)
-    params: dict[str, Any] = dict(cfg.model_params) if entry.kind == "model" else {}
-    names = cls().get_params()  # the scikit-learn contract: every model has get_params
-    if "random_state" in names:
-        params.setdefault("random_state", cfg.seed)
-    if tags.torch and cfg.device is not None:
-        params.setdefault("device", cfg.device)
-    if tags.input == PATCHES:
-        params.setdefault("encoder", cfg.encoder)
-        params.setdefault("pretrained", cfg.pretrained)
-        if checkpoint is not None and "checkpoint_dir" in names:
-            params.setdefault("checkpoint_dir", str(checkpoint))
-    unknown = sorted(set(params) - set(names)) if names else []
-    if unknown:
-        raise InputError(f"model {entry.model!r} has no parameter(s) {', '.join(unknown)}; "
-                         f"it takes: {', '.join(sorted(names))}")
-    return cls(**params)
+    params = dict(cfg.model_params) if entry.kind == "model" else {}
+    defaults: dict[str, Any] = {}
+    if _input_kind(entry.model) == PATCHES:
+        defaults = {"encoder": cfg.encoder, "pretrained": cfg.pretrained}
+        if checkpoint is not None:
+            defaults["checkpoint_dir"] = str(checkpoint)
+    return build_model(entry.model, "spot", params, seed=cfg.seed, device=cfg.device,
+                       defaults=defaults)
 
 
 def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
