@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from histoexpr.errors import InputError
-from histoexpr.errors import UnknownNameError
+from histoexpr.errors import InputError, UnknownNameError
 from histoexpr.models import (
     INPUTS,
     MODELS,
@@ -34,7 +33,7 @@ def test_one_registry_serves_both_levels():
     assert {"hist2rna", "abmil", "gastric_max"} <= set(slide) - set(spot)
     assert level_input("ridge", "spot") == "features"
     assert level_input("ridge", "slide") == "bags"            # pooled per slide
-    with pytest.raises(UnknownNameError, match="hist2rna.*bags.*spot-level.*ridge"):
+    with pytest.raises(UnknownNameError, match=r"hist2rna.*bags.*spot-level.*ridge"):
         level_input("hist2rna", "spot")
     with pytest.raises(UnknownNameError, match="unknown expression model 'nope'"):
         level_input("nope", "slide")
@@ -46,7 +45,7 @@ def test_build_model_checks_params_and_sets_seed_everywhere():
     assert est.head.n_components == 8 and est.head.random_state == 3
     kept = build_model("mlp", "spot", {"random_state": 9}, seed=3, device="cpu")
     assert kept.random_state == 9 and kept.device == "cpu"    # the user's value wins
-    with pytest.raises(InputError, match="'ridge' has no parameter.*bogus.*it takes:.*alphas"):
+    with pytest.raises(InputError, match=r"'ridge' has no parameter.*bogus.*it takes:.*alphas"):
         build_model("ridge", "spot", {"bogus": 1})
 
 

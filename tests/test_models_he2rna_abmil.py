@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 from histoexpr.datasets.synthetic_bulk import synthetic_bulk
 from histoexpr.errors import InputError
 from histoexpr.features.bags import Bag, load_bags, supertiles
-from histoexpr.models.abmil import ABMIL
 from histoexpr.models import MODELS
+from histoexpr.models.abmil import ABMIL
 from histoexpr.models.he2rna import HE2RNA
 from histoexpr.models.pooling import topk_mean
 

@@ -26,7 +26,6 @@ import numpy as np
 from .. import _keys as K
 from ..atomic import atomic_path, write_csv
 from ..config import STConfig, parse_genes
-from ..errors import InputError
 from ..runs import RunFolder, sha256_files, write_json
 from ..runs.folds import Entry, FoldTargets, Unit, run_folds, units_from_split
 from .data import SpotData, fit_stain, load_spot_data
