@@ -209,3 +209,30 @@ def test_top_genes_are_chosen_on_the_training_patients_only(syn, tmp_path):
     n_train = len({p for s, p in pd.read_csv(rf.slides_csv)[["slide", "patient"]].values
                    if p not in held})
     assert f"the {n_train} training patients" in sel["chosen_on"]
+
+
+def test_in_memory_table_and_bags_give_the_file_run(run, syn, tmp_path):
+    from histoexpr.expression import read_expression
+    from histoexpr.features.bags import load_bags
+
+    expr = read_expression(syn.expression_path)
+    bags = {b.slide: b for b in load_bags(syn.features_dir).bags}
+    cfg = BulkConfig.resolve(genes="all", baselines=["mean"], k=3)   # no files named
+    mem = fit_run(cfg, tmp_path / "mem", expression=expr, bags=bags)
+    keys = ["model", "role", "fold", "spearman_mean", "pearson_mean"]
+    a = pd.read_csv(run.summary)[keys].sort_values(keys[:3]).reset_index(drop=True)
+    b = pd.read_csv(mem.summary)[keys].sort_values(keys[:3]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    sums = json.loads(mem.data_json.read_text())["checksums"]
+    assert {"<in-memory expression>", "<in-memory bags>"} <= set(sums)
+    # the same folder with other data is refused, not silently mixed
+    other = expr * 2.0
+    with pytest.raises(InputError, match="input"):
+        fit_run(cfg, tmp_path / "mem", expression=other, bags=bags)
+    # arrays are accepted as bags; a bad table is a clear error
+    arrays = {k: v.features for k, v in bags.items()}
+    assert load_bulk_data(cfg, expression=expr, bags=arrays).y.shape == (90, 8)
+    with pytest.raises(InputError, match="negative"):
+        load_bulk_data(cfg, expression=expr - 1e6, bags=arrays)
+    with pytest.raises(InputError, match="needs --features DIR"):
+        load_bulk_data(cfg, expression=expr)

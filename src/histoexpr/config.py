@@ -248,8 +248,6 @@ class BulkConfig(ConfigBase):
         from .features.bags import SELECTIONS
         from .models import level_input
 
-        if not self.features or not self.expression:
-            raise InputError("a bulk run needs --features DIR and --expression FILE")
         level_input(self.model, "slide")  # unknown or spot-only names list the valid ones
         if self.transform not in _LOGS:
             raise InputError(f"transform must be one of {', '.join(_LOGS)}, "

@@ -11,11 +11,16 @@
    the stated rule; orphans on both sides reported, not fatal);
 5. read the bags of the joined slides (tile choice: all / top-N by heatmap / random N),
    skipping unreadable files with a logged reason.
+
+The table and the bags may also be given in memory (a samples x genes ``DataFrame``; a
+mapping of slide name to :class:`~histoexpr.features.bags.Bag` or ``(N, D)`` array), for
+a notebook or a pipeline that already holds them; they are checked as the files are.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +70,13 @@ class BulkData:
         }
 
 
-def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, Any]:
+def read_targets(cfg: BulkConfig, expression: pd.DataFrame | None = None
+                 ) -> tuple[pd.DataFrame, Any]:
     """The expression table restricted to the requested genes and transformed; plus the
     :class:`~histoexpr.expression.genespec.GeneChoice` (genes missing from the table). A
     data-driven request (``top250``, ``hvg50``) keeps every gene here: the choice is made
-    on the training patients (see :func:`histoexpr.bulk.fit.fit_run`).
+    on the training patients (see :func:`histoexpr.bulk.fit.fit_run`). ``expression``:
+    an in-memory table used instead of ``cfg.expression``.
 
     Raises
     ------
@@ -82,8 +89,15 @@ def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, Any]:
     from ..expression.sniff import read_expression
 
     request = GeneRequest.parse(cfg.genes)  # a bad token fails before the table is read
-    kw = {} if cfg.expression_value is None else {"value": cfg.expression_value}
-    expr = read_expression(cfg.expression, format=cfg.expression_format, **kw)
+    if expression is not None:
+        from ..expression.bulk import check_expression_table
+
+        expr = check_expression_table(expression)
+    elif not cfg.expression:
+        raise InputError("a bulk run needs --expression FILE (or an in-memory table)")
+    else:
+        kw = {} if cfg.expression_value is None else {"value": cfg.expression_value}
+        expr = read_expression(cfg.expression, format=cfg.expression_format, **kw)
     choice = request.resolve([str(c) for c in expr.columns], strict=cfg.strict_genes)
     sub = expr[choice.genes]
     values = sub.to_numpy(dtype=np.float64)  # the readers refused non-numeric values
@@ -91,8 +105,31 @@ def read_targets(cfg: BulkConfig) -> tuple[pd.DataFrame, Any]:
     return log_transform(sub, log=cfg.transform), choice
 
 
-def load_bulk_data(cfg: BulkConfig) -> BulkData:
-    """Join bags and expression as the module docstring describes.
+def _memory_bags(bags: Mapping[str, Any], cfg: BulkConfig) -> Any:
+    """In-memory bags as a :class:`~histoexpr.features.bags.BagSet`, tiles chosen as
+    ``cfg.select`` says (``top`` needs heatmap files, so it is refused here)."""
+    from ..features.bags import Bag, BagSet, as_bags, select_tiles
+
+    if not isinstance(bags, Mapping) or not bags:
+        raise InputError("in-memory bags must be a non-empty mapping of slide name to a Bag "
+                         "or an (N, D) array of tile features")
+    if cfg.select == "top":
+        raise InputError("--select top reads tumour heatmap files; with in-memory bags "
+                         "choose the tiles first, or use select all / random")
+    out = []
+    for name, b in bags.items():
+        bag = as_bags([b])[0]
+        idx = select_tiles(len(bag), cfg.select, n=cfg.n_tiles, seed=cfg.seed, key=str(name))
+        out.append(Bag(str(name), bag.features[idx], bag.coords[idx], encoder=bag.encoder))
+    as_bags(out)  # one feature size
+    encoders = {b.encoder for b in out}
+    return BagSet(out, encoders.pop() if len(encoders) == 1 else None, {})
+
+
+def load_bulk_data(cfg: BulkConfig, *, expression: pd.DataFrame | None = None,
+                   bags: Mapping[str, Any] | None = None) -> BulkData:
+    """Join bags and expression as the module docstring describes (``expression`` /
+    ``bags``: in-memory inputs used instead of ``cfg.expression`` / ``cfg.features``).
 
     Raises
     ------
@@ -103,14 +140,21 @@ def load_bulk_data(cfg: BulkConfig) -> BulkData:
     from ..features.bags import load_bags
     from ..features.store import feature_files
 
-    files = feature_files(cfg.features)
-    y_all, choice = read_targets(cfg)
-    join = join_slides(list(files), list(y_all.index), rule=cfg.join_rule,
+    if bags is None and not cfg.features:
+        raise InputError("a bulk run needs --features DIR (or in-memory bags)")
+    slides = list(bags) if bags is not None else list(feature_files(cfg.features))
+    y_all, choice = read_targets(cfg, expression)
+    join = join_slides([str(s) for s in slides], list(y_all.index), rule=cfg.join_rule,
                        sample_types=cfg.sample_types or None, manifest=cfg.manifest)
     logger.info("%s", join.report())
     pairs = join.pairs
-    bagset = load_bags(cfg.features, list(pairs["slide"]), select=cfg.select, n=cfg.n_tiles,
-                       heatmaps=cfg.heatmaps, seed=cfg.seed)
+    if bags is not None:
+        wanted = set(pairs["slide"].astype(str))
+        bagset = _memory_bags({str(k): v for k, v in bags.items() if str(k) in wanted}
+                              or bags, cfg)
+    else:
+        bagset = load_bags(cfg.features, list(pairs["slide"]), select=cfg.select,
+                           n=cfg.n_tiles, heatmaps=cfg.heatmaps, seed=cfg.seed)
     kept = pairs[pairs["slide"].isin([b.slide for b in bagset.bags])]
     if len(kept) < 3:
         raise InputError(f"only {len(kept)} slide(s) joined to expression with readable "

@@ -65,8 +65,13 @@ def _inputs(est: Any, bags: list, cfg: BulkConfig) -> list:
 
 
 def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
-            evaluate: bool = True) -> BulkRunFolder:
+            evaluate: bool = True, expression: pd.DataFrame | None = None,
+            bags: Any = None) -> BulkRunFolder:
     """Run (or resume) a bulk run into ``out``; returns its :class:`BulkRunFolder`.
+
+    ``expression`` (a samples x genes ``DataFrame``) and ``bags`` (slide name → ``Bag`` or
+    ``(N, D)`` tile features) are in-memory inputs used instead of ``cfg.expression`` /
+    ``cfg.features``; their checksums are recorded, so a resume with other data is refused.
 
     Examples
     --------
@@ -81,7 +86,7 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     >>> sorted(pd.read_csv(run.summary)["model"].unique())
     ['mean', 'ridge']
     """
-    from ..runs import sha256_files
+    from ..runs import arrays_sha256, frame_sha256, sha256_files
     from .data import load_bulk_data
     from .protocol import make_units
 
@@ -89,13 +94,19 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     t0 = time.perf_counter()
     # the inputs are read and checked (table, panel, join, >= 3 slides) before the run
     # folder is touched: a bad input leaves nothing that would block the corrected command
-    data = load_bulk_data(cfg)
+    data = load_bulk_data(cfg, expression=expression, bags=bags)
     units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
                                   holdout=cfg.holdout_fraction,
                                   fractions=cfg.split_fractions, seed=cfg.seed, refit=cfg.refit)
     gene_record = choose_genes(cfg, data, units)
     build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
-    sums = sha256_files([cfg.expression] + ([cfg.manifest] if cfg.manifest else []))
+    files = ([cfg.expression] if expression is None else []) + (
+        [cfg.manifest] if cfg.manifest else [])
+    sums = sha256_files(files)
+    if expression is not None:
+        sums["<in-memory expression>"] = frame_sha256(data.y)
+    if bags is not None:
+        sums["<in-memory bags>"] = arrays_sha256([b.features for b in data.bags])
     resuming = rf.start(cfg.identity(), overwrite=overwrite, inputs=sums,
                         execution=cfg.execution())
     if resuming:

@@ -39,6 +39,7 @@ __all__ = [
     "BULK_READERS",
     "LOG_TRANSFORMS",
     "STAR_VALUES",
+    "check_expression_table",
     "log_transform",
     "read_cbioportal_rsem",
     "read_expression_table",
@@ -201,6 +202,26 @@ def _finish(df: pd.DataFrame, source: str | Path, *, allow_nan: bool = False,
                          "must be non-negative; is this already log-transformed or centred?")
     logger.debug("%s: %d samples x %d genes", source, *df.shape)
     return df
+
+
+def check_expression_table(df: pd.DataFrame, source: str = "<in-memory table>"
+                           ) -> pd.DataFrame:
+    """An in-memory samples x genes table checked as the readers check a file: numbers
+    (float64), unique sample ids and gene names, no NaN / infinity, nothing negative.
+
+    Examples
+    --------
+    >>> check_expression_table(pd.DataFrame({"A": [1, 2]}, index=["s1", "s2"])).dtypes.iloc[0]
+    dtype('float64')
+    """
+    if not isinstance(df, pd.DataFrame) or df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputError(f"{source}: expression must be a non-empty pandas DataFrame "
+                         "(samples as rows, genes as columns)")
+    dup = df.columns[df.columns.duplicated()].unique().tolist()
+    if dup:
+        raise InputError(f"{source}: duplicate gene column(s) {', '.join(map(str, dup[:10]))}; "
+                         "sum or drop them first")
+    return _finish(df, source)
 
 
 def _cohort(series: list[pd.Series], paths: list[Path], ids: list[str]) -> pd.DataFrame:

@@ -256,19 +256,10 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
 
 def _anndata_sha256(adata: Any) -> str:
     """SHA-256 of an in-memory cohort's raw counts and spot table (its identity)."""
-    import hashlib
+    from ..runs import arrays_sha256
 
-    import scipy.sparse as sp
-
-    h = hashlib.sha256()
-    counts = adata.layers[K.LAYER_COUNTS]
-    counts = counts.tocsr() if sp.issparse(counts) else np.ascontiguousarray(counts)
-    for part in ((counts.data, counts.indices, counts.indptr) if sp.issparse(counts)
-                 else (counts,)):
-        h.update(np.ascontiguousarray(part).tobytes())
-    h.update("\n".join(map(str, adata.var_names)).encode())
-    h.update(adata.obs[[K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y]].astype(str).to_csv().encode())
-    return h.hexdigest()
+    return arrays_sha256([adata.layers[K.LAYER_COUNTS]], "\n".join(map(str, adata.var_names)),
+                         adata.obs[[K.SLIDE_ID, K.PATIENT_ID, K.X, K.Y]].astype(str).to_csv())
 
 
 class _SpotFolds:
