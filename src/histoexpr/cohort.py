@@ -363,6 +363,17 @@ def join_slides(
                          f"{', '.join(types)}")
         return False
 
+    def assign(item: str, kind: str, patient: str | None, b: Barcode | None,
+               into: dict[str, list[tuple[str, Barcode | None]]], columns: str) -> None:
+        """File ``item`` under its patient, or drop it when it has none or is of another
+        sample type; ``columns`` are the manifest columns that would name its patient."""
+        if patient is None:
+            drop(item, kind, "unknown patient: not a TCGA barcode"
+                 + (" and not in the manifest" if manifest is not None else
+                    f"; give a manifest (columns {columns})"))
+        elif type_ok(item, kind, b):
+            into.setdefault(patient, []).append((item, b))
+
     # ---- slides -> patient
     by_patient: dict[str, list[tuple[str, Barcode | None]]] = {}
     seen: set[str] = set()
@@ -375,13 +386,7 @@ def join_slides(
         patient = next((slide_map[k] for k in _slide_keys(s) if k in slide_map), None)
         if patient is None and b is not None:
             patient = b.patient
-        if patient is None:
-            drop(s, "slide", "unknown patient: not a TCGA barcode"
-                 + (" and not in the manifest" if manifest is not None else
-                    "; give a manifest (columns slide, patient)"))
-            continue
-        if type_ok(s, "slide", b):
-            by_patient.setdefault(patient, []).append((s, b))
+        assign(s, "slide", patient, b, by_patient, "slide, patient")
 
     kept_slides: dict[str, list[str]] = {}
     for patient, items in by_patient.items():
@@ -408,15 +413,9 @@ def join_slides(
             patient = sample_map[e]
         elif e in manifest_patients:
             patient = e
-        elif b is not None:
-            patient = b.patient
         else:
-            drop(e, "expression", "unknown patient: not a TCGA barcode"
-                 + (" and not in the manifest" if manifest is not None else
-                    "; give a manifest (columns slide, patient, sample)"))
-            continue
-        if type_ok(e, "expression", b):
-            expr_by_patient.setdefault(patient, []).append((e, b))
+            patient = None if b is None else b.patient
+        assign(e, "expression", patient, b, expr_by_patient, "slide, patient, sample")
     kept_expr: dict[str, str] = {}
     for patient, items in expr_by_patient.items():
         best = min(range(len(items)),

@@ -40,10 +40,10 @@ import logging
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..atomic import FolderLock, write_json
 from ..errors import InputError
@@ -54,9 +54,42 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BulkRunFolder", "RunFolder", "sha256_files", "write_json"]
 
+_C = TypeVar("_C")
+
 FORMAT = 2  # bumped when the layout changes; older runs get a clear message (2: one fold loop)
 
 
+def _paths(table: dict[str, str | Path]) -> Callable[[type[_C]], type[_C]]:
+    """Class decorator: one read-only property per entry of ``table`` (attribute -> name
+    inside the run folder, from :mod:`histoexpr.runs.files`), ``run.<attr>`` being
+    ``run.path / <name>``."""
+
+    def add(cls: type[_C]) -> type[_C]:
+        for attr, name in table.items():
+            setattr(cls, attr, property(lambda self, name=name: self.path / name,
+                                        doc=f"``<run>/{Path(name).as_posix()}``"))
+        return cls
+
+    return add
+
+
+@_paths({
+    "config": F.CONFIG,
+    "run_json": F.RUN,
+    "data_json": F.DATA,
+    "splits": F.SPLITS,
+    "spots": F.SPOTS,
+    "models_json": F.MODELS,
+    "features": F.FEATURES,
+    "metrics": F.METRICS,
+    "summary": F.SUMMARY,
+    "predictions": F.PREDICTIONS_H5AD,
+    "final": F.FINAL,
+    "final_model": Path(F.FINAL, F.FINAL_MODEL),
+    "final_info": Path(F.FINAL, F.FINAL_INFO),
+    "maps": F.MAPS,
+    "report": F.REPORT,
+})
 class RunFolder:
     """Paths and bookkeeping of one run folder (see the module docstring)."""
 
@@ -65,23 +98,6 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-
-    # -- paths (names from histoexpr.runs.files)
-    config = property(lambda self: self.path / F.CONFIG)
-    run_json = property(lambda self: self.path / F.RUN)
-    data_json = property(lambda self: self.path / F.DATA)
-    splits = property(lambda self: self.path / F.SPLITS)
-    spots = property(lambda self: self.path / F.SPOTS)
-    models_json = property(lambda self: self.path / F.MODELS)
-    features = property(lambda self: self.path / F.FEATURES)
-    metrics = property(lambda self: self.path / F.METRICS)
-    summary = property(lambda self: self.path / F.SUMMARY)
-    predictions = property(lambda self: self.path / F.PREDICTIONS_H5AD)
-    final = property(lambda self: self.path / F.FINAL)
-    final_model = property(lambda self: self.path / F.FINAL / F.FINAL_MODEL)
-    final_info = property(lambda self: self.path / F.FINAL / F.FINAL_INFO)
-    maps = property(lambda self: self.path / F.MAPS)
-    report = property(lambda self: self.path / F.REPORT)
 
     def fold(self, k: int | str) -> Path:
         return self.path / F.FOLDS / str(k)
@@ -307,6 +323,15 @@ class RunFolder:
             self._lock = None
 
 
+@_paths({
+    "slides_csv": F.SLIDES,
+    "measured_csv": F.MEASURED,
+    "entries_json": F.ENTRIES,
+    "cost_json": F.COST,
+    "patients_csv": F.PATIENTS,
+    "predictions_csv": F.PREDICTIONS_CSV,
+    "evaluation_json": F.EVALUATION,
+})
 class BulkRunFolder(RunFolder):
     """A bulk run folder::
 
@@ -332,14 +357,6 @@ class BulkRunFolder(RunFolder):
     """
 
     command = "bulk"
-
-    slides_csv = property(lambda self: self.path / F.SLIDES)
-    measured_csv = property(lambda self: self.path / F.MEASURED)
-    entries_json = property(lambda self: self.path / F.ENTRIES)
-    cost_json = property(lambda self: self.path / F.COST)
-    patients_csv = property(lambda self: self.path / F.PATIENTS)
-    predictions_csv = property(lambda self: self.path / F.PREDICTIONS_CSV)
-    evaluation_json = property(lambda self: self.path / F.EVALUATION)
 
     def fit_records(self) -> list[dict[str, Any]]:
         """The JSON record of every finished fit (``folds/*/*.json``)."""

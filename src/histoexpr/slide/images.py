@@ -23,6 +23,8 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,21 @@ def _fit(w: int, h: int, max_size: int) -> tuple[int, int]:
     if scale <= 1:
         return w, h
     return max(1, round(w / scale)), max(1, round(h / scale))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """The block that reads ``path``: the file is first checked to be complete, and what the
+    reading libraries report meanwhile is kept out of the terminal and logged at debug
+    level once the block ends (also when it raises)."""
+    noise: list[str] = []
+    try:
+        with library_noise() as noise:
+            check_complete(path)
+            yield
+    finally:
+        if noise:
+            logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
 
 
 def _as_rgb(im) -> np.ndarray:
@@ -84,18 +101,8 @@ def read_thumbnail(path: str | Path, max_size: int = 1024) -> np.ndarray:
     """
     path = Path(path)
     check_path(path)
-    noise: list[str] = []
-    try:
-        with library_noise() as noise:
-            check_complete(path)
-            rgb = _thumbnail(path, int(max_size))
-    except SlideError:
-        if noise:
-            logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
-        raise
-    if noise:
-        logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
-    return rgb
+    with _reading(path):
+        return _thumbnail(path, int(max_size))
 
 
 def _thumbnail(path: Path, max_size: int) -> np.ndarray:
@@ -184,41 +191,35 @@ def image_dimensions(path: str | Path) -> tuple[int, int]:
 
     path = Path(path)
     check_path(path)
-    noise: list[str] = []
-    try:
-        with library_noise() as noise:
-            check_complete(path)
-            if path.is_dir():
-                from .tilefolder import TileFolderSlide
+    with _reading(path):
+        if path.is_dir():
+            from .tilefolder import TileFolderSlide
 
-                with TileFolderSlide(path, mpp=1.0) as s:
-                    return s.dimensions
-            if file_kind(path) == "tiff":
-                import tiffslide
+            with TileFolderSlide(path, mpp=1.0) as s:
+                return s.dimensions
+        if file_kind(path) == "tiff":
+            import tiffslide
 
-                try:
-                    with tiffslide.TiffSlide(path) as ts:
-                        w, h = ts.dimensions
-                        return int(w), int(h)
-                except Exception as e:  # not a layout tiffslide knows: PIL or OpenSlide
-                    logger.debug("%s: tiffslide could not read the size: %s", path, e)
             try:
-                with no_pixel_limit(), Image.open(path) as im:
-                    return int(im.size[0]), int(im.size[1])
-            except (OSError, SyntaxError, ValueError) as e:
-                why = e
-            try:
-                import openslide
-
-                with openslide.OpenSlide(str(path)) as osr:
-                    w, h = osr.dimensions
+                with tiffslide.TiffSlide(path) as ts:
+                    w, h = ts.dimensions
                     return int(w), int(h)
-            except Exception as e:  # not an OpenSlide format either: PIL's reason is clearer
-                logger.debug("%s: OpenSlide could not read the size: %s", path, e)
-            raise SlideError(f"{path}: not an image or slide PIL or OpenSlide reads ({why})")
-    finally:
-        if noise:
-            logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
+            except Exception as e:  # not a layout tiffslide knows: PIL or OpenSlide
+                logger.debug("%s: tiffslide could not read the size: %s", path, e)
+        try:
+            with no_pixel_limit(), Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1])
+        except (OSError, SyntaxError, ValueError) as e:
+            why = e
+        try:
+            import openslide
+
+            with openslide.OpenSlide(str(path)) as osr:
+                w, h = osr.dimensions
+                return int(w), int(h)
+        except Exception as e:  # not an OpenSlide format either: PIL's reason is clearer
+            logger.debug("%s: OpenSlide could not read the size: %s", path, e)
+        raise SlideError(f"{path}: not an image or slide PIL or OpenSlide reads ({why})")
 
 
 def read_image(path: str | Path, *, mode: str | None = "RGB") -> np.ndarray:
@@ -243,21 +244,13 @@ def read_image(path: str | Path, *, mode: str | None = "RGB") -> np.ndarray:
     check_path(path)
     if path.is_dir():
         raise SlideError(f"{path}: a folder, not an image file; give the image's path")
-    noise: list[str] = []
     try:
-        with library_noise() as noise:
-            check_complete(path)
-            with no_pixel_limit(), Image.open(path) as im:
-                im.load()
-                if mode == "RGB":
-                    out = _as_rgb(im)
-                else:
-                    out = np.asarray(im if mode is None or im.mode == mode else im.convert(mode))
+        with _reading(path), no_pixel_limit(), Image.open(path) as im:
+            im.load()
+            if mode == "RGB":
+                return _as_rgb(im)
+            return np.asarray(im if mode is None or im.mode == mode else im.convert(mode))
     except (OSError, SyntaxError, ValueError) as e:
         raise SlideError(
             f"{path}: cannot decode the image ({e}); re-export or copy it again"
         ) from e
-    finally:
-        if noise:
-            logger.debug("%s: the reading libraries reported: %s", path, summarise_noise(noise))
-    return out

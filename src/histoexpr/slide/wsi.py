@@ -4,6 +4,7 @@ tiffslide (pure Python, tifffile-based)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,17 @@ def _metadata_mpp(props: dict, prefix: str) -> float | None:
     """Mean of ``<prefix>.mpp-x`` and ``-y`` (either alone when only one is set)."""
     mx, my = _float(props.get(f"{prefix}.mpp-x")), _float(props.get(f"{prefix}.mpp-y"))
     return (mx + my) / 2 if mx and my else (mx or my)
+
+
+def _recognised(path: Path, probe: Callable[[Path], bool]) -> bool:
+    """Whether ``probe`` takes the file ``path`` for its format; a folder, or a probe that
+    raises, is a no (the next reader is asked)."""
+    if path.is_dir():
+        return False
+    try:
+        return probe(path)
+    except Exception:
+        return False
 
 
 def _blend_rgba(rgba: np.ndarray) -> np.ndarray:
@@ -63,12 +75,7 @@ class OpenSlideSlide(Slide):
     def can_open(path: Path) -> bool:
         import openslide
 
-        if path.is_dir():
-            return False
-        try:
-            return openslide.OpenSlide.detect_format(str(path)) is not None
-        except Exception:
-            return False
+        return _recognised(path, lambda p: openslide.OpenSlide.detect_format(str(p)) is not None)
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
@@ -131,13 +138,11 @@ class TiffSlideSlide(Slide):
     def can_open(path: Path) -> bool:
         import tifffile
 
-        if path.is_dir():
-            return False
-        try:
-            with tifffile.TiffFile(path):
+        def opens(p: Path) -> bool:
+            with tifffile.TiffFile(p):
                 return True
-        except Exception:
-            return False
+
+        return _recognised(path, opens)
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
