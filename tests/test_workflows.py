@@ -12,11 +12,13 @@ import pytest
 from histoexpr.errors import InputError
 from histoexpr.tiling import TileSpec, load_coords
 from histoexpr.workflows import (
+    EmbedCohortResult,
     StudyResult,
     SurvivalResult,
     TileCohortResult,
     cheong_study,
     clinical_study,
+    embed_cohort,
     survival_study,
     tile_cohort,
 )
@@ -51,6 +53,41 @@ def test_tile_cohort_checks_its_arguments_before_any_work(synthetic_tiff, tmp_pa
     with pytest.raises(InputError, match="not both"):
         tile_cohort([synthetic_tiff], out=out, spots=tmp_path, heatmap=tmp_path)
     assert not out.exists()
+
+
+def test_embed_cohort_embeds_resumes_and_summarises_a_bad_slide(synthetic_tiff, tmp_path):
+    pytest.importorskip("torch")
+    from histoexpr.features import load_features
+
+    tiles = tile_cohort([synthetic_tiff], out=tmp_path / "tiles", specs=TileSpec(256, 0.5),
+                        qc=False, progress=False)
+    out = tmp_path / "feats"
+    missing = tmp_path / "missing.tif"
+    res = embed_cohort([synthetic_tiff, missing], coords=tiles.out / "256px_0.5mpp",
+                       encoder="toy", batch_size=8, out=out)
+    assert isinstance(res, EmbedCohortResult) and not res.on_dask and res.n_slides == 2
+    assert res.counts == {"done": 1, "skipped": 0, "failed": 1}
+    assert [s for s, _ in res.failed] == ["missing"] and "histoexpr tile" in res.failed[0][1]
+    assert res.features == [out / "synthetic.h5"]
+    coords, feats, attrs = load_features(res.features[0])
+    assert feats.shape == (len(coords), 16) and attrs["encoder"]["name"] == "toy"
+    tab = res.table.set_index("name")
+    assert tab.loc["synthetic", "n_tiles"] == len(coords)
+    # a rerun resumes: nothing is redone
+    again = embed_cohort([synthetic_tiff], coords=tiles.out / "256px_0.5mpp", encoder="toy",
+                         out=out)
+    assert [r.status for r in again.results] == ["done before"] and not again.failed
+    # settings are checked before any work
+    one = [synthetic_tiff]
+    for slides, kwargs, msg in ((one, {"weights": tmp_path / "w.pth", "random_init": True},
+                                 "not both"),
+                                ([], {}, "no slides"),
+                                (one, {"workers": 2}, "need --manifest"),
+                                (one, {"stain": "macenko"}, "--stain-target")):
+        with pytest.raises(InputError, match=msg):
+            embed_cohort(slides, coords=tiles.out / "256px_0.5mpp", out=tmp_path / "f2",
+                         encoder="toy", **kwargs)
+    assert not (tmp_path / "f2").exists()
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +140,47 @@ def test_clinical_and_cheong_studies_take_typed_options(cohort, tmp_path):
     sizes = ch["cheong_group_sizes"].set_index("group")["n"]
     assert sizes.sum() == len(e) and abs(sizes["immune"] - 0.13 * len(e)) <= 1
     assert "cheong_group" in ch.summary["survival"]["logrank_p"]
+
+
+def test_clinical_study_reads_genes_with_the_one_gene_grammar(cohort, tmp_path, capsys):
+    from histoexpr.cli import main
+
+    expr, clin = cohort
+    panel = tmp_path / "panel.txt"
+    panel.write_text("ESR1\nPGR\nFOXA1\n")
+    res = clinical_study(expr, clinical=clin, genes=str(panel), groups=["ER_STATUS"],
+                         out=tmp_path / "c")
+    assert list(res["groups_ER_STATUS"]["gene"]) == ["ESR1", "PGR"]
+    assert res.summary["genes_missing"] == ["FOXA1"] and res.record["params"]["genes"] == [
+        "ESR1", "PGR"]
+    assert any("FOXA1" in n for n in res.notes)
+    for spec, needles in (("top50", ("data-driven", "fits no model", "--genes ESR1")),
+                          ("hvg10", ("data-driven",)), ("all", ("every gene",)),
+                          ("ESR1,NOPE", ("expression:", "NOPE")),
+                          ("pam50", ("expression:", "at least half"))):
+        with pytest.raises(InputError) as e:
+            clinical_study(expr, clinical=clin, genes=spec, groups=["ER_STATUS"],
+                           out=tmp_path / spec)
+        assert all(n in str(e.value) for n in needles), str(e.value)
+        assert not (tmp_path / spec).exists()
+    # the command line: one line naming the form and the fix
+    expr.rename_axis("patient").to_csv(tmp_path / "expr.csv")
+    clin.rename_axis("patient_id").to_csv(tmp_path / "clin.csv")
+    rc = main(["analyze", "clinical", "--expression", str(tmp_path / "expr.csv"), "--clinical",
+               str(tmp_path / "clin.csv"), "--genes", "top10", "--group", "ER_STATUS",
+               "--out", str(tmp_path / "cli")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: --genes top10:"), err
+
+
+def test_subtype_classifier_parameters_are_declared():
+    from histoexpr.clinical.subtypes import make_voting_classifier
+    from histoexpr.workflows.subtype import CLASSIFIER_PARAMS, classifier_params
+
+    values = {"n_estimators": 5, "hidden_layer_sizes": (3,), "alpha": 1e-3,
+              "learning_rate_init": 1e-2, "max_iter": 10, "C": 0.5, "weights": [1, 1, 1, 1]}
+    assert set(values) == set(CLASSIFIER_PARAMS)
+    make_voting_classifier(random_state=0, **values)  # every declared name is accepted
+    assert classifier_params({"C": 2.0}) == {"C": 2.0}
+    with pytest.raises(InputError, match=r"not a voting-classifier parameter.*--seed"):
+        classifier_params({"random_state": 1})

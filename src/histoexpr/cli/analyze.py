@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import add_common
 
@@ -58,9 +60,28 @@ def add_expression_args(p: argparse.ArgumentParser, *, flag: str = "--expression
                        help="run folder: out-of-fold (cv, default) or held-out rows")
 
 
-def add_out_arg(p: argparse.ArgumentParser) -> None:
+def add_out_arg(p: argparse.ArgumentParser, *, run: Callable[[argparse.Namespace], int]) -> None:
+    """``--out``, the options every command takes, and the function that runs the analysis."""
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_common(p)
+    p.set_defaults(func=run)
+
+
+def run_study(args: argparse.Namespace, study: Callable[..., Any], *inputs: Any,
+              show: Callable[[Any], None] | None = None, files_when_quiet: bool = False,
+              **options: Any) -> int:
+    """Call ``study`` (a :mod:`histoexpr.workflows` function) with ``inputs``, ``options``
+    and what every analysis takes from the command line (``--out``; the rows of an
+    ``--expression`` run folder: ``--entry``, ``--source``, ``--role``), then print
+    ``show(result)`` and the files it wrote (unless ``--quiet``; the files anyway with
+    ``files_when_quiet``). The exit status."""
+    res = study(*inputs, out=args.out, entry=args.entry, source=args.source, role=args.role,
+                **options)
+    if not args.quiet and show is not None:
+        show(res)
+    if not args.quiet or files_when_quiet:
+        print_files(res.record, args.out)
+    return 0
 
 
 def print_files(record: dict, out: Path) -> None:

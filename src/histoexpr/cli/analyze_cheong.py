@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 
-from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze import add_expression_args, add_out_arg, run_study
 from .analyze_survival import add_survival_args
 
 
@@ -55,31 +55,31 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
     p.add_argument("--log1p", action="store_true",
                    help="take log1p of the expression first (raw TPM/FPKM tables)")
     add_survival_args(p, required=False)
-    add_out_arg(p)
-    p.set_defaults(func=run_cheong)
+    add_out_arg(p, run=run_cheong)
 
 
 def run_cheong(args: argparse.Namespace) -> int:
-    from ..clinical.cheong import THRESHOLD_NOTE
     from ..workflows import cheong_study
 
-    res = cheong_study(
-        args.expression, out=args.out, immune_quantile=args.immune_quantile,
-        stem_quantile=args.stem_quantile, immune_threshold=args.immune_threshold,
-        stem_threshold=args.stem_threshold, standardize=args.standardize, log1p=args.log1p,
-        clinical=args.clinical, time=args.time, event=args.event,
-        event_values=args.event_values, covariates=args.covariates, id_col=args.id_col,
-        penalizer=args.penalizer, entry=args.entry, source=args.source, role=args.role)
-    if not getattr(args, "quiet", False):
-        th = res.summary["thresholds"]
-        print(f"{res.summary['n']} samples: " + ", ".join(
-            f"{r.group} {r.n} ({r.fraction:.0%}, {r.risk} risk)"
-            for r in res["cheong_group_sizes"].itertuples()))
-        print(f"{THRESHOLD_NOTE}: immune > {th['immune']:.3g} ({th['immune_rule']}), "
-              f"stem-like > {th['stem_like']:.3g} ({th['stem_like_rule']})")
-        if "survival" in res.summary:
-            s = res.summary["survival"]
-            print(f"log-rank by Cheong group: p={s['logrank_p']['cheong_group']:.2g} "
-                  f"({s['n']} patients, {s['events']} events)")
-        print_files(res.record, args.out)
-    return 0
+    return run_study(
+        args, cheong_study, args.expression, show=_print_groups,
+        immune_quantile=args.immune_quantile, stem_quantile=args.stem_quantile,
+        immune_threshold=args.immune_threshold, stem_threshold=args.stem_threshold,
+        standardize=args.standardize, log1p=args.log1p, clinical=args.clinical,
+        time=args.time, event=args.event, event_values=args.event_values,
+        covariates=args.covariates, id_col=args.id_col, penalizer=args.penalizer)
+
+
+def _print_groups(res) -> None:
+    from ..clinical.cheong import THRESHOLD_NOTE
+
+    th = res.summary["thresholds"]
+    print(f"{res.summary['n']} samples: " + ", ".join(
+        f"{r.group} {r.n} ({r.fraction:.0%}, {r.risk} risk)"
+        for r in res["cheong_group_sizes"].itertuples()))
+    print(f"{THRESHOLD_NOTE}: immune > {th['immune']:.3g} ({th['immune_rule']}), "
+          f"stem-like > {th['stem_like']:.3g} ({th['stem_like_rule']})")
+    if "survival" in res.summary:
+        s = res.summary["survival"]
+        print(f"log-rank by Cheong group: p={s['logrank_p']['cheong_group']:.2g} "
+              f"({s['n']} patients, {s['events']} events)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze import add_expression_args, add_out_arg, run_study
 
 _TESTS = ["auto", "t", "welch", "mannwhitney", "anova", "kruskal"]
 
@@ -34,8 +34,10 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
     p.add_argument("--clinical", required=True, help="clinical table (CSV/TSV, cBioPortal)")
     p.add_argument("--id-col", default=None,
                    help="id column of the clinical table (default: a usual id header)")
-    p.add_argument("--genes", "--gene", dest="genes", default=None, metavar="A,B,...",
-                   help="genes to compare between groups (comma list)")
+    p.add_argument("--genes", "--gene", dest="genes", default=None,
+                   metavar="A,B,...|PANEL|FILE",
+                   help="genes to compare between groups: a comma list, a built-in panel "
+                   "(pam50, ...) or a file with one gene per line")
     p.add_argument("--group", action="append", default=[], metavar="COL[=A,B,...]",
                    help="clinical column to compare groups of (repeatable); =A,B names the "
                    "groups and their order")
@@ -48,18 +50,13 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
                    "(repeatable)")
     p.add_argument("--method", default="pearson", choices=["pearson", "spearman"],
                    help="correlation for --correlate (default pearson)")
-    add_out_arg(p)
-    p.set_defaults(func=run_clinical)
+    add_out_arg(p, run=run_clinical)
 
 
 def run_clinical(args: argparse.Namespace) -> int:
     from ..workflows import clinical_study
 
-    res = clinical_study(
-        args.expression, clinical=args.clinical, out=args.out, genes=args.genes,
-        groups=args.group, correlate=args.correlate, test=args.test,
-        min_per_group=args.min_per_group, method=args.method, id_col=args.id_col,
-        entry=args.entry, source=args.source, role=args.role)
-    if not getattr(args, "quiet", False):
-        print_files(res.record, args.out)
-    return 0
+    return run_study(args, clinical_study, args.expression, clinical=args.clinical,
+                     genes=args.genes, groups=args.group, correlate=args.correlate,
+                     test=args.test, min_per_group=args.min_per_group, method=args.method,
+                     id_col=args.id_col)

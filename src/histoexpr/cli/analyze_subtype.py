@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze import add_expression_args, add_out_arg, run_study
 
 
 def add_parser(ss: argparse._SubParsersAction) -> None:
@@ -78,23 +78,20 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="voting-classifier parameter, e.g. --param n_estimators=500")
     p.add_argument("--seed", type=int, default=0)
-    add_out_arg(p)
-    p.set_defaults(func=run_subtype)
+    add_out_arg(p, run=run_subtype)
 
 
 def run_subtype(args: argparse.Namespace) -> int:
     from ..workflows import subtype_study
     from . import parse_params
 
-    res = subtype_study(
-        args.expression, out=args.out, method=args.method, train=args.train,
-        train_source=args.train_source, labels=args.labels, label_col=args.label_col,
-        id_col=args.id_col, truth=args.truth, truth_col=args.truth_col,
-        centroids=args.centroids, genes=args.genes, missing_genes=args.missing_genes,
-        k=args.k, cluster_method=args.cluster_method, standardise=args.standardise,
-        transform=args.transform, centre=args.centre, folds=args.folds,
-        min_class_size=args.min_class_size, drop_small_classes=args.drop_small_classes,
-        cross_fit=args.cross_fit, classifier=parse_params(args.param), seed=args.seed,
-        entry=args.entry, source=args.source, role=args.role)
-    print_files(res.record, args.out)
-    return 0
+    return run_study(
+        args, subtype_study, args.expression, files_when_quiet=True, method=args.method,
+        train=args.train, train_source=args.train_source, labels=args.labels,
+        label_col=args.label_col, id_col=args.id_col, truth=args.truth,
+        truth_col=args.truth_col, centroids=args.centroids, genes=args.genes,
+        missing_genes=args.missing_genes, k=args.k, cluster_method=args.cluster_method,
+        standardise=args.standardise, transform=args.transform, centre=args.centre,
+        folds=args.folds, min_class_size=args.min_class_size,
+        drop_small_classes=args.drop_small_classes, cross_fit=args.cross_fit,
+        classifier=parse_params(args.param), seed=args.seed)

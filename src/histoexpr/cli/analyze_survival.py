@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze import add_expression_args, add_out_arg, run_study
 
 
 def add_survival_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -60,26 +60,21 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
                    help="also Kaplan–Meier and Cox by this clinical column")
     p.add_argument("--folds", type=int, default=5, help="folds of --score cox (default 5)")
     p.add_argument("--seed", type=int, default=0, help="fold assignment of --score cox")
-    add_out_arg(p)
-    p.set_defaults(func=run_survival)
+    add_out_arg(p, run=run_survival)
 
 
 def run_survival(args: argparse.Namespace) -> int:
     from ..workflows import survival_study
 
-    res = survival_study(
-        args.expression, clinical=args.clinical, time=args.time, event=args.event,
-        out=args.out, score=args.score, groups=args.groups, cutoff=args.cutoff,
-        covariates=args.covariates, event_values=args.event_values, id_col=args.id_col,
-        penalizer=args.penalizer, folds=args.folds, seed=args.seed, entry=args.entry,
-        source=args.source, role=args.role)
-    if not getattr(args, "quiet", False):
-        _print_summary(res.summary, res.primary)
-        print_files(res.record, args.out)
-    return 0
+    return run_study(
+        args, survival_study, args.expression, show=_print_summary, clinical=args.clinical,
+        time=args.time, event=args.event, score=args.score, groups=args.groups,
+        cutoff=args.cutoff, covariates=args.covariates, event_values=args.event_values,
+        id_col=args.id_col, penalizer=args.penalizer, folds=args.folds, seed=args.seed)
 
 
-def _print_summary(summary: dict, primary: str | None) -> None:
+def _print_summary(res) -> None:
+    summary, primary = res.summary, res.primary
     print(f"{summary['n']} patients, {summary['events']} events")
     if "score" in summary:
         print(f"score {summary['score']['name']}: c-index {summary['score']['concordance']:.3f}")

@@ -41,7 +41,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .analyze import add_expression_args, add_out_arg, print_files
+from .analyze import add_expression_args, add_out_arg, run_study
 
 
 def add_parser(ss: argparse._SubParsersAction) -> None:
@@ -96,23 +96,20 @@ def add_parser(ss: argparse._SubParsersAction) -> None:
                    help="tile montages of the N most associated features (feature folders)")
     a.add_argument("--slides", type=Path, default=None,
                    help="folder of the slides, for --montage when they moved since embedding")
-    add_out_arg(p)
-    p.set_defaults(func=run_variance)
+    add_out_arg(p, run=run_variance)
 
 
 def run_variance(args: argparse.Namespace) -> int:
     from ..workflows import variance_study
 
-    res = variance_study(
-        args.features, expression=args.expression, out=args.out, manifest=args.manifest,
-        pool=args.pool, covariates=args.covariates, covariate_id=args.covariate_id,
+    return run_study(
+        args, variance_study, args.features, files_when_quiet=True,
+        expression=args.expression, manifest=args.manifest, pool=args.pool,
+        covariates=args.covariates, covariate_id=args.covariate_id,
         covariate_columns=args.covariate_columns, log_covariates=args.log_covariates,
         log_offset=args.log_offset, categorical_covariates=args.categorical_covariates,
         variance_cutoff=args.variance_cutoff, standardise=args.standardise,
         permutations=args.permutations, seed=args.seed, top_features=args.top_features,
         top_genes=args.top_genes, min_mean=args.min_mean, method=args.method, fdr=args.fdr,
         all_pairs=args.all_pairs, gmt=args.gmt, top_associated=args.top_associated,
-        montage=args.montage, slides=args.slides, entry=args.entry, source=args.source,
-        role=args.role)
-    print_files(res.record, args.out)
-    return 0
+        montage=args.montage, slides=args.slides)

@@ -23,26 +23,17 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import BulkConfig, add_config_flags, config_from_args
+from ..config import BulkConfig, config_from_args
 from ..runs import files
 from . import add_common
+from .steps import add_fit_step, add_steps, cell
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bulk", help="bulk RNA-seq cohorts: fit, evaluate, predict",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    ss = p.add_subparsers(dest="bulk_command", metavar="STEP", title="steps")
-    ss.required = True
-
-    f = ss.add_parser("fit", help="cross-validate a slide-level model and its baselines",
-                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_flags(f, BulkConfig)
-    f.add_argument("--out", required=True, type=Path, help="run folder")
-    f.add_argument("--overwrite", action="store_true",
-                   help="replace a run folder that holds another config")
-    add_common(f)
-    f.set_defaults(func=run_fit)
+    ss = add_steps(sub, "bulk", help="bulk RNA-seq cohorts: fit, evaluate, predict",
+                   description=__doc__)
+    add_fit_step(ss, BulkConfig, help="cross-validate a slide-level model and its baselines",
+                 description=__doc__, run=run_fit)
 
     e = ss.add_parser("evaluate", help="rescore a bulk run (metrics, patients, summary)")
     e.add_argument("run", type=Path, metavar="RUN")
@@ -63,13 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def print_bulk_summary(summary, *, title: str) -> None:
     """One row per entry and role: the fold mean for CV (the pooled out-of-fold score when
     folds are too small to score alone), then held-out / val / test."""
-    import math
-
     from rich.console import Console
     from rich.table import Table
-
-    def f(v, fmt=".3f"):
-        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
     fold = summary["fold"].astype(str)
     has_mean = set(summary.loc[fold == "mean", "entry"])
@@ -82,11 +68,11 @@ def print_bulk_summary(summary, *, title: str) -> None:
         t.add_column(c, justify="left" if c in ("model", "features", "role", "fold") else "right")
     for _, r in summary[keep].iterrows():
         t.add_row(str(r["model"]), str(r["features"]), str(r["role"]), str(r["fold"]),
-                  f(r["n_patients"], ".0f"), f(r["n_genes"], ".0f"), f(r["spearman_median"]),
-                  f(r["pearson_mean"]), f(r["n_spearman_q_lt_0.05"], ".1f"),
-                  f(r["n_spearman_r_gt_0.4"], ".1f"), f(r["r2_mean"]),
-                  f(r.get("patient_spearman_median")), f(r["cpu_s"], ".1f"),
-                  f(r["energy_wh"], ".3g"))
+                  cell(r["n_patients"], ".0f"), cell(r["n_genes"], ".0f"),
+                  cell(r["spearman_median"]), cell(r["pearson_mean"]),
+                  cell(r["n_spearman_q_lt_0.05"], ".1f"), cell(r["n_spearman_r_gt_0.4"], ".1f"),
+                  cell(r["r2_mean"]), cell(r.get("patient_spearman_median")),
+                  cell(r["cpu_s"], ".1f"), cell(r["energy_wh"], ".3g"))
     console = Console()
     if not console.is_terminal:
         console = Console(width=170)

@@ -19,29 +19,23 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import STConfig, add_config_flags, config_from_args
+from ..config import STConfig, config_from_args
 from . import add_common, table_console
+from .steps import add_fit_step, add_steps, cell
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("st", help="spatial transcriptomics: fit, evaluate, predict",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    ss = p.add_subparsers(dest="st_command", metavar="STEP", title="steps")
-    ss.required = True
-
-    f = ss.add_parser("fit", help="cross-validate a spot model and its baselines",
-                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_flags(f, STConfig)
+def _fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--feature-cache", type=Path, default=None,
                    help="share spot features between runs (default RUN/features)")
     f.add_argument("--no-maps", dest="maps", action="store_false",
                    help="skip the maps (draw them later with st evaluate)")
-    f.add_argument("--out", required=True, type=Path, help="run folder")
-    f.add_argument("--overwrite", action="store_true",
-                   help="replace a run folder that holds another config")
-    add_common(f)
-    f.set_defaults(func=run_fit)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ss = add_steps(sub, "st", help="spatial transcriptomics: fit, evaluate, predict",
+                   description=__doc__)
+    add_fit_step(ss, STConfig, help="cross-validate a spot model and its baselines",
+                 description=__doc__, run=run_fit, options=_fit_options)
 
     e = ss.add_parser("evaluate", help="metrics, summary table and maps of a run")
     e.add_argument("run", type=Path, metavar="RUN")
@@ -72,9 +66,6 @@ def print_summary(summary, *, title: str) -> None:
 
     from rich.table import Table
 
-    def f(v, fmt=".3f"):
-        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
     def genes(r) -> str:  # scored / predicted when some r are undefined (constant genes)
         n, k = r["n_genes"], r.get("n_scored", r["n_genes"])
         if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (n, k)):
@@ -89,10 +80,10 @@ def print_summary(summary, *, title: str) -> None:
                      else "right")
     for _, r in rows.iterrows():
         t.add_row(str(r["model"]), str(r["features"]), str(r["role"]), str(r["fold"]),
-                  genes(r), f(r["pearson_mean"]), f(r["pearson_median"]),
-                  f(r["n_pearson_r_gt_0"], ".0f"), f(r["n_pearson_r_gt_0.3"], ".0f"),
-                  f(r["pearson_top10_mean"]), f(r["n_pearson_q_lt_0.05"], ".0f"),
-                  f(r["r2_mean"]), f(r["rmse_mean"]), f(r["cpu_s"], ".1f"))
+                  genes(r), cell(r["pearson_mean"]), cell(r["pearson_median"]),
+                  cell(r["n_pearson_r_gt_0"], ".0f"), cell(r["n_pearson_r_gt_0.3"], ".0f"),
+                  cell(r["pearson_top10_mean"]), cell(r["n_pearson_q_lt_0.05"], ".0f"),
+                  cell(r["r2_mean"]), cell(r["rmse_mean"]), cell(r["cpu_s"], ".1f"))
     console = table_console()
     console.print(t)
     if "n_scored" in rows and (rows["n_scored"] < rows["n_genes"]).any():

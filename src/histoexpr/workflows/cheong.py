@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .study import StudyOutput, StudyResult, expression_frame, input_label, input_path
+from .inputs import expression_frame, input_label
+from .study import StudyOutput, StudyResult
 from .survival import add_covariates, dropped_note, load_survival, survival_outputs
 
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ def cheong_study(
 
     Parameters
     ----------
-    expression
-        A bulk run folder (``entry``, ``source``, ``role`` pick its rows), a ``bulk predict``
-        CSV, an expression table, or a samples x genes DataFrame.
+    expression, entry, source, role
+        Expression with GZMB, WARS, SFRP4 and CDX1, as any expression input of
+        :mod:`histoexpr.workflows.inputs`.
     out
         Output folder: ``cheong_groups.csv``, ``cheong_group_sizes.csv``,
         ``cheong_thresholds.csv``, ``analysis.json`` (and the survival outputs).
@@ -156,6 +157,6 @@ def cheong_study(
                 "event_values": event_values, "covariates": covariates,
                 "penalizer": penalizer, "entry": entry, "source": source, "role": role,
                 "id_col": id_col},
-        inputs={"expression": input_path(expression), "clinical": input_path(clinical)},
+        inputs={"expression": expression, "clinical": clinical},
         summary=summary)
     return output.result(record)

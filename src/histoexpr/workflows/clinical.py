@@ -9,19 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .study import (
-    StudyOutput,
-    StudyResult,
-    clinical_table,
-    expression_frame,
-    input_label,
-    input_path,
-    safe_name,
-    split_list,
-)
+from .inputs import clinical_table, expression_frame, input_label, named_genes
+from .study import StudyOutput, StudyResult, safe_name
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..expression.genespec import GeneRequest
 
 __all__ = ["clinical_study"]
 
@@ -51,6 +45,19 @@ def _split_correlate(spec: str | tuple[str, str]) -> tuple[str, str]:
     return gene.strip(), col.strip()
 
 
+def _resolve(request: GeneRequest | None, expr: pd.DataFrame,
+             expr_name: str) -> tuple[list[str], list[str]]:
+    """The requested genes the expression holds, and those it lacks (one-line error naming
+    the expression when too many are missing)."""
+    if request is None:
+        return [], []
+    try:
+        choice = request.resolve(list(map(str, expr.columns)))
+    except InputError as e:
+        raise InputError(f"{expr_name}: {e}") from None
+    return list(choice.genes), list(choice.missing)
+
+
 def clinical_study(
     expression: str | Path | pd.DataFrame,
     *,
@@ -76,16 +83,22 @@ def clinical_study(
 
     Parameters
     ----------
-    expression
-        A bulk run folder (``entry``, ``source``, ``role`` pick its rows), a ``bulk predict``
-        CSV, an expression table, or a samples x genes DataFrame.
-    clinical
-        Clinical table (path, or DataFrame indexed by id); ``id_col`` names its id column.
+    expression, entry, source, role
+        The expression whose genes are compared: any expression input of
+        :mod:`histoexpr.workflows.inputs` (a run folder, a CSV, a DataFrame).
+    clinical, id_col
+        The clinical table holding the group and measure columns, joined to the expression
+        by patient (:func:`~histoexpr.workflows.inputs.clinical_table`).
     out
         Output folder: ``groups_<COL>.csv`` and ``violin_<COL>.png`` per group column,
         ``correlations.csv`` and ``correlation_<GENE>_<COL>.png``, ``analysis.json``.
     genes
-        Genes to compare between groups (``"A,B"`` or a list).
+        Genes to compare between groups, in the one ``--genes`` grammar
+        (:mod:`histoexpr.expression.genespec`): a built-in panel (``"pam50"``), a gene-list
+        file, ``"A,B"``, or a list. A panel's or file's genes the expression lacks are named
+        and left out (an error when fewer than half remain); listed genes must all be
+        present. A data-driven choice (``top50``, ``hvg50``, ``all``) is refused: it picks
+        genes on a model's training samples, and this study fits no model.
     groups
         Clinical columns to compare groups of: ``"COL"``, ``"COL=A,B"`` (the groups and their
         order; others are left out and counted) or ``(COL, [A, B] | None)``.
@@ -121,11 +134,14 @@ def clinical_study(
 
     group_specs = [_split_group(s) for s in groups]
     pairs = [_split_correlate(s) for s in correlate]
-    genes_l = list(dict.fromkeys(split_list(genes)))
+    request = named_genes(genes, use="comparing genes between clinical groups",
+                          reason=" (it picks genes on a model's training samples, and this "
+                          "study fits no model)", instead="name the genes to compare, e.g. "
+                          "--genes ESR1,PGR,ERBB2,MKI67 or --genes pam50")
     if not group_specs and not pairs:
         raise InputError("nothing to do: give --group COL (with --genes) and/or "
                          "--correlate GENE=COL")
-    if group_specs and not genes_l:
+    if group_specs and request is None:
         raise InputError("--group needs --genes A,B,... (the genes to compare)")
     clin_name = input_label(clinical, "clinical table")
     expr_name = input_label(expression, "expression")
@@ -136,6 +152,7 @@ def clinical_study(
         raise InputError(f"{clin_name}: no column(s) {', '.join(map(repr, absent))}; "
                          f"columns are {', '.join(map(str, clin.columns))}")
     expr = expression_frame(expression, entry=entry, source=source, role=role)
+    genes_l, missing = _resolve(request, expr, expr_name)
     all_genes = list(dict.fromkeys(genes_l + [g for g, _ in pairs]))
     expr = select_genes(expr, all_genes, what=expr_name)
     expr, clin = align_samples(expr, clin, what=(expr_name, clin_name))
@@ -143,6 +160,10 @@ def clinical_study(
 
     output = StudyOutput(out, "clinical")
     summary: dict = {"n_samples": len(expr), "groups": {}, "correlations": []}
+    if missing:
+        summary["genes_missing"] = missing
+        output.note(f"--genes {request.spec}: {len(missing)} of {len(request.genes)} genes "
+                    f"not in {expr_name}, left out: {', '.join(missing)}")
     for col, order in group_specs:
         res = compare_groups(expr, clin[col], genes=genes_l, test=test,
                              min_per_group=min_per_group, order=order)
@@ -188,6 +209,6 @@ def clinical_study(
                 "min_per_group": min_per_group, "correlate": list(correlate),
                 "method": method, "entry": entry, "source": source, "role": role,
                 "id_col": id_col},
-        inputs={"expression": input_path(expression), "clinical": input_path(clinical)},
+        inputs={"expression": expression, "clinical": clinical},
         summary=summary)
     return output.result(record)

@@ -11,15 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .study import StudyOutput, StudyResult, expression_frame, input_label, input_path
+from .inputs import expression_frame, input_label, input_path, named_genes
+from .study import StudyOutput, StudyResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LABEL_HEADERS", "classifier_params", "label_series", "subtype_study"]
+__all__ = ["CLASSIFIER_PARAMS", "LABEL_HEADERS", "classifier_params", "label_series",
+           "subtype_study"]
 
 logger = logging.getLogger(__name__)
 
+#: the keyword arguments of :func:`~histoexpr.clinical.subtypes.make_voting_classifier` a
+#: caller may set (its seed, ``random_state``, is the study's ``seed``)
+CLASSIFIER_PARAMS = ("n_estimators", "hidden_layer_sizes", "alpha", "learning_rate_init",
+                     "max_iter", "C", "weights")
 #: label columns looked for when no label column is named (lower case)
 LABEL_HEADERS = ("subtype", "pam50", "pam50_subtype", "subtype_pam50", "pam50call", "label",
                  "class")
@@ -56,18 +62,9 @@ def label_series(table: Any, *, id_col: str | None, col: str | None, what: str) 
 
 
 def _genes(spec: str | Sequence[str] | None) -> list[str] | None:
-    if spec is None:
-        return None
-    if not isinstance(spec, str):
-        return [str(g) for g in spec]
-    from ..expression.genespec import GeneRequest  # the one --genes grammar
-
-    request = GeneRequest.parse(spec)
-    if request.genes is None:
-        raise InputError(f"--genes {spec}: a subtype caller needs named genes (a built-in "
-                         "panel such as pam50, a file or a comma list), not a data-driven "
-                         "choice; leave --genes out to use the genes the inputs share")
-    return list(request.genes)
+    request = named_genes(spec, use="a subtype caller",
+                          instead="leave --genes out to use the genes the inputs share")
+    return None if request is None else list(request.genes or ())
 
 
 def _covers(expr: pd.DataFrame, labels: pd.Series) -> bool:
@@ -81,14 +78,13 @@ def _covers(expr: pd.DataFrame, labels: pd.Series) -> bool:
 
 
 def classifier_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``params`` checked against the voting classifier's parameters (the seed is ``seed``)."""
-    import inspect
+    """``params`` checked against :data:`CLASSIFIER_PARAMS` (the seed is ``seed``).
 
-    from ..clinical.subtypes import make_voting_classifier
-
+    >>> classifier_params({"n_estimators": 500})
+    {'n_estimators': 500}
+    """
     params = dict(params or {})
-    allowed = [k for k in inspect.signature(make_voting_classifier).parameters
-               if k != "random_state"]
+    allowed = CLASSIFIER_PARAMS
     bad = [k for k in params if k not in allowed]
     if bad:
         raise InputError(f"--param {', '.join(bad)}: not a voting-classifier parameter; "
@@ -194,8 +190,8 @@ def subtype_study(
     Parameters
     ----------
     expression
-        The expression to call: a bulk run folder (``entry``, ``source``, ``role``), a
-        ``bulk predict`` CSV, an expression table, or a samples x genes DataFrame.
+        The expression to call, any expression input of :mod:`histoexpr.workflows.inputs`
+        (``entry``, ``source``, ``role`` pick a run folder's rows).
     out
         Output folder: ``calls.csv``, ``class_sizes.csv``, [``metrics.csv``,
         ``confusion.csv``, ``roc.png``, ``confusion.png``], [``cv_*``], [``centroids.csv``],
@@ -286,7 +282,6 @@ def subtype_study(
     params = {k_: (str(v) if isinstance(v, Path) else v) for k_, v in params.items()}
     summary = {**_json_safe(res.summary), "training_data": train_from}
     record = output.finish(params=params, summary=summary, inputs={
-        "expression": input_path(expression), "train": input_path(train),
-        "labels": input_path(labels), "truth": input_path(truth),
-        "centroids": input_path(centroids)})
+        "expression": expression, "train": train, "labels": labels, "truth": truth,
+        "centroids": centroids})
     return output.result(record)

@@ -14,15 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
-from .study import (
-    StudyOutput,
-    StudyResult,
-    clinical_table,
-    expression_frame,
-    input_label,
-    input_path,
-    split_list,
-)
+from .inputs import clinical_table, expression_frame, input_label, split_list
+from .study import StudyOutput, StudyResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,11 +221,13 @@ def survival_study(
 
     Parameters
     ----------
-    expression
-        A bulk run folder (``entry``, ``source``, ``role`` pick its rows), a ``bulk predict``
-        CSV, an expression table, or a samples x genes DataFrame.
-    clinical
-        Clinical table (path, or DataFrame indexed by id); ``id_col`` names its id column.
+    expression, entry, source, role
+        The expression the score is computed from, any expression input of
+        :mod:`histoexpr.workflows.inputs` (``entry``, ``source``, ``role`` pick a run
+        folder's rows).
+    clinical, id_col
+        Clinical table with the survival and covariate columns (a path, or a DataFrame
+        indexed by patient unless ``id_col`` names its id column).
     time, event
         Survival time and event columns (event: 0/1, bool, or strings such as
         ``1:DECEASED``; ``event_values`` lists the values that mean an event).
@@ -329,6 +324,6 @@ def survival_study(
                 "cutoff": cutoff, "covariates": covariates, "groups": groups,
                 "penalizer": penalizer, "folds": folds, "seed": seed, "entry": entry,
                 "source": source, "role": role, "id_col": id_col},
-        inputs={"expression": input_path(expression), "clinical": input_path(clinical)},
+        inputs={"expression": expression, "clinical": clinical},
         summary=summary)
     return SurvivalResult(output.path, record, dict(output.frames), primary=primary)

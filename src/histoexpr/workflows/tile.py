@@ -61,10 +61,9 @@ class TileCohortResult:
 
     Attributes
     ----------
-    out
-        The output folder.
-    specs
-        The tile specs; ``out / spec.name`` holds each one's ``<slide>.h5``.
+    out, specs
+        The output folder and the tile specs; ``out / spec.name`` holds each spec's
+        ``<slide>.h5``.
     outcomes
         One :class:`SlideOutcome` per slide and spec (one per failed slide).
     record

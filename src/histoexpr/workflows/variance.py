@@ -19,16 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .study import (
-    StudyOutput,
-    StudyResult,
-    clinical_table,
-    expression_frame,
-    input_label,
-    input_path,
-    safe_name,
-    split_list,
-)
+from .inputs import clinical_table, expression_frame, input_label, split_list
+from .study import StudyOutput, StudyResult, safe_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -305,9 +297,9 @@ def variance_study(
         folder (``histoexpr embed``; tiles pooled per slide by ``pool``) or a samples x
         features table.
     expression
-        A bulk run folder (``entry``, ``source``, ``role``), a ``bulk predict`` CSV, an
-        expression table, or a samples x genes DataFrame. Slides meet samples by ``manifest``
-        (CSV ``slide,sample``), TCGA patient barcode or GTEx tissue sample id.
+        Any expression input of :mod:`histoexpr.workflows.inputs` (``entry``, ``source``,
+        ``role`` pick a run folder's rows). Slides meet samples by ``manifest`` (CSV
+        ``slide,sample``), TCGA patient barcode or GTEx tissue sample id.
     out
         Output folder: ``shared_variance.csv``, ``components.csv``, ``association.csv``,
         ``association_features.csv``, [``confounders_r2.csv``, ``confounders_summary.csv``],
@@ -401,7 +393,7 @@ def variance_study(
         params["logged_covariates"] = acc["logged"]
     record = output.finish(
         params=params,
-        inputs={"expression": input_path(expression), "covariates": input_path(covariates),
+        inputs={"expression": expression, "covariates": covariates,
                 "manifest": manifest, "gmt": gmt, **acc["inputs"]},
         summary={"shared_variance": summary[["features", "data", "shared_variance",
                                              "expected_null", "p_value"]].to_dict("records"),
