@@ -39,8 +39,8 @@ from .errors import HistoexprError, InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EarlyStopping", "fit_loop", "inner_split", "resolve_device", "seed_everything",
-           "standardise", "target_scaling"]
+__all__ = ["CPUPickleMixin", "EarlyStopping", "drop_lone_batch", "fit_loop", "inner_split",
+           "resolve_device", "seed_everything", "standardise", "target_scaling"]
 
 #: checkpoint file names inside ``checkpoint_dir``
 LAST, BEST = "last.pt", "best.pt"
@@ -254,6 +254,12 @@ def inner_split(n: int, val_fraction: float, random_state: int | None = 0,
     n_val = min(n - 1, max(1, round(val_fraction * n)))
     perm = rng.permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def drop_lone_batch(n: int, batch_size: int) -> bool:
+    """Whether a loader over ``n`` training rows should drop its last batch: a batch of one
+    row would break batch norm in training mode."""
+    return n > batch_size and n % batch_size == 1
 
 
 def _to_device(batch: Any, device: Any) -> Any:

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import InputError
 from .bags import TorchBagRegressor
 from .contract import MODELS
+from .torch_base import check_dropout
 
 __all__ = ["ABMIL"]
 
@@ -29,30 +30,10 @@ class ABMIL(TorchBagRegressor):
         Width of the gated attention network (``V`` and ``U``).
     dropout
         Dropout on the tile embedding.
-    lr, weight_decay
-        Adam learning rate and L2 penalty.
-    batch_size
-        Slides per optimiser step.
-    max_epochs, patience
-        Epoch cap and early-stopping patience on the validation loss.
-    val_fraction
-        Share of the training slides (or patients, with ``groups``) held out for early
-        stopping.
-    max_tiles
-        Tiles per slide in training, drawn at random afresh each epoch (all tiles are used
-        for validation and prediction); ``None`` keeps all.
-    random_state
-        Seeds the split, the initial weights, the shuffling, tile draws and dropout.
-    device
-        ``"cuda"``, ``"cpu"``...; ``None`` picks CUDA when available.
-
-    Attributes
-    ----------
-    network_ : torch.nn.Module
-        The fitted network (on CPU after ``fit`` and in pickles).
-    x_mean_, x_scale_, y_mean_, y_scale_, history_, n_epochs_, best_epoch_,
-    n_features_in_, n_outputs_
-        As in :class:`~histoexpr.models.bags.TorchBagRegressor`.
+    lr, weight_decay, batch_size, max_epochs, patience, val_fraction, max_tiles,
+    random_state, device
+        Training settings of :class:`~histoexpr.models.bags.TorchBagRegressor` (which
+        lists the fitted attributes); ``random_state`` also seeds the tile draws.
 
     Examples
     --------
@@ -75,25 +56,13 @@ class ABMIL(TorchBagRegressor):
                  max_epochs: int = 200, patience: int = 10, val_fraction: float = 0.1,
                  max_tiles: int | None = 512, random_state: int | None = 0,
                  device: str | None = None) -> None:
-        self.hidden = hidden
-        self.attention_dim = attention_dim
-        self.dropout = dropout
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.max_tiles = max_tiles
-        self.random_state = random_state
-        self.device = device
+        self._init_params(locals())
 
     def _check_params(self) -> None:
         if int(self.hidden) < 1 or int(self.attention_dim) < 1:
             raise InputError(f"hidden and attention_dim must be >= 1, got {self.hidden} and "
                              f"{self.attention_dim}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
         if self.max_tiles is not None and int(self.max_tiles) < 1:
             raise InputError(f"max_tiles must be >= 1 or None, got {self.max_tiles}")
 

@@ -26,16 +26,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..features.bags import POOLINGS, Bag, as_bags, pool
-from ..training import (
-    CPUPickleMixin,
-    fit_loop,
-    inner_split,
-    resolve_device,
-    seed_everything,
-    standardise,
-    target_scaling,
-)
-from .contract import ModelTags, fit_model, tags_of
+from ..training import seed_everything
+from .tags import ModelTags, fit_model, tags_of
+from .torch_base import TorchEstimator
 
 __all__ = ["PooledModel", "TorchBagRegressor", "check_targets", "pooled"]
 
@@ -142,18 +135,36 @@ def _collate(rows):
     return x, mask, torch.stack([t for _, t in rows])
 
 
-class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
+class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
     """Shared fit/predict of the torch bag models (see the module docstring).
 
     Subclasses declare their parameters in ``__init__`` (scikit-learn reads them from the
-    signature) and must have at least ``lr``, ``weight_decay``, ``batch_size``,
-    ``max_epochs``, ``patience``, ``val_fraction``, ``max_tiles``, ``random_state`` and
-    ``device``. They implement :meth:`_build` and may override :meth:`_check_params`,
-    :meth:`_inputs` (what each bag becomes before feature scaling) and :meth:`_loss`.
+    signature) and store them with ``self._init_params(locals())``. They implement
+    :meth:`_build` and may override :meth:`_check_params`, :meth:`_inputs` (what each bag
+    becomes before feature scaling) and :meth:`_loss`.
 
-    Fitted attributes: ``network_`` (on CPU), ``x_mean_``/``x_scale_`` (instance feature
-    standardisation), ``y_mean_``/``y_scale_``, ``history_``, ``n_epochs_``,
-    ``best_epoch_``, ``n_features_in_``, ``n_outputs_``.
+    The training parameters every subclass declares:
+
+    lr, weight_decay
+        Adam learning rate and L2 penalty.
+    batch_size
+        Slides per optimiser step.
+    max_epochs, patience
+        Epoch cap and early-stopping patience on the validation loss.
+    val_fraction
+        Share of the training slides (or patients, with ``groups``) held out for early
+        stopping.
+    max_tiles
+        Instances per slide in training, drawn at random afresh each epoch (all are used
+        for validation and prediction); ``None`` keeps all.
+    random_state
+        Seeds the split, the initial weights, the shuffling and dropout.
+    device
+        ``"cuda"``, ``"cpu"``...; ``None`` picks CUDA when available.
+
+    Fitted attributes: ``network_`` (on CPU after ``fit`` and in pickles),
+    ``x_mean_``/``x_scale_`` (instance feature standardisation), ``y_mean_``/``y_scale_``,
+    ``history_``, ``n_epochs_``, ``best_epoch_``, ``n_features_in_``, ``n_outputs_``.
     """
 
     model_tags = ModelTags(input="bags", torch=True, groups=True)
@@ -203,12 +214,9 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
         sd = allx.std(axis=0)
         self.x_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
         self.n_features_in_, self.n_outputs_ = bags[0].dim, y2.shape[1]
-        self.y_mean_, self.y_scale_ = target_scaling(y2)
-        ys = standardise(y2, self.y_mean_, self.y_scale_)
-        tr, va = inner_split(len(bags), self.val_fraction, self.random_state, groups)
+        ys = self._scale_targets(y2)
         xs = self._scaled(inputs)
-        device = resolve_device(self.device)
-        seed_everything(self.random_state)
+        tr, va, device = self._start_fit(len(bags), groups)
         net = self._build(xs[0].shape[1], y2.shape[1]).to(device)
         bs = int(self.batch_size)
         cap = None if self.max_tiles is None else int(self.max_tiles)
@@ -217,13 +225,8 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
         val = DataLoader(_BagRows([xs[i] for i in va], ys[va], None), batch_size=bs,
                          collate_fn=_collate)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        self.history_ = fit_loop(net, train, val, optimizer=opt, loss_fn=self._loss,
-                                 val_loss_fn=self._val_loss, max_epochs=self.max_epochs,
-                                 patience=self.patience, device=device)
-        self.n_epochs_ = len(self.history_)
-        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
-        self.network_ = net.cpu().eval()
-        return self
+        return self._fit_network(net, train, val, optimizer=opt, loss_fn=self._loss,
+                                 val_loss_fn=self._val_loss, device=device)
 
     def _check_bags(self, X) -> list[Bag]:
         check_is_fitted(self, "network_")
@@ -243,17 +246,12 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
         import torch
 
         xs = self._scaled(inputs)
-        device = resolve_device(self.device)
-        net = self.network_.to(device).eval()
         out = []
         bs = max(int(self.batch_size), 16)
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(xs), bs):
-                    x, mask = _collate([(torch.from_numpy(a), None) for a in xs[i:i + bs]])
-                    out.append(fn(net, x.to(device), mask.to(device)))
-        finally:
-            self.network_ = net.cpu()
+        with self._inference() as (net, device):
+            for i in range(0, len(xs), bs):
+                x, mask = _collate([(torch.from_numpy(a), None) for a in xs[i:i + bs]])
+                out.append(fn(net, x.to(device), mask.to(device)))
         return out
 
     def _forward_all(self, X, fn) -> list[Any]:
@@ -263,5 +261,4 @@ class TorchBagRegressor(CPUPickleMixin, RegressorMixin, BaseEstimator):
     def predict(self, X):
         """Predicted expression ``(n_bags, n_genes)`` float32, in the units of ``y``."""
         parts = self._forward_all(X, lambda net, x, m: net(x, m).float().cpu().numpy())
-        pred = np.concatenate(parts)
-        return (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
+        return self._in_units(np.concatenate(parts))

@@ -28,17 +28,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
-from ..training import (
-    CPUPickleMixin,
-    fit_loop,
-    inner_split,
-    resolve_device,
-    seed_everything,
-    standardise,
-    target_scaling,
-)
-from .contract import ModelTags
+from ..training import drop_lone_batch, standardise, target_scaling
 from .probe import MODELS
+from .tags import ModelTags
+from .torch_base import PatchEncoderModel
 
 logger = logging.getLogger(__name__)
 
@@ -236,15 +229,14 @@ class _Collate:
         return preprocess_tiles(self.card, self.X[idx]), self.y[idx], self.y_aux[idx]
 
 
-class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
+class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
     """BrST-Net: encoder + main head (selected genes) + auxiliary head (remaining genes).
 
     Parameters
     ----------
-    encoder
-        Name in the encoder registry (:data:`histoexpr.features.encoders.ENCODERS`).
-    pretrained
-        Start from the card's pretrained weights (BrST-Net trained from scratch).
+    encoder, pretrained
+        Encoder name and whether to start from its pretrained weights (BrST-Net trained
+        from scratch); see :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
     aux_weight
         λ in ``MSE(main) + λ·MSE(aux)``; 0 (or no ``y_aux``) trains without the aux head.
     aux_layer
@@ -258,14 +250,10 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         ``ReduceLROnPlateau`` patience (factor 0.1).
     val_fraction
         Share of patches (or of groups) held out for early stopping.
-    augment
-        Random horizontal/vertical flips and 90° rotations of training batches.
-    num_workers
-        ``DataLoader`` workers that cut and normalise batches.
+    augment, num_workers, checkpoint_dir
+        As in :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
     device
         ``None`` picks CUDA when available.
-    checkpoint_dir
-        Folder for ``last.pt``/``best.pt``; a fit started again resumes from ``last.pt``.
     random_state
         Seeds the split, the initial weights, the shuffling and the augmentation.
 
@@ -302,23 +290,7 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
                  val_fraction: float = 0.1, augment: bool = True, num_workers: int = 0,
                  device: str | None = None, checkpoint_dir: str | None = None,
                  random_state: int | None = 0) -> None:
-        self.encoder = encoder
-        self.pretrained = pretrained
-        self.aux_weight = aux_weight
-        self.aux_layer = aux_layer
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.lr_patience = lr_patience
-        self.val_fraction = val_fraction
-        self.augment = augment
-        self.num_workers = num_workers
-        self.device = device
-        self.checkpoint_dir = checkpoint_dir
-        self.random_state = random_state
+        self._init_params(locals())
 
     def fit(self, X, y, y_aux=None, groups=None):
         """Train on uint8 patches ``X`` (N, H, W, 3), main targets ``y`` (N,) or (N, G) and
@@ -326,9 +298,6 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         import torch
         from torch import nn
         from torch.utils.data import DataLoader
-
-        from ..features.encoders import build_network, get_card
-        from ..features.encoders.tuning import dihedral
 
         X = _check_patches(X)
         n = len(X)
@@ -339,17 +308,12 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
             logger.info("aux_weight=0: y_aux is ignored and no auxiliary head is trained")
         ya2 = _check_targets(y_aux, n, "y_aux") if use_aux else np.zeros((n, 0))
         use_aux = use_aux and ya2.shape[1] > 0
-        self.y_mean_, self.y_scale_ = target_scaling(y2)
+        ys = torch.from_numpy(self._scale_targets(y2))
         self.aux_mean_, self.aux_scale_ = target_scaling(ya2)
+        yas = torch.from_numpy(standardise(ya2, self.aux_mean_, self.aux_scale_))
         self.n_outputs_, self.n_aux_outputs_ = y2.shape[1], (ya2.shape[1] if use_aux else 0)
 
-        card = get_card(self.encoder)
-        self.card_ = card
-        device = resolve_device(self.device)
-        tr, va = inner_split(n, self.val_fraction, self.random_state, groups)
-        seed_everything(self.random_state)
-        backbone, res = build_network(card, pretrained=self.pretrained)
-        self.weights_source_ = res.source
+        card, backbone, tr, va, device = self._start_encoder(n, groups)
         aux = find_aux_layer(backbone, input_size=card.input_size, aux_layer=self.aux_layer,
                              encoder=card.name) if use_aux else None
         parts = {"backbone": backbone, "head": nn.Linear(card.embed_dim, self.n_outputs_)}
@@ -360,23 +324,17 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         model = nn.ModuleDict(parts).to(device)
         self.aux_layer_ = aux
 
-        ys = torch.from_numpy(standardise(y2, self.y_mean_, self.y_scale_))
-        yas = torch.from_numpy(standardise(ya2, self.aux_mean_, self.aux_scale_))
-        collate = _Collate(card, X, ys, yas)
-        common = {"batch_size": int(self.batch_size), "collate_fn": collate,
-                  "num_workers": int(self.num_workers), "pin_memory": device.type == "cuda"}
-        # a last batch of one patch would break batch norm in training mode: drop it
         bs = int(self.batch_size)
-        train = DataLoader(_Rows(tr), shuffle=True, drop_last=len(tr) > bs and len(tr) % bs == 1,
+        common = {"batch_size": bs, "collate_fn": _Collate(card, X, ys, yas),
+                  **self._loader_options(device)}
+        train = DataLoader(_Rows(tr), shuffle=True, drop_last=drop_lone_batch(len(tr), bs),
                            **common)
         val = DataLoader(_Rows(va), shuffle=False, **common)
-        weight, augment = float(self.aux_weight), bool(self.augment)
+        weight = float(self.aux_weight)
 
         def train_loss(net, batch):
             x, yb, yab = batch
-            if augment:
-                x = dihedral(x)
-            feats, act = forward_with_aux(net["backbone"], x, aux)
+            feats, act = forward_with_aux(net["backbone"], self._augmented(x), aux)
             loss = nn.functional.mse_loss(net["head"](feats), yb)
             if act is not None:
                 loss = loss + weight * nn.functional.mse_loss(net["aux"](act), yab)
@@ -388,44 +346,29 @@ class CNNAux(CPUPickleMixin, RegressorMixin, BaseEstimator):
         opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=int(self.lr_patience))
-        skip = {"device", "num_workers", "checkpoint_dir", "max_epochs"}
-        meta = {k: v for k, v in self.get_params().items() if k not in skip}
-        meta.update(n=n, patch=list(X.shape[1:3]), n_genes=self.n_outputs_,
-                    n_aux_genes=self.n_aux_outputs_)
-        self.history_ = fit_loop(
-            model, train, val, optimizer=opt, loss_fn=train_loss, val_loss_fn=val_loss,
-            max_epochs=self.max_epochs, scheduler=sched, patience=self.patience,
-            device=device, checkpoint_dir=self.checkpoint_dir, meta=meta,
-        )
-        self.n_epochs_ = len(self.history_)
-        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
-        self.network_ = model.cpu().eval()
-        return self
+        meta = self._checkpoint_meta(n=n, patch=list(X.shape[1:3]), n_genes=self.n_outputs_,
+                                     n_aux_genes=self.n_aux_outputs_)
+        return self._fit_network(model, train, val, optimizer=opt, loss_fn=train_loss,
+                                 val_loss_fn=val_loss, scheduler=sched, device=device,
+                                 checkpoint_dir=self.checkpoint_dir, meta=meta)
 
     def _predict_both(self, X, want_aux: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        import torch
-
-        from ..features.encoders import preprocess_tiles
-
         check_is_fitted(self, "network_")
         X = _check_patches(X)
         if want_aux and self.aux_layer_ is None:
             raise InputError("this CNNAux was fitted without an auxiliary head (no y_aux, or "
                              "aux_weight=0); there is nothing for predict_aux to return")
-        device = resolve_device(self.device)
-        net = self.network_.to(device).eval()
-        main, aux = [], []
-        step = max(int(self.batch_size), 64)
-        with torch.inference_mode():
-            for i in range(0, len(X), step):
-                x = preprocess_tiles(self.card_, X[i:i + step]).to(device)
-                feats, act = forward_with_aux(net["backbone"], x,
-                                              self.aux_layer_ if want_aux else None)
-                main.append(net["head"](feats).float().cpu().numpy())
-                if want_aux:
-                    aux.append(net["aux"](act).float().cpu().numpy())
+
+        def heads(net, x):
+            feats, act = forward_with_aux(net["backbone"], x,
+                                          self.aux_layer_ if want_aux else None)
+            return (net["head"](feats).float().cpu().numpy(),
+                    net["aux"](act).float().cpu().numpy() if want_aux else None)
+
+        parts = self._patch_outputs([X], heads)[0]
+        main, aux = [m for m, _ in parts], [a for _, a in parts]
         pred = np.concatenate(main) if main else np.zeros((0, self.n_outputs_))
-        pred = (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
+        pred = self._in_units(pred)
         if self.y_ndim_ == 1:
             pred = pred[:, 0]
         if not want_aux:

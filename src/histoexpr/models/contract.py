@@ -32,17 +32,14 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError, UnknownNameError
 from ..registry import Registry
+from .tags import INPUTS, ModelTags, fit_model, tags_of
 
 __all__ = ["INPUTS", "LEVELS", "MODELS", "ModelTags", "build_model", "create_model",
            "fit_model", "level_input", "model_names", "tags_of"]
-
-#: the inputs a model may read (see the module docstring)
-INPUTS = ("features", "patches", "bags", "patch_bags")
 
 #: every expression model by name (spot and slide level); entries are estimator classes
 #: or factories of them, each declaring ``model_tags``
@@ -54,61 +51,6 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "spot": ("features", "patches"),
     "slide": ("features", "bags", "patch_bags"),
 }
-
-
-@dataclass(frozen=True)
-class ModelTags:
-    """What a model declares.
-
-    Attributes
-    ----------
-    input
-        One of :data:`INPUTS`.
-    torch
-        A torch model (``device`` applies; pickles are moved to the CPU).
-    groups
-        ``fit(X, y, groups=...)`` uses the sample groups (patients) for an inner split.
-    aux_targets
-        ``fit(X, y, y_aux=...)`` takes auxiliary targets (the rest of the genes, seed 003).
-    """
-
-    input: str = "features"
-    torch: bool = False
-    groups: bool = False
-    aux_targets: bool = False
-
-    def __post_init__(self) -> None:
-        if self.input not in INPUTS:
-            raise ValueError(f"unknown model input {self.input!r}; one of {INPUTS}")
-
-
-def tags_of(model: Any) -> ModelTags:
-    """The tags of an estimator, its class, or a registry factory (built once to ask).
-
-    Raises
-    ------
-    InputError
-        The object declares no ``model_tags``: it does not follow the contract.
-    """
-    tags = getattr(model, "model_tags", None)
-    if tags is None and callable(model) and not isinstance(model, type):
-        tags = getattr(model(), "model_tags", None)  # a factory function
-    if not isinstance(tags, ModelTags):
-        name = getattr(model, "__name__", type(model).__name__)
-        raise InputError(f"{name} declares no model_tags (histoexpr.models.contract."
-                         "ModelTags); every expression model must")
-    return tags
-
-
-def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None) -> Any:
-    """``est.fit`` with the optional arguments its tags ask for; returns the fitted model."""
-    tags = tags_of(est)
-    kw: dict[str, Any] = {}
-    if tags.groups and groups is not None:
-        kw["groups"] = groups
-    if tags.aux_targets and y_aux is not None:
-        kw["y_aux"] = y_aux
-    return est.fit(X, y, **kw)
 
 
 def _level_inputs(level: str) -> tuple[str, ...]:

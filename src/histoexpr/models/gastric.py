@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..features.bags import Bag
 from .bags import TorchBagRegressor
 from .contract import MODELS
+from .torch_base import check_choice, check_dropout
 
 __all__ = ["AGGREGATES", "GastricCNN"]
 
@@ -70,26 +71,18 @@ class GastricCNN(TorchBagRegressor):
         Width of each per-gene head (``multitask=True`` only).
     dropout
         Dropout after the fully connected layer.
-    lr, weight_decay, batch_size, max_epochs, patience, val_fraction
-        Adam and early-stopping settings (MSE loss on per-gene standardised targets).
-    max_tiles
-        During training only, bags longer than this are randomly subsampled per draw
-        (after ``n_patches`` is applied); ``None`` keeps them whole.
-    random_state
-        Seeds the inner split, the initial weights, the shuffling and dropout.
-    device
-        ``"cuda"``, ``"cpu"``...; ``None`` picks CUDA when available.
+    lr, weight_decay, batch_size, max_epochs, patience, val_fraction, max_tiles,
+    random_state, device
+        Adam and early-stopping settings (MSE loss on per-gene standardised targets) of
+        :class:`~histoexpr.models.bags.TorchBagRegressor`; ``max_tiles`` applies after
+        ``n_patches``.
 
     Attributes
     ----------
-    network_ : torch.nn.Module
-        The fitted network (on CPU after ``fit`` and in pickles).
     n_patches_, aggregate_
         The fitted ``n_patches`` and ``aggregate`` (``predict`` and :meth:`tile_scores` use
-        these, not parameters set after ``fit``).
-    x_mean_, x_scale_, y_mean_, y_scale_, history_, n_epochs_, best_epoch_,
-    n_features_in_, n_outputs_
-        See :class:`~histoexpr.models.bags.TorchBagRegressor`.
+        these, not parameters set after ``fit``); the other fitted attributes are those of
+        :class:`~histoexpr.models.bags.TorchBagRegressor`.
 
     Examples
     --------
@@ -113,29 +106,11 @@ class GastricCNN(TorchBagRegressor):
                  batch_size: int = 16, max_epochs: int = 100, patience: int = 10,
                  val_fraction: float = 0.2, max_tiles: int | None = None,
                  random_state: int | None = 0, device: str | None = None) -> None:
-        self.n_patches = n_patches
-        self.aggregate = aggregate
-        self.multitask = multitask
-        self.channels = channels
-        self.kernel_size = kernel_size
-        self.hidden = hidden
-        self.task_hidden = task_hidden
-        self.dropout = dropout
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.max_tiles = max_tiles
-        self.random_state = random_state
-        self.device = device
+        self._init_params(locals())
 
     # -- checks and hooks -------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.aggregate not in AGGREGATES:
-            raise InputError(f"unknown aggregate {self.aggregate!r}; choose one of "
-                             f"{', '.join(AGGREGATES)}")
+        check_choice("aggregate", self.aggregate, AGGREGATES)
         if self.n_patches is not None and (isinstance(self.n_patches, bool)
                                            or int(self.n_patches) != self.n_patches
                                            or self.n_patches < 1):
@@ -148,8 +123,7 @@ class GastricCNN(TorchBagRegressor):
         bad = {k: v for k, v in widths.items() if int(v) < 1}
         if bad:
             raise InputError(f"layer widths must be >= 1, got {bad}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_dropout(self.dropout)
         # what _inputs and tile_scores read, fixed at fit time
         self.n_patches_ = None if self.n_patches is None else int(self.n_patches)
         self.aggregate_ = self.aggregate

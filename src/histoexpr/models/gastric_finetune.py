@@ -39,17 +39,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
-from ..training import (
-    CPUPickleMixin,
-    fit_loop,
-    inner_split,
-    resolve_device,
-    seed_everything,
-    standardise,
-    target_scaling,
-)
+from ..training import drop_lone_batch
 from .bags import check_targets
-from .contract import MODELS, ModelTags
+from .contract import MODELS
+from .tags import ModelTags
+from .torch_base import PatchEncoderModel, check_dropout
 
 logger = logging.getLogger(__name__)
 
@@ -237,15 +231,14 @@ def _slide_means(pred, seg, n: int):
 
 
 # -- the estimator --------------------------------------------------------------------------
-class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
+class GastricFinetune(PatchEncoderModel, RegressorMixin, BaseEstimator):
     """Seed 000's M1: pretrained encoder (early blocks frozen) + new FC layers, per patch.
 
     Parameters
     ----------
-    encoder
-        Name in the encoder registry (:data:`histoexpr.features.encoders.ENCODERS`).
-    pretrained
-        Start from the card's pretrained weights (resolved offline first).
+    encoder, pretrained
+        The encoder (seed 000: ImageNet ResNet-50) and whether to start from its
+        pretrained weights; see :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
     freeze
         Fraction of the encoder's blocks frozen from the input side (module docstring).
     hidden
@@ -263,21 +256,15 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         Patches per step, epoch cap, early-stopping patience (slide-level validation MSE).
     val_fraction
         Share of slides (of patients, with ``groups``) held out for early stopping.
-    augment
-        Random flips and 90° rotations of the training patches.
-    num_workers
-        ``DataLoader`` workers that cut and normalise batches.
-    device
-        ``None`` picks CUDA when available.
-    checkpoint_dir
-        Folder for ``last.pt``/``best.pt``; a fit started again resumes from ``last.pt``.
+    augment, num_workers, device, checkpoint_dir
+        As in :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
     random_state
         Seeds the split, the head's initial weights, the patch draws, dropout and the
         augmentation.
 
     Attributes
     ----------
-    network_ : torch.nn.Module
+    network_ : histoexpr.features.encoders.tuning.FinetuneNet
         ``backbone`` + ``head``; on CPU in pickles.
     n_blocks_, n_frozen_blocks_ : int
         Encoder blocks and how many of them were frozen.
@@ -286,6 +273,8 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
     n_epochs_, best_epoch_, n_outputs_ : int
     y_mean_, y_scale_ : ndarray
         Target standardisation.
+    card_, weights_source_
+        As in :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
 
     Examples
     --------
@@ -307,31 +296,13 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
                  patience: int = 5, val_fraction: float = 0.2, augment: bool = True,
                  num_workers: int = 0, device: str | None = None,
                  checkpoint_dir: str | None = None, random_state: int | None = 0) -> None:
-        self.encoder = encoder
-        self.pretrained = pretrained
-        self.freeze = freeze
-        self.hidden = hidden
-        self.dropout = dropout
-        self.minmax = minmax
-        self.n_patches = n_patches
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.augment = augment
-        self.num_workers = num_workers
-        self.device = device
-        self.checkpoint_dir = checkpoint_dir
-        self.random_state = random_state
+        self._init_params(locals())
 
     def _check_params(self) -> tuple[tuple[int, ...], int | None]:
         hidden = tuple(int(h) for h in (self.hidden or ()))
         if any(h < 1 for h in hidden):
             raise InputError(f"hidden widths must be >= 1, got {self.hidden}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
         k = None if self.n_patches is None else int(self.n_patches)
         if k is not None and k < 1:
             raise InputError(f"n_patches must be >= 1 or None (all), got {self.n_patches}")
@@ -346,8 +317,6 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         from torch import nn
         from torch.utils.data import DataLoader
 
-        from ..features.encoders import build_network, get_card
-        from ..features.encoders.tuning import dihedral
         from . import nets
 
         hidden, k = self._check_params()
@@ -361,17 +330,9 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
         if len(sizes) > 1:
             raise InputError(f"patches differ in size between slides {sorted(sizes)}; read "
                              "every bag with one size_px")
-        self.y_mean_, self.y_scale_ = target_scaling(y2)
+        ys = self._scale_targets(y2)
         self.n_outputs_ = y2.shape[1]
-        ys = standardise(y2, self.y_mean_, self.y_scale_)
-        card = get_card(self.encoder)
-        self.card_ = card
-        device = resolve_device(self.device)
-        tr, va = inner_split(n, self.val_fraction, self.random_state, groups)
-
-        seed_everything(self.random_state)
-        backbone, res = build_network(card, pretrained=self.pretrained)
-        self.weights_source_ = res.source
+        card, backbone, tr, va, device = self._start_encoder(n, groups)
         self.n_frozen_blocks_, self.n_blocks_ = freeze_early_blocks(backbone, self.freeze)
         model = nets.FinetuneNet(backbone, card.embed_dim, hidden, float(self.dropout),
                                  self.n_outputs_).to(device)
@@ -387,63 +348,42 @@ class GastricFinetune(CPUPickleMixin, RegressorMixin, BaseEstimator):
                           else np.sort(rng.choice(len(bags[i]), k, replace=False)))
                  for i in va}
         bs = int(self.batch_size)
-        common = {"num_workers": int(self.num_workers), "pin_memory": device.type == "cuda"}
+        common = self._loader_options(device)
         sampler = _PatchSampler(counts, k)
-        # a last batch of one patch would break batch norm in training mode: drop it
         train = DataLoader(_Rows(len(slide_of)), batch_size=bs, sampler=sampler,
-                           drop_last=len(sampler) > bs and len(sampler) % bs == 1,
+                           drop_last=drop_lone_batch(len(sampler), bs),
                            collate_fn=_TrainCollate(card, bags, slide_of, patch_of, ys,
                                                     bool(self.minmax)), **common)
         per_slide = max(len(p) for p in picks.values())
         val = DataLoader([int(i) for i in va], batch_size=max(1, bs // per_slide),
                          shuffle=False, collate_fn=_ValCollate(card, bags, picks, ys,
                                                                bool(self.minmax)), **common)
-        augment = bool(self.augment)
 
         def train_loss(net, batch):
             x, yb = batch
-            if augment:
-                x = dihedral(x)
-            return nn.functional.mse_loss(net(x), yb)
+            return nn.functional.mse_loss(net(self._augmented(x)), yb)
 
         def val_loss(net, batch):
             yb, x, seg = batch
             return nn.functional.mse_loss(_slide_means(net(x), seg, len(yb)), yb)
 
         opt = torch.optim.Adam(trainable, lr=self.lr, weight_decay=self.weight_decay)
-        skip = {"device", "num_workers", "checkpoint_dir", "max_epochs"}
-        meta = {key: v for key, v in self.get_params().items() if key not in skip}
-        meta.update(hidden=list(hidden), n_slides=n, n_patches_total=int(sum(map(len, bags))),
-                    patch=list(bags[0].shape[1:3]), n_genes=self.n_outputs_)
-        self.history_ = fit_loop(
-            model, train, val, optimizer=opt, loss_fn=train_loss, val_loss_fn=val_loss,
-            max_epochs=self.max_epochs, patience=self.patience, device=device,
-            checkpoint_dir=self.checkpoint_dir, meta=meta,
-        )
-        self.n_epochs_ = len(self.history_)
-        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
-        self.network_ = model.cpu().eval()
-        return self
+        meta = self._checkpoint_meta(
+            hidden=list(hidden), n_slides=n, n_patches_total=int(sum(map(len, bags))),
+            patch=list(bags[0].shape[1:3]), n_genes=self.n_outputs_)
+        return self._fit_network(model, train, val, optimizer=opt, loss_fn=train_loss,
+                                 val_loss_fn=val_loss, device=device,
+                                 checkpoint_dir=self.checkpoint_dir, meta=meta)
+
+    def _prepare(self, patches: np.ndarray) -> Any:
+        return prepare_patches(self.card_, patches, minmax=bool(self.minmax))
 
     def predict_patches(self, X) -> list[np.ndarray]:
         """Per-patch predictions: one float32 ``(N_i, n_genes)`` array per slide."""
-        import torch
-
         check_is_fitted(self, "network_")
-        bags = _check_patch_bags(X)
-        device = resolve_device(self.device)
-        net = self.network_.to(device).eval()
-        step = max(int(self.batch_size), 64)
-        out = []
-        with torch.inference_mode():
-            for b in bags:
-                parts = [net(prepare_patches(self.card_, b[i:i + step], minmax=bool(self.minmax))
-                             .to(device)).float().cpu().numpy()
-                         for i in range(0, len(b), step)]
-                p = np.concatenate(parts) * self.y_scale_ + self.y_mean_
-                out.append(p.astype(np.float32))
-        self.network_ = net.cpu()
-        return out
+        parts = self._patch_outputs(_check_patch_bags(X),
+                                    lambda net, x: net(x).float().cpu().numpy())
+        return [self._in_units(np.concatenate(p)) for p in parts]
 
     def predict(self, X):
         """Slide predictions ``(n_slides, n_genes)`` float32: the mean over each slide's

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..features.bags import Bag, supertiles
 from .bags import TorchBagRegressor
 from .contract import MODELS
+from .torch_base import check_dropout
 
 __all__ = ["HE2RNA"]
 
@@ -48,31 +49,13 @@ class HE2RNA(TorchBagRegressor):
         The numbers of top-scoring supertiles averaged per gene: one drawn at random per
         training batch (from torch's global generator, so a resumed fit repeats the
         draws); prediction averages the outputs over all of them.
-    lr, weight_decay
-        Adam learning rate (HE2RNA: 3e-4) and L2 penalty.
-    batch_size
-        Slides per optimiser step (HE2RNA: 16).
-    max_epochs, patience
-        Epoch cap and early-stopping patience on the validation loss.
-    val_fraction
-        Share of the training slides (or patients, with ``groups``) held out for early
-        stopping.
-    max_tiles
-        Cap on supertiles per slide in training (randomly subsampled each draw); ``None``
-        keeps all.
-    random_state
-        Seeds the split, the initial weights, the shuffling, dropout and the ``K`` draws
-        (the supertile k-means always uses seed 0, so supertiles depend only on the slide).
-    device
-        ``"cuda"``, ``"cpu"``...; ``None`` picks CUDA when available.
-
-    Attributes
-    ----------
-    network_ : torch.nn.Module
-        The fitted network (on CPU after ``fit`` and in pickles).
-    x_mean_, x_scale_, y_mean_, y_scale_, history_, n_epochs_, best_epoch_,
-    n_features_in_, n_outputs_
-        As in :class:`~histoexpr.models.bags.TorchBagRegressor`.
+    lr, weight_decay, batch_size, max_epochs, patience, val_fraction, max_tiles,
+    random_state, device
+        Training settings of :class:`~histoexpr.models.bags.TorchBagRegressor` (which
+        lists the fitted attributes), with HE2RNA's Adam learning rate 3e-4 and batches of
+        16 slides. ``max_tiles`` caps the *supertiles* per slide in training;
+        ``random_state`` also seeds the ``K`` draws (the supertile k-means always uses seed
+        0, so supertiles depend only on the slide).
 
     Examples
     --------
@@ -92,19 +75,7 @@ class HE2RNA(TorchBagRegressor):
                  weight_decay: float = 0.0, batch_size: int = 16, max_epochs: int = 200,
                  patience: int = 20, val_fraction: float = 0.1, max_tiles: int | None = None,
                  random_state: int | None = 0, device: str | None = None) -> None:
-        self.n_supertiles = n_supertiles
-        self.hidden = hidden
-        self.dropout = dropout
-        self.ks = ks
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.max_tiles = max_tiles
-        self.random_state = random_state
-        self.device = device
+        self._init_params(locals())
 
     # -- checks ---------------------------------------------------------------------------
     def _ks(self) -> tuple[int, ...]:
@@ -126,8 +97,7 @@ class HE2RNA(TorchBagRegressor):
         if int(self.n_supertiles) < 1:
             raise InputError(f"n_supertiles must be >= 1, got {self.n_supertiles}")
         self._widths()
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
     # -- hooks ----------------------------------------------------------------------------
     def _supertiles(self, bags: list[Bag]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -166,7 +136,7 @@ class HE2RNA(TorchBagRegressor):
         ``K`` highest values in its column (all of them when the slide has fewer).
         """
         scores = self._supertile_scores(self._inputs(self._check_bags(X)))
-        return [(s * self.y_scale_ + self.y_mean_).astype(np.float32) for s in scores]
+        return [self._in_units(s) for s in scores]
 
     def tile_scores(self, X, *, genes: Sequence[int] | None = None) -> list[np.ndarray]:
         """Per bag, each tile's score: its supertile's prediction averaged over genes.

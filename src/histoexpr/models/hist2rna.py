@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
 from ..features.bags import Bag
 from .bags import TorchBagRegressor
 from .contract import MODELS
+from .torch_base import check_choice
 
 __all__ = ["LAYOUTS", "Hist2RNA"]
 
@@ -61,14 +61,8 @@ class Hist2RNA(TorchBagRegressor):
     random_state
         Seeds the inner split, the initial weights and the shuffling.
     device
-        ``"cuda"``, ``"cpu"``...; ``None`` picks CUDA when available.
-
-    Attributes
-    ----------
-    network_ : torch.nn.Module
-        The fitted network (on CPU after ``fit`` and in pickles).
-    history_, n_epochs_, best_epoch_, n_features_in_, n_outputs_
-        See :class:`~histoexpr.models.bags.TorchBagRegressor`.
+        As in :class:`~histoexpr.models.bags.TorchBagRegressor` (which lists the fitted
+        attributes).
 
     Notes
     -----
@@ -93,21 +87,10 @@ class Hist2RNA(TorchBagRegressor):
                  weight_decay: float = 0.0, batch_size: int = 12, max_epochs: int = 150,
                  patience: int = 4, val_fraction: float = 0.1, max_tiles: int | None = None,
                  random_state: int | None = 0, device: str | None = None) -> None:
-        self.layout = layout
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.max_tiles = max_tiles
-        self.random_state = random_state
-        self.device = device
+        self._init_params(locals())
 
     def _check_params(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise InputError(f"unknown layout {self.layout!r}; choose one of "
-                             f"{', '.join(LAYOUTS)}")
+        check_choice("layout", self.layout, LAYOUTS)
 
     def _inputs(self, bags: list[Bag]) -> list[np.ndarray]:
         """One row per bag: the mean tile feature vector (seed 001, equation 1)."""

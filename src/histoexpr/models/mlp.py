@@ -15,31 +15,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from ..training import (
-    CPUPickleMixin,
-    fit_loop,
-    inner_split,
-    resolve_device,
-    seed_everything,
-    standardise,
-    target_scaling,
-)
 from .baselines import _check_n_features
 from .contract import ModelTags
 from .probe import MODELS
+from .torch_base import TorchEstimator
 
 __all__ = ["MLPHead"]
-
-
-def _mlp(n_in: int, hidden: Sequence[int], n_out: int, dropout: float):
-    from torch import nn
-
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
-        n_in = int(width)
-    layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
 
 
 def _mse(model, batch):
@@ -48,7 +29,7 @@ def _mse(model, batch):
     return F.mse_loss(model(batch[0]), batch[1])
 
 
-class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
+class MLPHead(TorchEstimator, RegressorMixin, BaseEstimator):
     """Multi-layer perceptron from frozen image features to expression, early-stopped.
 
     Parameters
@@ -103,16 +84,7 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,
                  max_epochs: int = 200, patience: int = 10, val_fraction: float = 0.1,
                  random_state: int | None = 0, device: str | None = None) -> None:
-        self.hidden = hidden
-        self.dropout = dropout
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.random_state = random_state
-        self.device = device
+        self._init_params(locals())
 
     def fit(self, X, y, groups=None):
         """Fit on features ``X`` (n, d) and targets ``y`` (n,) or (n, genes).
@@ -122,6 +94,7 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
         import torch
         from torch.utils.data import DataLoader, TensorDataset
 
+        from .nets import mlp_layers
         from .probe import ClippedScaler
 
         X, y = check_X_y(X, y, multi_output=True, y_numeric=True, dtype=np.float64)
@@ -129,24 +102,15 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
         y2 = y.reshape(len(y), -1)
         self.n_features_in_, self.n_outputs_ = X.shape[1], y2.shape[1]
         self.x_scaler_ = ClippedScaler(10.0).fit(X)  # see probe.py: sparse CNN units
-        self.y_mean_, self.y_scale_ = target_scaling(y2)
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32)
-        ys = torch.from_numpy(standardise(y2, self.y_mean_, self.y_scale_))
-        tr, va = inner_split(len(X), self.val_fraction, self.random_state, groups)
-        seed_everything(self.random_state)
-        device = resolve_device(self.device)
-        net = _mlp(X.shape[1], self.hidden, y2.shape[1], float(self.dropout)).to(device)
+        ys = torch.from_numpy(self._scale_targets(y2))
+        tr, va, device = self._start_fit(len(X), groups)
+        net = mlp_layers(X.shape[1], self.hidden, y2.shape[1], float(self.dropout)).to(device)
         bs = int(self.batch_size)
         train = DataLoader(TensorDataset(xs[tr], ys[tr]), batch_size=bs, shuffle=True)
         val = DataLoader(TensorDataset(xs[va], ys[va]), batch_size=max(bs, 1024))
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        self.history_ = fit_loop(net, train, val, optimizer=opt, loss_fn=_mse,
-                                 max_epochs=self.max_epochs, patience=self.patience,
-                                 device=device)
-        self.n_epochs_ = len(self.history_)
-        self.best_epoch_ = int(min(self.history_, key=lambda h: h["val_loss"])["epoch"])
-        self.network_ = net.cpu().eval()
-        return self
+        return self._fit_network(net, train, val, optimizer=opt, loss_fn=_mse, device=device)
 
     def predict(self, X):
         """Predicted expression in the units of ``y``: float32, (n,) or (n, genes)."""
@@ -155,15 +119,13 @@ class MLPHead(CPUPickleMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "network_")
         X = check_array(X, dtype=np.float64)
         _check_n_features(self, X)
-        device = resolve_device(self.device)
-        net = self.network_.to(device).eval()
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32)
         out = []
-        with torch.inference_mode():
+        with self._inference() as (net, device):
             for i in range(0, len(xs), 8192):
                 out.append(net(xs[i:i + 8192].to(device)).float().cpu().numpy())
         pred = np.concatenate(out) if out else np.zeros((0, self.n_outputs_), np.float32)
-        pred = (pred * self.y_scale_ + self.y_mean_).astype(np.float32)
+        pred = self._in_units(pred)
         return pred[:, 0] if self.y_ndim_ == 1 else pred
 
 

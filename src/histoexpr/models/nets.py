@@ -2,10 +2,10 @@
 
 The estimators (:mod:`~histoexpr.models.abmil`, :mod:`~histoexpr.models.he2rna`,
 :mod:`~histoexpr.models.hist2rna`, :mod:`~histoexpr.models.gastric`,
-:mod:`~histoexpr.models.gastric_finetune`) import this module only when they build a
-network, so importing them needs no torch. A fitted estimator's pickle references these
-classes by name (``histoexpr.models.nets.ABMILNet`` ...): renaming or moving one breaks the
-pickles already written.
+:mod:`~histoexpr.models.gastric_finetune`, :mod:`~histoexpr.models.mlp`) import this module
+only when they build a network, so importing them needs no torch. A fitted estimator's
+pickle references these classes by name (``histoexpr.models.nets.ABMILNet`` ...): renaming
+or moving one breaks the pickles already written.
 """
 
 from __future__ import annotations
@@ -19,7 +19,17 @@ from ..features.encoders.tuning import FinetuneNet
 from .pooling import topk_mean
 
 __all__ = ["ABMILNet", "FinetuneNet", "GastricNet", "HE2RNANet", "Hist2RNANet",
-           "PerGeneHeads"]
+           "PerGeneHeads", "mlp_layers"]
+
+
+def mlp_layers(n_in: int, hidden: Sequence[int], n_out: int, dropout: float) -> nn.Sequential:
+    """``Linear → ReLU → Dropout`` for each width in ``hidden``, then ``Linear(·, n_out)``."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
+        n_in = int(width)
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
 
 
 class ABMILNet(nn.Module):
@@ -63,12 +73,7 @@ class HE2RNANet(nn.Module):
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], dropout: float,
                  ks: Sequence[int]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for width in hidden:
-            layers += [nn.Linear(n_in, int(width)), nn.ReLU(), nn.Dropout(dropout)]
-            n_in = int(width)
-        layers.append(nn.Linear(n_in, n_out))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = mlp_layers(n_in, hidden, n_out, dropout)
         self.ks = tuple(int(k) for k in ks)
 
     def scores(self, x):

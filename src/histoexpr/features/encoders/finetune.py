@@ -49,7 +49,7 @@ from ...atomic import atomic_path, write_json
 from ...errors import InputError, SlideError
 from ...slide import read_image
 from ...slide.integrity import check_complete
-from ...training import fit_loop, resolve_device, seed_everything
+from ...training import drop_lone_batch, fit_loop, resolve_device, seed_everything
 from .build import build_network, get_card, preprocess_tiles
 from .cards import ENCODERS
 from .tuned import (
@@ -461,7 +461,7 @@ def finetune_encoder(
     data = _Patches(items, y, base)
     common = {"num_workers": int(num_workers), "pin_memory": dev.type == "cuda"}
     train = DataLoader(torch.utils.data.Subset(data, tr.tolist()), batch_size=bs, shuffle=True,
-                       drop_last=len(tr) > bs and len(tr) % bs == 1, **common)
+                       drop_last=drop_lone_batch(len(tr), bs), **common)
     val = DataLoader(torch.utils.data.Subset(data, va.tolist()), batch_size=bs, shuffle=False,
                      **common)
 
