@@ -138,3 +138,19 @@ def test_no_automatic_aux_layer_for_a_token_model():
     with pytest.raises(InputError, match="aux_layer= one of: embed, block"):
         find_aux_layer(Tokens(), input_size=8, encoder="tokens")
     assert find_aux_layer(Tokens(), input_size=8, aux_layer="block") == AuxLayer("block", 4, "nlc")
+
+
+def test_literal_cross_entropy_loss_is_an_option():
+    """BrST-Net's "cross-entropy" read literally: BCE on [0, 1]-scaled targets; predictions
+    come back in the units of y, inside the training range."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    y = x.mean(axis=(1, 2, 3))[:, None] / 10.0
+    m = CNNAux(encoder="toy", max_epochs=3, batch_size=8, device="cpu", loss="bce")
+    m.fit(x, y, y_aux=np.c_[y, 2 * y])
+    p, pa = m.predict(x), m.predict_aux(x)
+    assert p.shape == (24, 1) and pa.shape == (24, 2)
+    assert y.min() <= p.min() and p.max() <= y.max()
+    assert np.isfinite([h["train_loss"] for h in m.history_]).all()
+    with pytest.raises(InputError, match="unknown loss 'xent'"):
+        CNNAux(encoder="toy", loss="xent").fit(x, y)

@@ -254,3 +254,25 @@ def test_st_fit_on_two_real_her2st_sections(shared_data, tmp_path):
     summary = pd.read_csv(run.summary)
     row = summary[(summary["fold"] == "mean") & (summary["features"] == "colour_hist")]
     assert row["n_genes"].item() == 50 and np.isfinite(row["pearson_mean"].item())
+
+
+def test_native_resolution_patches_and_unscaled_counts(syn, tmp_path):
+    """patch_um 0: patch_px pixels at the sections' own µm/px, recorded and reused by
+    predict; target_sum 0: the raw counts are log-transformed (BrST-Net's choices)."""
+    from histoexpr.st import predict_section
+
+    s, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], patch_um=0, target_sum=0, baselines=["mean"],
+                           **{**FAST, "genes": "SIG0,SIG1"})
+    run = fit_run(cfg, tmp_path / "native", maps=False)
+    patch = json.loads(run.data_json.read_text())["patch"]
+    mpps = {sec["mpp"] for sec in json.loads(run.data_json.read_text())["sections"].values()}
+    assert patch["size_px"] == 32 and patch["mpp"] == pytest.approx(np.median(sorted(mpps)))
+    pred = predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
+    assert pred.n_obs > 0
+    from histoexpr.expression import normalise
+
+    raw = np.array([[3.0, 0.0], [10.0, 5.0]])
+    assert np.allclose(normalise(raw, target_sum=0), np.log1p(raw))
+    with pytest.raises(InputError, match="patch_um must be 0 or positive"):
+        STConfig.resolve(data=["x"], patch_um=-1)

@@ -103,11 +103,13 @@ class STConfig(ConfigBase):
     log: str = opt("log1p", "transform of the counts scaled to --target-sum: " + _TRANSFORM
                    + "; BrST-Net log-transforms (seed 003, Discussion)", choices=_LOGS,
                    flags=("--transform",), hidden=("--log",))
-    target_sum: float = opt(1e4, "counts each spot is scaled to before the transform")
+    target_sum: float = opt(1e4, "counts each spot is scaled to before the transform (0: "
+                            "no scaling, the raw counts are transformed, as BrST-Net did)")
     min_counts: float = opt(1000.0, "drop spots with fewer counts (BrST-Net's, seed 003, "
                             "Gene and spots filtering)")
     patch_um: float = opt(112.0, "patch side in µm around each spot (BrST-Net's 224 px at "
-                          "20×, 0.5 µm/px; seed 003, Dataset description)")
+                          "20×, 0.5 µm/px; seed 003, Dataset description); 0: --patch-px "
+                          "pixels at the images' own resolution (their median µm/px)")
     patch_px: int = opt(224, "patch side in pixels given to the encoder (BrST-Net's, seed "
                         "003, Generating image patches)")
     max_white: float = opt(0.5, "drop spots whose patch is more than this fraction white "
@@ -123,8 +125,8 @@ class STConfig(ConfigBase):
     baselines: tuple[str, ...] = opt(BASELINES, _BASELINES_HELP, form="comma", empty="none",
                                      metavar="LIST")
     stain: str = opt("none", "stain normalisation: none, macenko, vahadane, reinhard, "
-                     "luminosity (BrST-Net: vahadane + luminosity, seed 003, Stain "
-                     "normalization)", metavar="METHOD")
+                     "luminosity, or a chain such as luminosity+vahadane (BrST-Net's, seed "
+                     "003, Stain normalization)", metavar="METHOD")
     stain_target: str | None = opt(None, "reference image for --stain", metavar="IMAGE")
     join: str = opt("inner", "genes of sections that differ: inner (those in every section) "
                     "or outer (all; absent counts are 0)", choices=("inner", "outer"))
@@ -152,11 +154,12 @@ class STConfig(ConfigBase):
         if bad:
             raise InputError(f"unknown baseline(s) {', '.join(bad)}; choose from "
                              f"{', '.join(BASELINES)}")
-        checks = [("k", self.k >= 2, "at least 2"), ("patch_um", self.patch_um > 0, "positive"),
+        checks = [("k", self.k >= 2, "at least 2"),
+                  ("patch_um", self.patch_um >= 0, "0 or positive"),
                   ("patch_px", self.patch_px >= 8, "at least 8"),
                   ("max_white", 0 < self.max_white <= 1, "in (0, 1]"),
                   ("min_counts", self.min_counts >= 0, "non-negative"),
-                  ("target_sum", self.target_sum > 0, "positive"),
+                  ("target_sum", self.target_sum >= 0, "0 or positive"),
                   ("batch_size", self.batch_size >= 1, "at least 1"),
                   ("num_workers", self.num_workers >= 0, "non-negative")]
         for name, ok, what in checks:

@@ -27,6 +27,7 @@ COMMANDS = {
     "finetune": "finetune",
     "report": "report",
     "predict-slide": "predict_slide",
+    "reproduce": "reproduce",
     "demo": "demo",
 }
 

@@ -58,10 +58,12 @@ def expressed_genes(counts: Any) -> np.ndarray:
     return np.asarray(counts.mean(axis=0)).ravel() > 0
 
 
-def normalise(counts: Any, *, target_sum: float = 1e4, log: str = "log1p") -> np.ndarray:
+def normalise(counts: Any, *, target_sum: float | None = 1e4, log: str = "log1p"
+              ) -> np.ndarray:
     """Counts per ``target_sum`` per spot, then ``log1p`` (natural) or ``log2`` (``log2(1+x)``).
 
-    Spots with no counts stay zero. Returns dense float32 ``(spots, genes)``.
+    Spots with no counts stay zero. ``target_sum`` 0 (or ``None``): no scaling, the raw
+    counts are transformed. Returns dense float32 ``(spots, genes)``.
 
     Examples
     --------
@@ -73,8 +75,9 @@ def normalise(counts: Any, *, target_sum: float = 1e4, log: str = "log1p") -> np
     x = _dense(counts)
     if np.isnan(x).any() or (x < 0).any():
         raise InputError("counts contain NaN or negative values; give raw counts")
-    totals = x.sum(axis=1, keepdims=True)
-    x = np.divide(x * target_sum, totals, out=np.zeros_like(x), where=totals > 0)
+    if target_sum:
+        totals = x.sum(axis=1, keepdims=True)
+        x = np.divide(x * target_sum, totals, out=np.zeros_like(x), where=totals > 0)
     if log == "log1p":
         x = np.log1p(x)
     elif log == "log2":

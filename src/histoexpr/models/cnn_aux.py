@@ -31,7 +31,20 @@ from ..errors import InputError
 from ..training import drop_lone_batch, standardise, target_scaling
 from .probe import MODELS
 from .tags import ModelTags
-from .torch_base import PatchEncoderModel
+from .torch_base import PatchEncoderModel, check_choice
+
+#: the losses of :class:`CNNAux`: squared error on standardised targets (the default, a
+#: regression loss), or BrST-Net's literal "cross-entropy" (seed 003, Eq. 5): binary
+#: cross-entropy on targets min-max scaled to [0, 1] over the training spots
+LOSSES = ("mse", "bce")
+
+
+def _unit_interval(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(y - min) / range`` per column (a constant column: range 1), with min and range."""
+    lo = y.min(axis=0) if len(y) else np.zeros(y.shape[1])
+    rng = (y.max(axis=0) - lo) if len(y) else np.ones(y.shape[1])
+    rng = np.where(rng > 0, rng, 1.0)
+    return ((y - lo) / rng).astype(np.float32), lo, rng
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +251,12 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         Encoder name and whether to start from its pretrained weights (BrST-Net trained
         from scratch); see :class:`~histoexpr.models.torch_base.PatchEncoderModel`.
     aux_weight
-        λ in ``MSE(main) + λ·MSE(aux)``; 0 (or no ``y_aux``) trains without the aux head.
+        λ in ``L(main) + λ·L(aux)``; 0 (or no ``y_aux``) trains without the aux head.
+    loss
+        ``"mse"``: squared error on per-gene standardised targets (the default; BrST-Net's
+        "cross-entropy" is not defined for continuous expression); ``"bce"``: the literal
+        reading, binary cross-entropy with logits on targets min-max scaled to [0, 1] on the
+        training spots (predictions are mapped back; they stay within the training range).
     aux_layer
         Module name the auxiliary head reads; ``None`` chooses it (:func:`find_aux_layer`).
     lr, momentum, weight_decay
@@ -289,7 +307,7 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
                  max_epochs: int = 200, patience: int = 10, lr_patience: int = 3,
                  val_fraction: float = 0.1, augment: bool = True, num_workers: int = 0,
                  device: str | None = None, checkpoint_dir: str | None = None,
-                 random_state: int | None = 0) -> None:
+                 random_state: int | None = 0, loss: str = "mse") -> None:
         self._init_params(locals())
 
     def fit(self, X, y, y_aux=None, groups=None):
@@ -308,9 +326,16 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
             logger.info("aux_weight=0: y_aux is ignored and no auxiliary head is trained")
         ya2 = _check_targets(y_aux, n, "y_aux") if use_aux else np.zeros((n, 0))
         use_aux = use_aux and ya2.shape[1] > 0
+        check_choice("loss", self.loss, LOSSES)
         ys = torch.from_numpy(self._scale_targets(y2))
         self.aux_mean_, self.aux_scale_ = target_scaling(ya2)
         yas = torch.from_numpy(standardise(ya2, self.aux_mean_, self.aux_scale_))
+        if self.loss == "bce":
+            t, self.y_lo_, self.y_range_ = _unit_interval(y2)
+            ta, self.aux_lo_, self.aux_range_ = _unit_interval(ya2)
+            ys, yas = torch.from_numpy(t), torch.from_numpy(ta)
+        crit = (nn.functional.mse_loss if self.loss == "mse"
+                else nn.functional.binary_cross_entropy_with_logits)
         self.n_outputs_, self.n_aux_outputs_ = y2.shape[1], (ya2.shape[1] if use_aux else 0)
 
         card, backbone, tr, va, device = self._start_encoder(n, groups)
@@ -335,13 +360,13 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         def train_loss(net, batch):
             x, yb, yab = batch
             feats, act = forward_with_aux(net["backbone"], self._augmented(x), aux)
-            loss = nn.functional.mse_loss(net["head"](feats), yb)
+            loss = crit(net["head"](feats), yb)
             if act is not None:
-                loss = loss + weight * nn.functional.mse_loss(net["aux"](act), yab)
+                loss = loss + weight * crit(net["aux"](act), yab)
             return loss
 
         def val_loss(net, batch):
-            return nn.functional.mse_loss(net["head"](net["backbone"](batch[0])), batch[1])
+            return crit(net["head"](net["backbone"](batch[0])), batch[1])
 
         opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay)
@@ -368,12 +393,16 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         parts = self._patch_outputs([X], heads)[0]
         main, aux = [m for m, _ in parts], [a for _, a in parts]
         pred = np.concatenate(main) if main else np.zeros((0, self.n_outputs_))
-        pred = self._in_units(pred)
+        bce = getattr(self, "loss", "mse") == "bce"
+        pred = (_sigmoid(pred) * self.y_range_ + self.y_lo_).astype(np.float32) if bce \
+            else self._in_units(pred)
         if self.y_ndim_ == 1:
             pred = pred[:, 0]
         if not want_aux:
             return pred, None
         pa = np.concatenate(aux) if aux else np.zeros((0, self.n_aux_outputs_))
+        if bce:
+            return pred, (_sigmoid(pa) * self.aux_range_ + self.aux_lo_).astype(np.float32)
         return pred, (pa * self.aux_scale_ + self.aux_mean_).astype(np.float32)
 
     def predict(self, X):
@@ -383,6 +412,10 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
     def predict_aux(self, X):
         """Auxiliary-gene predictions: float32 (N, R)."""
         return self._predict_both(X, want_aux=True)[1]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
 
 
 MODELS.register("cnn_aux", CNNAux, priority=7)

@@ -25,7 +25,7 @@ from ..tiling.spec import TileSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpotData", "fit_stain", "load_spot_data", "patch_spec"]
+__all__ = ["SpotData", "fit_stain", "load_spot_data", "patch_spec", "recorded_patch"]
 
 
 @dataclass
@@ -65,12 +65,32 @@ class SpotData:
                 "platform": info.get("platform"),
             }
         return {"n_spots": int(self.adata.n_obs), "n_genes": int(self.adata.n_vars),
+                "patch": {"size_px": self.spec.size_px, "mpp": self.spec.mpp,
+                          "size_um": self.spec.size_um},
                 "n_patients": int(obs[K.PATIENT_ID].nunique()), "sections": per}
 
 
-def patch_spec(cfg: STConfig) -> TileSpec:
-    """The spot patch of a config: ``patch_um`` microns in ``patch_px`` pixels."""
-    return TileSpec.from_um(cfg.patch_um, size_px=cfg.patch_px)
+def patch_spec(cfg: STConfig, adata: AnnData | None = None,
+               recorded: dict[str, Any] | None = None) -> TileSpec:
+    """The spot patch of a config: ``patch_um`` microns in ``patch_px`` pixels; with
+    ``patch_um == 0``, ``patch_px`` pixels at the median µm/px of ``adata``'s sections (the
+    images' own resolution, BrST-Net's patches) or, when predicting, the patch a run
+    ``recorded`` in its ``data.json``."""
+    if recorded:
+        return TileSpec(int(recorded["size_px"]), float(recorded["mpp"]))
+    if cfg.patch_um > 0:
+        return TileSpec.from_um(cfg.patch_um, size_px=cfg.patch_px)
+    mpps = [float(v["mpp"]) for v in ((adata.uns.get(K.UNS_SECTIONS) or {}) if adata is not None
+                                      else {}).values() if v.get("mpp")]
+    if not mpps:
+        raise InputError("patch_um 0 takes the patch's µm/px from the sections' images, and "
+                         "none of them states one; give --patch-um")
+    return TileSpec(cfg.patch_px, float(np.median(mpps)))
+
+
+def recorded_patch(run: Any) -> dict[str, Any] | None:
+    """The patch (``size_px``, ``mpp``) a spatial run recorded, or ``None`` (older runs)."""
+    return run.read_json(run.data_json).get("patch") if run.data_json.is_file() else None
 
 
 def fit_stain(cfg: STConfig, adata: AnnData) -> Any:
@@ -127,7 +147,7 @@ def load_spot_data(cfg: STConfig, adata: AnnData | None = None) -> SpotData:
     never = np.asarray(adata.layers[K.LAYER_COUNTS].sum(axis=0)).ravel() == 0
     removed.update({str(g): "no counts in any spot of the sections"
                     for g in adata.var_names[never]})
-    spec = patch_spec(cfg)
+    spec = patch_spec(cfg, adata)
     sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
     dropped = []
     keep = spot_mask(adata.layers[K.LAYER_COUNTS], min_counts=cfg.min_counts)

@@ -50,13 +50,16 @@ TAGS = ["entry", "model", "features", "kind", "role", "fold"]
 def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
     """Every fold result of a run that predicted spots (``folds/<unit>/<entry>.npz`` and its
     ``.json`` record, written by :func:`histoexpr.runs.folds.run_folds`), with its entry's
-    description; ``spots`` are the predicted spots, ``wall_s`` / ``cpu_s`` the fit's cost."""
+    description; ``spots`` are the predicted spots, ``wall_s`` / ``cpu_s`` the fit's cost,
+    ``train_error`` its aMAE / aRMSE on the training spots (runs before it was recorded:
+    ``None``)."""
     plan = run.read_json(run.models_json)
     out = []
     for e in plan:
         for path in sorted(run.path.glob(f"{files.FOLDS}/*/{e['key']}.npz")):
             meta = path.with_suffix(".json")
-            cost = run.read_json(meta).get("cost", {}) if meta.is_file() else {}
+            rec = run.read_json(meta) if meta.is_file() else {}
+            cost = rec.get("cost", {})
             with np.load(path, allow_pickle=False) as z:
                 if not len(z["ids"]):
                     continue  # a refit on every spot: nothing to score
@@ -65,7 +68,9 @@ def load_predictions(run: RunFolder) -> list[dict[str, Any]]:
                             "fold": path.parent.name if role == "cv" else "pooled",
                             **{k: z[k] for k in ("genes", "y_true", "y_pred")},
                             "wall_s": cost.get("wall_s", np.nan),
-                            "cpu_s": cost.get("cpu_s", np.nan)})
+                            "cpu_s": cost.get("cpu_s", np.nan),
+                            "train_error": rec.get("train_error"),
+                            "n_epochs": rec.get("n_epochs")})
     if not out:
         raise InputError(f"{run.path}: no fold results yet; run `histoexpr st fit` (an "
                          "interrupted fit resumes when rerun with the same options)")

@@ -110,7 +110,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     from ..features.per_spot import spot_features
     from ..stain import StainNormalizer
     from ..tiling.spots import iter_section_patches, spot_white_fraction
-    from .data import patch_spec
+    from .data import patch_spec, recorded_patch
 
     run, cfg, info, model = load_spot_model(run_path)
     image, spots = Path(image), Path(spots)
@@ -119,7 +119,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
             raise InputError(f"{p}: no such file")
     section = section or image.stem
     adata = _spots_adata(image, spots, mpp=mpp, section=section)
-    spec = patch_spec(cfg)
+    spec = patch_spec(cfg, recorded=recorded_patch(run))
     stain_params = run.read_json(run.data_json).get("stain")
     stain = StainNormalizer.from_params(stain_params) if stain_params else None
     adata.obs["white_fraction"] = spot_white_fraction(adata, spec)

@@ -308,7 +308,7 @@ def predict_slide(
     from ..slide import open_slide
     from ..stain import StainNormalizer
     from ..tiling.spec import TileSpec
-    from .data import patch_spec
+    from .data import patch_spec, recorded_patch
     from .predict import best_genes, load_spot_model
 
     run_f, cfg, info, model = load_spot_model(run)
@@ -320,7 +320,7 @@ def predict_slide(
     if missing:
         raise InputError(f"gene(s) {', '.join(missing)} are not predicted by {run_f.path} "
                          f"(it predicts e.g. {', '.join(info['genes'][:5])})")
-    base = patch_spec(cfg)
+    base = patch_spec(cfg, recorded=recorded_patch(run_f))
     spec = TileSpec(base.size_px, base.mpp, stride)
     stain_params = run_f.read_json(run_f.data_json).get("stain")
     stain = StainNormalizer.from_params(stain_params) if stain_params else None

@@ -4,7 +4,8 @@ All normalisers share one interface (:class:`StainNormalizer`: ``fit(target)`` o
 ``(H, W, 3)`` uint8 reference image, ``transform(batch)`` on ``(N, H, W, 3)`` or
 ``(H, W, 3)`` uint8, ``params()`` to save with results) and are registered in
 :data:`STAIN_NORMALISERS` as ``"macenko"``, ``"vahadane"``, ``"reinhard"``, ``"luminosity"``
-and ``"none"``.
+and ``"none"``; ``"a+b"`` chains them (:class:`StainChain`, e.g. BrST-Net's
+``"luminosity+vahadane"``).
 
 Examples
 --------
@@ -25,6 +26,7 @@ from __future__ import annotations
 from .base import (
     STAIN_NORMALISERS,
     IdentityNormalizer,
+    StainChain,
     StainNormalizer,
     get_normalizer,
     luminosity,
@@ -42,6 +44,7 @@ __all__ = [
     "LuminosityStandardizer",
     "MacenkoNormalizer",
     "ReinhardNormalizer",
+    "StainChain",
     "StainNormalizer",
     "VahadaneNormalizer",
     "fit_stain_matrix",

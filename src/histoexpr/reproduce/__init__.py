@@ -1,0 +1,18 @@
+"""Study presets: rerun each of the four seed papers' protocols with one command, with the
+paper's defaults (each citing its section), a record of every value the user changed, and
+the paper's tables and figures in a report with a "paper vs this run" table.
+
+- :mod:`.preset` — :class:`Preset`, :class:`PaperValue`, :class:`Departure`;
+- :mod:`.brstnet` — BrST-Net (seed 003): spot expression, CNN/ViT with AuxNet.
+"""
+
+from __future__ import annotations
+
+from .brstnet import BRSTNET, reproduce_brstnet
+from .preset import Departure, Headline, PaperValue, Preset, Provenance
+
+#: every preset by the name ``histoexpr reproduce`` takes
+PRESETS = {"brstnet": BRSTNET}
+
+__all__ = ["BRSTNET", "PRESETS", "Departure", "Headline", "PaperValue", "Preset", "Provenance",
+           "reproduce_brstnet"]

@@ -1,0 +1,96 @@
+"""Study presets: paper values with their sources, user overrides recorded, and each preset's
+tables and figures written with finite numbers (synthetic sections, a toy encoder, a short
+schedule)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from histoexpr.cli import main
+from histoexpr.datasets.synthetic_st import synthetic_st
+from histoexpr.reproduce import BRSTNET
+from histoexpr.reproduce.brstnet_outputs import pcc_bins
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def test_brstnet_preset_holds_the_papers_values_and_says_where():
+    cfg, prov = BRSTNET.resolve({"data": ("x",)})
+    assert (cfg.model, cfg.encoder, cfg.pretrained, cfg.genes) == (
+        "cnn_aux", "efficientnet_b0", False, "top250")
+    assert (cfg.min_counts, cfg.target_sum, cfg.patch_px, cfg.patch_um) == (1000, 0, 224, 0)
+    assert cfg.stain == "luminosity+vahadane" and cfg.k == 5
+    mp = dict(cfg.model_params)
+    assert (mp["batch_size"], mp["max_epochs"], mp["lr"], mp["aux_weight"]) == (32, 200, 1e-3, 40)
+    src = {r["key"]: r for r in prov.rows()}
+    assert src["model_params.aux_weight"]["source"] == "paper"
+    assert "Eq. 5" in src["model_params.aux_weight"]["where"]
+    assert src["model_params.loss"]["source"].startswith("departure:")
+    # the user's values win and are named as theirs, beside the paper's
+    cfg, prov = BRSTNET.resolve({"data": ("x",), "k": 3, "model_params": {"max_epochs": 4}})
+    src = {r["key"]: r["source"] for r in prov.rows()}
+    assert cfg.k == 3 and src["k"] == "user (paper: 5)"
+    assert cfg.model_params["max_epochs"] == 4 and cfg.model_params["batch_size"] == 32
+    assert src["model_params.max_epochs"] == "user (paper: 200)"
+
+
+def test_pcc_bins_are_the_papers_fig2_bins():
+    assert pcc_bins(pd.Series([0.51, 0.31, 0.11, 0.01, -0.2])) == {
+        "> 0.5": 1, "0.3-0.5": 1, "0.1-0.3": 1, "0-0.1": 1, "negative": 1}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("brstnet")
+    s = synthetic_st(out / "data", n_sections=4, n_patients=1, seed=0)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    rc = main(["-q", "reproduce", "brstnet", "--data", str(out / "sections.json"),
+               "--encoder", "toy", "--patch-px", "32", "--genes", "top20", "--min-counts", "0",
+               "--stain", "luminosity+reinhard", "--short", "--param", "batch_size=16",
+               "--out", str(out / "study")])
+    assert rc == 0
+    return out / "study"
+
+
+def test_brstnet_study_writes_the_papers_tables_and_figures(study):
+    t1 = pd.read_csv(study / "tables" / "table1_top10_median_pcc.csv", index_col=0)
+    assert len(t1) == 10 and np.isfinite(t1.to_numpy()).all()
+    t2 = pd.read_csv(study / "tables" / "table2_errors.csv", index_col=0)
+    assert len(t2) == 2 and np.isfinite(t2.to_numpy(float)).all()   # with and without AuxNet
+    assert any("AuxNet" in i for i in t2.index)
+    t3 = pd.read_csv(study / "tables" / "table3_training_time.csv", index_col=0)
+    assert (t3["seconds"] > 0).all()
+    base = pd.read_csv(study / "tables" / "baselines.csv", index_col=0)
+    assert any("colour" in i for i in base.index) and "margin over colour" in base
+    for f in ("fig2_bins.png", "fig3_positive_pcc.png", "fig4_held_out_maps.png"):
+        assert (study / "figures" / f).stat().st_size > 1000
+    html = (study / "report.html").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Fig. 2", "Fig. 3", "Fig. 4",
+                  "Paper vs this run", "Where each value comes from", "SHORT schedule"):
+        assert title in html
+    rec = json.loads((study / "preset.json").read_text())
+    src = {r["key"]: r["source"] for r in rec["values"]}
+    # one patient: sections are the groups, one held out, k capped; each said as a departure
+    assert src["split"].startswith("departure: 1 patient")
+    assert src["k"].startswith("departure: only 3 sections")
+    assert src["model_params.max_epochs"].startswith("short schedule")
+    assert src["stain"] == "user (paper: luminosity+vahadane)"
+    assert rec["config"]["holdout"] and len(list((study / "runs").iterdir())) == 2
+
+
+def test_brstnet_study_resumes_without_refitting(study, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("*.npz")}
+    data = json.loads((study / "preset.json").read_text())["config"]["data"]
+    rc = main(["-q", "reproduce", "brstnet", "--data", *data, "--encoder", "toy",
+               "--patch-px", "32", "--genes", "top20", "--min-counts", "0",
+               "--stain", "luminosity+reinhard", "--short", "--param", "batch_size=16",
+               "--out", str(study)])
+    assert rc == 0
+    after = {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("*.npz")}
+    assert before == after
+    assert re.search(r"report: .*report\.html", capsys.readouterr().out)
