@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .errors import InputError
 
 __all__ = ["EXECUTION", "ConfigBase", "Option", "add_config_flags", "config_from_args",
-           "execution_keys", "flag_names", "opt", "parse_params"]
+           "execution_keys", "flag_names", "opt", "parse_params", "read_json_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,17 +140,22 @@ def _layer(cls: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_json_config(file: str | Path) -> dict[str, Any]:
+    """The keys and values of a JSON config file; a clear error when it is not one."""
+    try:
+        raw = json.loads(Path(file).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{file}: not a JSON config ({e})") from e
+    if not isinstance(raw, dict):
+        raise InputError(f"{file}: a JSON config is an object of keys and values")
+    return raw
+
+
 def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any]) -> Any:
     """Merge defaults < JSON ``file`` < ``overrides`` into ``cls`` and validate it."""
     values: dict[str, Any] = {}
     if file is not None:
-        try:
-            raw = json.loads(Path(file).read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"{file}: not a JSON config ({e})") from e
-        if not isinstance(raw, dict):
-            raise InputError(f"{file}: a JSON config is an object of keys and values")
-        values.update(_layer(cls, raw))
+        values.update(_layer(cls, read_json_config(file)))
     values.update(_layer(cls, {k: v for k, v in overrides.items() if v is not None}))
     by_name = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(by_name))

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from ..options import read_json_config
 
 __all__ = ["Departure", "Headline", "PaperValue", "Preset", "Provenance"]
 
@@ -133,7 +134,7 @@ class Preset:
         from."""
         given = {k: v for k, v in given.items() if v is not None}
         if file is not None:  # a JSON config counts as the user's: it overrides the paper
-            given = {**_read_json_config(file), **given}
+            given = {**read_json_config(file), **given}
         known = {f for f in getattr(self.config, "__dataclass_fields__", {})}
         base = self.defaults()
         bad = sorted(set(base) - known)
@@ -165,19 +166,6 @@ class Preset:
                 prov.sources[key] = {"value": _jsonable(getattr(cfg, key)), "source": "user",
                                      "where": ""}
         return cfg, prov
-
-
-def _read_json_config(file: Any) -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
-    try:
-        raw = json.loads(Path(file).read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{file}: not a JSON config ({e})") from e
-    if not isinstance(raw, dict):
-        raise InputError(f"{file}: a JSON config is an object of keys and values")
-    return raw
 
 
 def _fmt(v: Any) -> str:
