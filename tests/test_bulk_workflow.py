@@ -236,3 +236,23 @@ def test_in_memory_table_and_bags_give_the_file_run(run, syn, tmp_path):
         load_bulk_data(cfg, expression=expr - 1e6, bags=arrays)
     with pytest.raises(InputError, match="needs --features DIR"):
         load_bulk_data(cfg, expression=expr)
+
+
+def test_subtype_stratified_train_test_split(syn, tmp_path):
+    """hist2RNA's split: train/test only (validation 0), the test patients drawn in
+    proportion to each subtype."""
+    pts = sorted({str(s)[:12] for s in syn.slides})
+    labels = pd.DataFrame({"patient": pts, "subtype": ["LumA" if i % 3 else "Basal"
+                                                      for i in range(len(pts))]})
+    labels.to_csv(tmp_path / "subtypes.csv", index=False)
+    cfg = _cfg(syn, protocol="split", split_fractions=[2 / 3, 0, 1 / 3],
+               strata=str(tmp_path / "subtypes.csv"))
+    run = fit_run(cfg, tmp_path / "run", evaluate=False)
+    rec = json.loads(run.splits.read_text())
+    assert rec["stratified"] and rec["val_patients"] == []
+    lab = labels.set_index("patient")["subtype"]
+    test = lab[rec["test_patients"]].value_counts(normalize=True)
+    assert abs(test["Basal"] - (lab == "Basal").mean()) < 0.02
+    assert len(rec["test_patients"]) == round(len(pts) / 3)
+    with pytest.raises(InputError, match="validation may be 0"):
+        BulkConfig.resolve(features="f", expression="e", split_fractions=[0.5, 0.5, 0])

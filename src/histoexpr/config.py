@@ -238,6 +238,10 @@ class BulkConfig(ConfigBase):
         (0.6, 0.2, 0.2), "train,validation,test fractions of the patients for --protocol "
         "split (the gastric study's 60/20/20, seed 000, 4.2.1)", form="comma",
         metavar="T,V,T")
+    strata: str | None = opt(None, "CSV of patient and a label (e.g. the PAM50 subtype): the "
+                             "held-out, validation and test patients are drawn in proportion "
+                             "to each label, as hist2RNA's subtype-stratified 335/160 split "
+                             "(seed 001, Dataset)", metavar="CSV")
     baselines: tuple[str, ...] = opt(BULK_BASELINES, _BASELINES_HELP + " (colour and random "
                                      "need --slides)", form="comma", empty="none",
                                      metavar="LIST")
@@ -276,6 +280,7 @@ class BulkConfig(ConfigBase):
         if not 0 <= self.holdout_fraction < 1:
             raise InputError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         fr = self.split_fractions
-        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
-            raise InputError(f"split_fractions must be three positive fractions summing to 1 "
-                             f"(train, validation, test), got {list(fr)}")
+        if (len(fr) != 3 or fr[0] <= 0 or fr[2] <= 0 or fr[1] < 0
+                or abs(sum(fr) - 1) > 1e-6):
+            raise InputError(f"split_fractions must be three fractions summing to 1 (train, "
+                             f"validation, test; validation may be 0), got {list(fr)}")

@@ -88,21 +88,23 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     """
     from ..runs import arrays_sha256, frame_sha256, sha256_files
     from .data import load_bulk_data
-    from .protocol import make_units
+    from .protocol import make_units, read_strata
 
     rf = BulkRunFolder(out)
     t0 = time.perf_counter()
     # the inputs are read and checked (table, panel, join, >= 3 slides) before the run
     # folder is touched: a bad input leaves nothing that would block the corrected command
     data = load_bulk_data(cfg, expression=expression, bags=bags)
+    strata = read_strata(cfg.strata, data.patients) if cfg.strata else None
     units, split_rec = make_units(data.patients, protocol=cfg.protocol, k=cfg.k,
                                   holdout=cfg.holdout_fraction,
-                                  fractions=cfg.split_fractions, seed=cfg.seed, refit=cfg.refit)
+                                  fractions=cfg.split_fractions, seed=cfg.seed, refit=cfg.refit,
+                                  strata=strata)
     gene_record = choose_genes(cfg, data, units)
     build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
     files = ([cfg.expression] if expression is None else []) + (
         [cfg.manifest] if cfg.manifest else [])
-    sums = sha256_files(files)
+    sums = sha256_files(files + ([cfg.strata] if cfg.strata else []))
     if expression is not None:
         sums["<in-memory expression>"] = frame_sha256(data.y)
     if bags is not None:
