@@ -94,3 +94,60 @@ def test_brstnet_study_resumes_without_refitting(study, capsys):
     after = {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("*.npz")}
     assert before == after
     assert re.search(r"report: .*report\.html", capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def h2r(tmp_path_factory):
+    """A synthetic bulk cohort named with the 138 hist2RNA genes (PAM50 first, the signal
+    genes among them), PAM50-like subtypes planted on two signal genes, and OS data."""
+    from histoexpr.datasets.synthetic_bulk import synthetic_bulk
+    from histoexpr.datasets.synthetic_clinical import synthetic_clinical
+    from histoexpr.expression import load_panel
+
+    out = tmp_path_factory.mktemp("h2r")
+    syn = synthetic_bulk(out / "cohort", n_slides=90, n_genes=138, n_signal=12, seed=3)
+    pam50 = load_panel("pam50")
+    names = pam50 + [g for g in load_panel("hist2rna138") if g not in pam50]
+    expr = pd.read_csv(syn.expression_path)
+    expr.columns = ["PATIENT_ID", *names]
+    expr.to_csv(syn.expression_path, index=False)
+    clin = synthetic_clinical(expr.set_index("PATIENT_ID"), survival_gene=names[0],
+                              er_gene=names[1], ki67_gene=names[2], grade_gene=names[3],
+                              subtype_genes=(names[0], names[1]), seed=0)
+    table = clin.table.copy()
+    table["SUBTYPE"] = table["SUBTYPE"].map(dict(zip(sorted(table["SUBTYPE"].unique()),
+                                                     ["Basal", "Her2", "LumA", "LumB"])))
+    table.index.name = "PATIENT_ID"
+    table.reset_index()[["PATIENT_ID", "SUBTYPE"]].to_csv(out / "subtypes.csv", index=False)
+    table.to_csv(out / "clinical.csv")
+    return syn, out
+
+
+def test_hist2rna_preset_writes_scores_figures_subtypes_and_survival(h2r):
+    syn, out = h2r
+    study = out / "study"
+    rc = main(["-q", "reproduce", "hist2rna", "--features", str(syn.features_dir),
+               "--expression", str(syn.expression_path), "--subtypes",
+               str(out / "subtypes.csv"), "--clinical", str(out / "clinical.csv"),
+               "--baselines", "mean", "--short", "--out", str(study)])
+    assert rc == 0
+    rec = json.loads((study / "preset.json").read_text())
+    src = {r["key"]: r["source"] for r in rec["values"]}
+    assert src["model"] == "paper" and src["genes"] == "paper"
+    assert src["model_params.max_epochs"].startswith("short schedule")
+    splits = json.loads((study / "run" / "splits.json").read_text())
+    assert splits["stratified"] and splits["val_patients"] == []
+    assert len(splits["test_patients"]) == round(90 * 160 / 495)
+    scores = pd.read_csv(study / "tables" / "scores.csv", index_col=0)
+    assert {"hist2rna", "mean"} <= set(scores.index)
+    assert np.isfinite(scores.loc["hist2rna", "median Spearman r across genes"])
+    assert scores.loc["hist2rna", "genes"] == 138
+    sub = pd.read_csv(study / "tables" / "subtype_metrics.csv")
+    assert len(sub) and np.isfinite(sub.select_dtypes("number").to_numpy()).any()
+    assert any(study.glob("tables/survival_*.csv"))
+    for f in ("fig3_spearman.png", "fig5_r2.png"):
+        assert (study / "figures" / f).stat().st_size > 1000
+    html = (study / "report.html").read_text()
+    for title in ("Fig. 3", "Fig. 5", "Subtypes from the predicted PAM50 genes",
+                  "Tables 1-2", "Paper vs this run", "Where each value comes from"):
+        assert title in html

@@ -3,8 +3,11 @@ its tables and figures.
 
     histoexpr reproduce brstnet --data SECTIONS... --out DIR [--encoders LIST | --all-encoders]
                                 [--no-aux-comparison] [--short] [any st fit option]
+    histoexpr reproduce hist2rna --features DIR --expression FILE --subtypes CSV --out DIR
+                                 [--clinical FILE] [--short] [any bulk fit option]
 
-Every option of the study's workflow (``st fit`` for brstnet) is accepted and overrides the
+Every option of the study's workflow (``st fit`` for brstnet, ``bulk fit`` for hist2rna) is
+accepted and overrides the
 paper's value; ``DIR/preset.json`` and the report say, for every value, whether it is the
 paper's (with its section), a stated departure, or yours. Rerunning the same command
 resumes: finished fits are not redone.
@@ -15,12 +18,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import STConfig, add_config_flags
+from ..config import BulkConfig, STConfig, add_config_flags
 from . import add_common
 
 
+def _given(args: argparse.Namespace, cls: type) -> dict:
+    """The config values the user gave (``None``: not given), model parameters parsed."""
+    from dataclasses import fields
+
+    from ..config import parse_params
+
+    given = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+    if given.get("model_params") is not None:
+        given["model_params"] = parse_params(given["model_params"])
+    return given
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reproduce", help="rerun a seed paper's protocol (brstnet)",
+    p = sub.add_parser("reproduce", help="rerun a seed paper's protocol (brstnet, hist2rna)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(p)
     ss = p.add_subparsers(dest="study", metavar="STUDY", title="studies")
@@ -42,22 +57,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_common(b)
     b.set_defaults(func=run_brstnet)
 
+    h = ss.add_parser("hist2rna", help="hist2RNA (seed 001): 138 genes from slide-mean "
+                      "features, subtypes, survival", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(h, BulkConfig)
+    h.add_argument("--subtypes", required=True, type=Path, metavar="CSV",
+                   help="patient,PAM50 subtype: the split keeps their proportions and the "
+                   "subtype classifier learns them")
+    h.add_argument("--subtype-col", default=None, help="the subtype column (default: the "
+                   "second, or one named subtype/pam50/label)")
+    h.add_argument("--clinical", type=Path, default=None, metavar="FILE",
+                   help="clinical table for the survival analysis of the predicted subtypes")
+    h.add_argument("--time", default="OS_MONTHS", help="survival time column")
+    h.add_argument("--event", default="OS_STATUS", help="event column")
+    h.add_argument("--short", action="store_true",
+                   help="a CPU schedule (20 epochs), named as such in the report")
+    h.add_argument("--out", required=True, type=Path, help="study folder")
+    add_common(h)
+    h.set_defaults(func=run_hist2rna)
+
 
 def run_brstnet(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     from ..reproduce.brstnet import ENCODERS, reproduce_brstnet
 
-    given = {f.name: getattr(args, f.name, None) for f in fields(STConfig)}
-    if given.get("model_params") is not None:
-        from ..config import parse_params
-
-        given["model_params"] = parse_params(given["model_params"])
+    given = _given(args, STConfig)
     encoders = (ENCODERS if args.all_encoders else
                 tuple(e.strip() for e in args.encoders.split(",") if e.strip())
                 if args.encoders else ())
     report = reproduce_brstnet(args.out, given, encoders=encoders,
                                aux=(True, False) if args.compare else (True,),
                                short=args.short, file=args.config)
+    print(f"report: {report}")
+    return 0
+
+
+def run_hist2rna(args: argparse.Namespace) -> int:
+    from ..reproduce.hist2rna import reproduce_hist2rna
+
+    report = reproduce_hist2rna(args.out, _given(args, BulkConfig), subtypes=args.subtypes,
+                                subtype_col=args.subtype_col, clinical=args.clinical,
+                                time_col=args.time, event_col=args.event, short=args.short,
+                                file=args.config)
     print(f"report: {report}")
     return 0

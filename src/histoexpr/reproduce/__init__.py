@@ -3,16 +3,19 @@ paper's defaults (each citing its section), a record of every value the user cha
 the paper's tables and figures in a report with a "paper vs this run" table.
 
 - :mod:`.preset` — :class:`Preset`, :class:`PaperValue`, :class:`Departure`;
-- :mod:`.brstnet` — BrST-Net (seed 003): spot expression, CNN/ViT with AuxNet.
+- :mod:`.brstnet` — BrST-Net (seed 003): spot expression, CNN/ViT with AuxNet;
+- :mod:`.hist2rna` — hist2RNA (seed 001): 138 genes from slide-mean features, subtypes,
+  survival.
 """
 
 from __future__ import annotations
 
 from .brstnet import BRSTNET, reproduce_brstnet
+from .hist2rna import HIST2RNA, reproduce_hist2rna
 from .preset import Departure, Headline, PaperValue, Preset, Provenance
 
 #: every preset by the name ``histoexpr reproduce`` takes
-PRESETS = {"brstnet": BRSTNET}
+PRESETS = {"brstnet": BRSTNET, "hist2rna": HIST2RNA}
 
-__all__ = ["BRSTNET", "PRESETS", "Departure", "Headline", "PaperValue", "Preset", "Provenance",
-           "reproduce_brstnet"]
+__all__ = ["BRSTNET", "HIST2RNA", "PRESETS", "Departure", "Headline", "PaperValue", "Preset",
+           "Provenance", "reproduce_brstnet", "reproduce_hist2rna"]
