@@ -235,3 +235,32 @@ def test_real_pam50_table(shared_data):
     assert missing == [] and len(present) == 50
     hist2rna = load_panel(shared_data / "tcga_brca" / "gene_combined_list.txt")
     assert hist2rna == load_panel("hist2rna138")
+
+
+def test_uuid_named_fpkm_uq_folder_with_sample_sheet_and_gtf_in_a_bulk_config(tmp_path):
+    """Seed 000's expression: legacy FPKM-UQ files named by UUID in per-file folders; the
+    GDC sample sheet names their samples and a GTF their genes, so a symbol panel matches."""
+    from histoexpr.bulk.data import read_targets
+    from histoexpr.config import BulkConfig
+
+    d = tmp_path / "gdc"
+    for i, uuid in enumerate(["0a1b", "9f8e"]):
+        (d / uuid).mkdir(parents=True)
+        with gzip.open(d / uuid / f"{uuid}.FPKM-UQ.txt.gz", "wt") as fh:
+            fh.write(f"ENSG00000000003.13\t{100 * (i + 1)}\nENSG00000000005.5\t{i}\n")
+    gtf = tmp_path / "genes.gtf"
+    gtf.write_text('chrX\tH\tgene\t1\t9\t.\t-\t.\tgene_id "ENSG00000000003.15"; '
+                   'gene_name "TSPAN6";\nchrX\tH\tgene\t1\t9\t.\t+\t.\tgene_id '
+                   '"ENSG00000000005.6"; gene_name "TNMD";\n')
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("File ID\tFile Name\tSample ID\n"
+                     "x\t0a1b.FPKM-UQ.txt.gz\tTCGA-BR-0001-01A\n"
+                     "y\t9f8e.FPKM-UQ.txt.gz\tTCGA-BR-0002-01A, TCGA-BR-0002-01B\n")
+    cfg = BulkConfig.resolve(features="f", expression=str(d), gtf=str(gtf),
+                             sample_sheet=str(sheet), genes="TSPAN6,TNMD", transform="none")
+    y, choice = read_targets(cfg)
+    assert y.index.tolist() == ["TCGA-BR-0001-01A", "TCGA-BR-0002-01A"]
+    assert y.loc["TCGA-BR-0002-01A", "TSPAN6"] == 200 and choice.genes == ["TSPAN6", "TNMD"]
+    sheet.write_text("File ID\tFile Name\tSample ID\nx\t0a1b.FPKM-UQ.txt.gz\tTCGA-BR-0001-01A\n")
+    with pytest.raises(InputError, match=r"1 of 2 file.*not in the sample sheet.*9f8e"):
+        read_targets(cfg)

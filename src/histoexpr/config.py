@@ -201,6 +201,11 @@ class BulkConfig(ConfigBase):
                                         metavar="NAME")
     expression_value: str | None = opt(None, "GDC STAR column (default: tpm_unstranded)",
                                        flags=("--value",), metavar="COLUMN")
+    gtf: str | None = opt(None, "GENCODE GTF that names the Ensembl ids of legacy GDC "
+                          "FPKM-UQ files (seed 000's expression; without it those files keep "
+                          "Ensembl ids and symbol panels match nothing)", metavar="FILE")
+    sample_sheet: str | None = opt(None, "GDC sample sheet TSV naming the sample of each "
+                                   "UUID-named expression file", metavar="TSV")
     genes: str = opt("hist2rna138", "genes to fit: " + _GENES + "; topN and hvgN are chosen "
                      "on the training patients; hist2rna138 is hist2RNA's 138 genes of six "
                      "commercial assays (seed 001, 2.3.3)", metavar="SPEC", hidden=("--panel",),

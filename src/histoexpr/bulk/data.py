@@ -96,8 +96,12 @@ def read_targets(cfg: BulkConfig, expression: pd.DataFrame | None = None
     elif not cfg.expression:
         raise InputError("a bulk run needs --expression FILE (or an in-memory table)")
     else:
-        kw = {} if cfg.expression_value is None else {"value": cfg.expression_value}
-        expr = read_expression(cfg.expression, format=cfg.expression_format, **kw)
+        kw: dict[str, Any] = {} if cfg.expression_value is None else {
+            "value": cfg.expression_value}
+        if cfg.gtf:
+            kw["gtf"] = cfg.gtf
+        expr = read_expression(cfg.expression, format=cfg.expression_format,
+                               sample_sheet=cfg.sample_sheet, **kw)
     choice = request.resolve([str(c) for c in expr.columns], strict=cfg.strict_genes)
     sub = expr[choice.genes]
     values = sub.to_numpy(dtype=np.float64)  # the readers refused non-numeric values

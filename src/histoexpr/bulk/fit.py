@@ -104,7 +104,7 @@ def fit_run(cfg: BulkConfig, out: str | Path, *, overwrite: bool = False,
     build_model(cfg.model, dict(cfg.model_params), seed=cfg.seed, device=cfg.device)
     files = ([cfg.expression] if expression is None else []) + (
         [cfg.manifest] if cfg.manifest else [])
-    sums = sha256_files(files + ([cfg.strata] if cfg.strata else []))
+    sums = sha256_files(files + [f for f in (cfg.strata, cfg.gtf, cfg.sample_sheet) if f])
     if expression is not None:
         sums["<in-memory expression>"] = frame_sha256(data.y)
     if bags is not None:

@@ -46,6 +46,7 @@ __all__ = [
     "read_gct",
     "read_gdc_fpkm_uq",
     "read_gdc_star_counts",
+    "read_sample_sheet",
     "strip_ensembl_version",
 ]
 
@@ -146,6 +147,34 @@ def _sample_ids(paths: Sequence[Path], sample_ids: Sequence[str] | None) -> list
         raise InputError(f"{len(paths)} file(s) but {len(sample_ids)} sample id(s); give one "
                          "id per file")
     return [str(s) for s in sample_ids]
+
+
+def read_sample_sheet(path: str | Path) -> dict[str, str]:
+    """File name → sample id from a GDC sample sheet (the TSV the GDC cart downloads, columns
+    ``File Name`` and ``Sample ID``), for downloads whose files are named by UUID.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "sheet.tsv"
+    >>> _ = p.write_text("File ID,File Name,Sample ID|u1,a.FPKM-UQ.txt.gz,TCGA-BR-1-01A|"
+    ...                  .replace(",", chr(9)).replace("|", chr(10)))
+    >>> read_sample_sheet(p)
+    {'a.FPKM-UQ.txt.gz': 'TCGA-BR-1-01A'}
+    """
+    try:
+        sheet = pd.read_csv(path, sep="\t", dtype=str)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read the sample sheet ({e}); give the GDC sample "
+                         "sheet TSV") from e
+    need = [c for c in ("File Name", "Sample ID") if c not in sheet.columns]
+    if need:
+        raise InputError(f"{path}: a GDC sample sheet has the columns 'File Name' and 'Sample "
+                         f"ID'; this one lacks {', '.join(need)} (it has "
+                         f"{', '.join(map(str, sheet.columns[:6]))})")
+    # a sample with several aliquots lists them comma-separated: the first is the sample
+    ids = sheet["Sample ID"].str.split(",").str[0].str.strip()
+    return dict(zip(sheet["File Name"].str.strip(), ids))
 
 
 def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:

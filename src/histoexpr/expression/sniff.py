@@ -54,7 +54,8 @@ def sniff_format(path: str | Path) -> str:
     return "table"
 
 
-def read_expression(path: str | Path, *, format: str | None = None, **kw) -> pd.DataFrame:
+def read_expression(path: str | Path, *, format: str | None = None,
+                    sample_sheet: str | Path | None = None, **kw) -> pd.DataFrame:
     """Read any supported bulk file (or GDC download folder) into samples x genes.
 
     Parameters
@@ -68,6 +69,9 @@ def read_expression(path: str | Path, *, format: str | None = None, **kw) -> pd.
         first field ``Hugo_Symbol`` → ``cbioportal``; a header with ``gene_id``,
         ``gene_name`` and ``unstranded`` → ``star``; two tab fields starting with an
         Ensembl id and no header → ``fpkm_uq``; anything else → ``table``.
+    sample_sheet
+        A GDC sample sheet naming the sample of each file of a folder (files named by UUID);
+        default: the file name is the sample id.
     **kw
         Passed to the reader (``value=``, ``gtf=``, ``allow_nan=``, ...).
 
@@ -95,6 +99,17 @@ def read_expression(path: str | Path, *, format: str | None = None, **kw) -> pd.
         if not files:
             raise InputError(f"{path}: no {fmt} files found in the folder")
         logger.info("%s: reading %d %s file(s)", path, len(files), fmt)
+        if sample_sheet is not None:
+            from .bulk import read_sample_sheet
+
+            sheet = read_sample_sheet(sample_sheet)
+            unknown = [f.name for f in files if f.name not in sheet]
+            if unknown:
+                raise InputError(f"{sample_sheet}: {len(unknown)} of {len(files)} file(s) "
+                                 f"under {path} are not in the sample sheet (e.g. "
+                                 f"{', '.join(unknown[:3])}); download the sheet with the "
+                                 "same cart")
+            kw["sample_ids"] = [sheet[f.name] for f in files]
         return reader(files, **kw)
     logger.debug("%s: read as %s", path, fmt)
     return reader(path, **kw)
