@@ -151,3 +151,36 @@ def test_hist2rna_preset_writes_scores_figures_subtypes_and_survival(h2r):
     for title in ("Fig. 3", "Fig. 5", "Subtypes from the predicted PAM50 genes",
                   "Tables 1-2", "Paper vs this run", "Where each value comes from"):
         assert title in html
+
+
+def test_gastric_preset_writes_table1_fig7_and_cheong_groups(tmp_path):
+    from histoexpr.datasets.synthetic_bulk import synthetic_bulk
+    from histoexpr.datasets.synthetic_clinical import synthetic_clinical
+
+    syn = synthetic_bulk(tmp_path / "cohort", n_slides=60, n_genes=4, n_signal=3, dim=16,
+                         seed=2)
+    expr = pd.read_csv(syn.expression_path)
+    expr.columns = ["PATIENT_ID", "GZMB", "WARS", "SFRP4", "CDX1"]
+    expr.to_csv(syn.expression_path, index=False)
+    clin = synthetic_clinical(expr.set_index("PATIENT_ID"), survival_gene="GZMB",
+                              er_gene="WARS", ki67_gene="SFRP4", grade_gene="CDX1",
+                              subtype_genes=("GZMB", "CDX1"), seed=0)
+    clin.table.rename_axis("PATIENT_ID").to_csv(tmp_path / "clinical.csv")
+    study = tmp_path / "study"
+    rc = main(["-q", "reproduce", "gastric", "--features", str(syn.features_dir),
+               "--expression", str(syn.expression_path), "--baselines", "mean",
+               "--clinical", str(tmp_path / "clinical.csv"), "--short", "--out", str(study)])
+    assert rc == 0
+    t1 = pd.read_csv(study / "tables" / "table1_pearson.csv", index_col=0)
+    assert {"M2 baseline", "M4 + multi-task"} <= set(t1.index)
+    assert np.isfinite(t1.loc["M4 + multi-task", "N = 10"])
+    assert t1.loc["M3 mean aggregation", "N = 1"] == t1.loc["M2 baseline", "N = 1"]
+    rec = json.loads((study / "preset.json").read_text())
+    src = {r["key"]: r["source"] for r in rec["values"]}
+    assert src["select"].startswith("departure: no --heatmaps")
+    assert src["split_fractions"] == "paper"
+    assert (study / "figures" / "fig7_violins.png").stat().st_size > 1000
+    assert (study / "tables" / "cheong_group_sizes.csv").is_file()
+    html = (study / "report.html").read_text()
+    for title in ("Table 1", "Fig. 7", "Cheong groups", "Paper vs this run"):
+        assert title in html

@@ -5,9 +5,11 @@ its tables and figures.
                                 [--no-aux-comparison] [--short] [any st fit option]
     histoexpr reproduce hist2rna --features DIR --expression FILE --subtypes CSV --out DIR
                                  [--clinical FILE] [--short] [any bulk fit option]
+    histoexpr reproduce gastric --features DIR --expression FILE [--heatmaps DIR] --out DIR
+                                [--slides DIR] [--clinical FILE] [--short] [bulk fit options]
 
-Every option of the study's workflow (``st fit`` for brstnet, ``bulk fit`` for hist2rna) is
-accepted and overrides the
+Every option of the study's workflow (``st fit`` for brstnet, ``bulk fit`` for hist2rna and
+gastric) is accepted and overrides the
 paper's value; ``DIR/preset.json`` and the report say, for every value, whether it is the
 paper's (with its section), a stated departure, or yours. Rerunning the same command
 resumes: finished fits are not redone.
@@ -35,7 +37,8 @@ def _given(args: argparse.Namespace, cls: type) -> dict:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reproduce", help="rerun a seed paper's protocol (brstnet, hist2rna)",
+    p = sub.add_parser("reproduce", help="rerun a seed paper's protocol (brstnet, hist2rna, "
+                       "gastric)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(p)
     ss = p.add_subparsers(dest="study", metavar="STUDY", title="studies")
@@ -66,15 +69,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "subtype classifier learns them")
     h.add_argument("--subtype-col", default=None, help="the subtype column (default: the "
                    "second, or one named subtype/pam50/label)")
-    h.add_argument("--clinical", type=Path, default=None, metavar="FILE",
-                   help="clinical table for the survival analysis of the predicted subtypes")
-    h.add_argument("--time", default="OS_MONTHS", help="survival time column")
-    h.add_argument("--event", default="OS_STATUS", help="event column")
-    h.add_argument("--short", action="store_true",
-                   help="a CPU schedule (20 epochs), named as such in the report")
-    h.add_argument("--out", required=True, type=Path, help="study folder")
-    add_common(h)
+    _study_args(h, "the survival analysis of the predicted subtypes", "20 epochs")
     h.set_defaults(func=run_hist2rna)
+
+    g = ss.add_parser("gastric", help="gastric cancer (seed 000): 4 genes from tumour "
+                      "patches, Table 1's models, Cheong groups", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(g, BulkConfig)
+    _study_args(g, "survival by Cheong group", "15 epochs")
+    g.set_defaults(func=run_gastric)
+
+
+def _study_args(p: argparse.ArgumentParser, clinical_use: str, short: str) -> None:
+    p.add_argument("--clinical", type=Path, default=None, metavar="FILE",
+                   help=f"clinical table for {clinical_use}")
+    p.add_argument("--time", default="OS_MONTHS", help="survival time column")
+    p.add_argument("--event", default="OS_STATUS", help="event column")
+    p.add_argument("--short", action="store_true",
+                   help=f"a CPU schedule ({short}), named as such in the report")
+    p.add_argument("--out", required=True, type=Path, help="study folder")
+    add_common(p)
 
 
 def run_brstnet(args: argparse.Namespace) -> int:
@@ -98,5 +112,15 @@ def run_hist2rna(args: argparse.Namespace) -> int:
                                 subtype_col=args.subtype_col, clinical=args.clinical,
                                 time_col=args.time, event_col=args.event, short=args.short,
                                 file=args.config)
+    print(f"report: {report}")
+    return 0
+
+
+def run_gastric(args: argparse.Namespace) -> int:
+    from ..reproduce.gastric import reproduce_gastric
+
+    report = reproduce_gastric(args.out, _given(args, BulkConfig), clinical=args.clinical,
+                               time_col=args.time, event_col=args.event, short=args.short,
+                               file=args.config)
     print(f"report: {report}")
     return 0

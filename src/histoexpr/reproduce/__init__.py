@@ -5,17 +5,20 @@ the paper's tables and figures in a report with a "paper vs this run" table.
 - :mod:`.preset` — :class:`Preset`, :class:`PaperValue`, :class:`Departure`;
 - :mod:`.brstnet` — BrST-Net (seed 003): spot expression, CNN/ViT with AuxNet;
 - :mod:`.hist2rna` — hist2RNA (seed 001): 138 genes from slide-mean features, subtypes,
-  survival.
+  survival;
+- :mod:`.gastric` — the gastric study (seed 000): Table 1's patch models, Cheong groups.
 """
 
 from __future__ import annotations
 
 from .brstnet import BRSTNET, reproduce_brstnet
+from .gastric import GASTRIC, reproduce_gastric
 from .hist2rna import HIST2RNA, reproduce_hist2rna
 from .preset import Departure, Headline, PaperValue, Preset, Provenance
 
 #: every preset by the name ``histoexpr reproduce`` takes
-PRESETS = {"brstnet": BRSTNET, "hist2rna": HIST2RNA}
+PRESETS = {"brstnet": BRSTNET, "hist2rna": HIST2RNA, "gastric": GASTRIC}
 
-__all__ = ["BRSTNET", "HIST2RNA", "PRESETS", "Departure", "Headline", "PaperValue", "Preset",
-           "Provenance", "reproduce_brstnet", "reproduce_hist2rna"]
+__all__ = ["BRSTNET", "GASTRIC", "HIST2RNA", "PRESETS", "Departure", "Headline", "PaperValue",
+           "Preset", "Provenance", "reproduce_brstnet", "reproduce_gastric",
+           "reproduce_hist2rna"]
