@@ -184,3 +184,39 @@ def test_gastric_preset_writes_table1_fig7_and_cheong_groups(tmp_path):
     html = (study / "report.html").read_text()
     for title in ("Table 1", "Fig. 7", "Cheong groups", "Paper vs this run"):
         assert title in html
+
+
+def test_gtex_preset_writes_shared_variance_confounders_and_associations(tmp_path):
+    """Feature tables at two patch sizes share a planted factor with log-RPKM expression;
+    ischaemic time drives part of both."""
+    rng = np.random.default_rng(0)
+    n = 80
+    ids = [f"GTEX-{i:04d}-0126-SM-1" for i in range(n)]
+    z, isch = rng.normal(size=n), rng.uniform(100, 1000, n)
+    for size in (256, 512):
+        f = rng.normal(size=(n, 20)) + np.outer(z, rng.normal(size=20)) \
+            + 0.5 * np.outer(np.log(isch), rng.normal(size=20))
+        pd.DataFrame(f, index=ids).add_prefix("f").to_csv(tmp_path / f"f{size}.csv")
+    expr = np.exp(rng.normal(1, 1, (n, 30)) + 0.5 * np.outer(z, rng.normal(size=30)))
+    pd.DataFrame(expr, index=ids).add_prefix("G").to_csv(tmp_path / "rpkm.csv")
+    pd.DataFrame({"SAMPID": ids, "SMTSISCH": isch, "SMRIN": rng.uniform(6, 9, n)}).to_csv(
+        tmp_path / "cov.tsv", sep="\t", index=False)
+    study = tmp_path / "study"
+    rc = main(["-q", "reproduce", "gtex", "--features", f"256={tmp_path / 'f256.csv'}",
+               f"512={tmp_path / 'f512.csv'}", "--expression", str(tmp_path / "rpkm.csv"),
+               "--covariates", str(tmp_path / "cov.tsv"), "--permutations", "20",
+               "--top-genes", "20", "--top-features", "10", "--min-mean", "0",
+               "--out", str(study)])
+    assert rc == 0
+    shared = pd.read_csv(study / "tables" / "shared_variance.csv")
+    assert set(shared["pool"]) == {"mean", "median"} and set(shared["features"]) == {256, 512}
+    assert ((shared["total"] > shared["chance (total)"]) & np.isfinite(shared["technical"])).all()
+    rec = json.loads((study / "preset.json").read_text())
+    src = {r["key"]: r["source"] for r in rec["values"]}
+    assert src["top_genes"] == "user (paper: 2000)" and src["variance_cutoff"] == "paper"
+    assert src["log"].startswith("departure:")
+    for f in ("fig4_confounders.png", "q2_total_vs_technical.png"):
+        assert (study / "figures" / f).stat().st_size > 1000
+    html = (study / "report.html").read_text()
+    for title in ("Fig. 4", "Q2.3", "Q3", "Paper vs this run"):
+        assert title in html

@@ -7,6 +7,8 @@ its tables and figures.
                                  [--clinical FILE] [--short] [any bulk fit option]
     histoexpr reproduce gastric --features DIR --expression FILE [--heatmaps DIR] --out DIR
                                 [--slides DIR] [--clinical FILE] [--short] [bulk fit options]
+    histoexpr reproduce gtex --features 256=DIR [512=DIR ...] --expression FILE
+                             [--covariates FILE] [--gmt FILE] --out DIR
 
 Every option of the study's workflow (``st fit`` for brstnet, ``bulk fit`` for hist2rna and
 gastric) is accepted and overrides the
@@ -38,7 +40,7 @@ def _given(args: argparse.Namespace, cls: type) -> dict:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="rerun a seed paper's protocol (brstnet, hist2rna, "
-                       "gastric)",
+                       "gastric, gtex)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(p)
     ss = p.add_subparsers(dest="study", metavar="STUDY", title="studies")
@@ -78,6 +80,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flags(g, BulkConfig)
     _study_args(g, "survival by Cheong group", "15 epochs")
     g.set_defaults(func=run_gastric)
+
+    from ..reproduce.gtex import GTExConfig
+
+    x = ss.add_parser("gtex", help="GTEx (seed 002): shared variance of image features and "
+                      "expression, confounders, associations", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(x, GTExConfig)
+    x.add_argument("--out", required=True, type=Path, help="study folder")
+    add_common(x)
+    x.set_defaults(func=run_gtex)
 
 
 def _study_args(p: argparse.ArgumentParser, clinical_use: str, short: str) -> None:
@@ -122,5 +134,13 @@ def run_gastric(args: argparse.Namespace) -> int:
     report = reproduce_gastric(args.out, _given(args, BulkConfig), clinical=args.clinical,
                                time_col=args.time, event_col=args.event, short=args.short,
                                file=args.config)
+    print(f"report: {report}")
+    return 0
+
+
+def run_gtex(args: argparse.Namespace) -> int:
+    from ..reproduce.gtex import GTExConfig, reproduce_gtex
+
+    report = reproduce_gtex(args.out, _given(args, GTExConfig), file=args.config)
     print(f"report: {report}")
     return 0
