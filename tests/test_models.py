@@ -58,3 +58,24 @@ def test_a_unit_silent_in_training_cannot_swamp_a_test_prediction():
     truth = test[:, 1:3]
     assert np.abs(clipped - truth).max() < 1.0
     assert np.abs(unclipped - truth).max() > 5 * np.abs(clipped - truth).max()
+
+
+def test_ensemble_averages_its_members_and_plugs_into_both_levels():
+    from histoexpr.errors import InputError
+    from histoexpr.models import EnsembleModel, build_model, model_names
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 6))
+    y = x[:, :3] @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(80, 2))
+    m = build_model("ensemble", "spot", {"members": ["ridge", "mlp"], "weights": [3, 1],
+                                         "member_params": {"mlp": {"max_epochs": 5}}},
+                    seed=4, device="cpu")
+    m.fit(x, y)
+    parts = [mem.predict(x) for mem in m.members_]
+    assert np.allclose(m.predict(x), 0.75 * parts[0] + 0.25 * parts[1], atol=1e-5)
+    assert m.members_[1].random_state == 4 and m.members_[1].max_epochs == 5
+    assert "ensemble" in model_names("spot") and "ensemble" in model_names("slide")
+    with pytest.raises(InputError, match="reads patches"):
+        EnsembleModel(members=("ridge", "cnn_aux")).fit(x, y)
+    with pytest.raises(InputError, match="at least two"):
+        EnsembleModel(members=("ridge",)).fit(x, y)

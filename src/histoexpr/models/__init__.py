@@ -11,7 +11,8 @@ On frozen features (``input = "features"``):
 - ``ridge``: HEST-Benchmark's probe (StandardScaler → PCA → Ridge, alpha by inner CV on the
   training fold);
 - ``mlp``: a small MLP, early-stopped on an inner (grouped) validation split;
-- ``mean``: the mean-predictor baseline.
+- ``mean``: the mean-predictor baseline;
+- ``ensemble``: the mean prediction of several of these (``--param members=[...]``).
 
 On uint8 image patches (``input = "patches"``):
 
@@ -35,7 +36,7 @@ Torch is imported only when a torch model is fitted or used.
 
 from __future__ import annotations
 
-from . import abmil, gastric, gastric_finetune, he2rna, hist2rna  # noqa: F401 (register)
+from . import abmil, ensemble, gastric, gastric_finetune, he2rna, hist2rna  # noqa: F401
 from .abmil import ABMIL
 from .bags import PooledModel, TorchBagRegressor
 from .baselines import MeanPredictor
@@ -52,6 +53,7 @@ from .contract import (
     model_names,
     tags_of,
 )
+from .ensemble import EnsembleModel
 from .gastric import GastricCNN
 from .gastric_finetune import GastricFinetune
 from .he2rna import HE2RNA
@@ -68,6 +70,7 @@ __all__ = [
     "MODELS",
     "AuxLayer",
     "CNNAux",
+    "EnsembleModel",
     "GastricCNN",
     "GastricFinetune",
     "Hist2RNA",
