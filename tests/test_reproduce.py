@@ -220,3 +220,13 @@ def test_gtex_preset_writes_shared_variance_confounders_and_associations(tmp_pat
     html = (study / "report.html").read_text()
     for title in ("Fig. 4", "Q2.3", "Q3", "Paper vs this run"):
         assert title in html
+
+
+def test_hist2rna_backbones_are_encoder_cards():
+    from histoexpr.features.encoders import build_network, get_card
+    from histoexpr.reproduce.hist2rna import BACKBONES
+
+    cards = {b: get_card(b) for b in BACKBONES}
+    assert cards["regnety_320"].embed_dim == 3712 and cards["efficientnetv2_s"].input_size == 300
+    net, _ = build_network(cards["efficientnetv2_s"], pretrained=False)
+    assert sum(p.numel() for p in net.parameters()) > 1e7

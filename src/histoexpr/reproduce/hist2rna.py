@@ -25,7 +25,12 @@ from ..config import BulkConfig
 from ..errors import InputError
 from .preset import Departure, Headline, PaperValue, Preset
 
-__all__ = ["HIST2RNA", "reproduce_hist2rna"]
+__all__ = ["BACKBONES", "HIST2RNA", "reproduce_hist2rna"]
+
+#: the pretrained backbones hist2RNA compared (seed 001, 2.4 and Fig. 3), as encoder cards:
+#: embed the slides with each (``histoexpr embed --encoder NAME``) and run this preset once
+#: per feature folder
+BACKBONES = ("efficientnetv2_s", "regnety_320", "densenet201", "inception_v3", "resnet50")
 
 logger = logging.getLogger(__name__)
 

@@ -123,6 +123,11 @@ _timm("inception_v3", "inception_v3.tv_in1k", 2048, 23.8, size=299, mean=INCEPTI
 _timm("densenet121", "densenet121.tv_in1k", 1024, 8.0, weights=_TV, licence="BSD-3-Clause")
 _timm("densenet201", "densenet201.tv_in1k", 1920, 20.0, weights=_TV, licence="BSD-3-Clause")
 _timm("regnety_032", "regnety_032.ra_in1k", 1512, 19.4)
+# hist2RNA's RegNet is RegNetY-320 and its EfficientNet V2-S (seed 001, 2.4 and Fig. 3)
+_timm("regnety_320", "regnety_320.tv2_in1k", 3712, 141.3, weights=_TV, licence="BSD-3-Clause",
+      interpolation="bicubic")
+_timm("efficientnetv2_s", "tf_efficientnetv2_s.in1k", 1280, 20.2, size=300,
+      mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic")
 _timm("vit_base_patch16_224", "vit_base_patch16_224.augreg2_in21k_ft_in1k", 768, 86.6,
       mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic")
 _timm("vit_base_patch32_224", "vit_base_patch32_224.augreg_in21k_ft_in1k", 768, 88.2,
