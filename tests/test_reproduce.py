@@ -165,11 +165,16 @@ def test_gastric_preset_writes_table1_fig7_and_cheong_groups(tmp_path):
     clin = synthetic_clinical(expr.set_index("PATIENT_ID"), survival_gene="GZMB",
                               er_gene="WARS", ki67_gene="SFRP4", grade_gene="CDX1",
                               subtype_genes=("GZMB", "CDX1"), seed=0)
-    clin.table.rename_axis("PATIENT_ID").to_csv(tmp_path / "clinical.csv")
+    table = clin.table.rename_axis("PATIENT_ID")
+    rng = np.random.default_rng(5)
+    table["CHEMO"] = rng.choice(["yes", "no"], len(table))
+    table["RESPONSE"] = rng.choice(["responder", "non-responder"], len(table))
+    table.to_csv(tmp_path / "clinical.csv")
     study = tmp_path / "study"
     rc = main(["-q", "reproduce", "gastric", "--features", str(syn.features_dir),
                "--expression", str(syn.expression_path), "--baselines", "mean",
-               "--clinical", str(tmp_path / "clinical.csv"), "--short", "--out", str(study)])
+               "--clinical", str(tmp_path / "clinical.csv"), "--response", "RESPONSE",
+               "--treatment", "CHEMO", "--short", "--out", str(study)])
     assert rc == 0
     t1 = pd.read_csv(study / "tables" / "table1_pearson.csv", index_col=0)
     assert {"M2 baseline", "M4 + multi-task"} <= set(t1.index)
@@ -182,7 +187,13 @@ def test_gastric_preset_writes_table1_fig7_and_cheong_groups(tmp_path):
     assert (study / "figures" / "fig7_violins.png").stat().st_size > 1000
     assert (study / "tables" / "cheong_group_sizes.csv").is_file()
     html = (study / "report.html").read_text()
-    for title in ("Table 1", "Fig. 7", "Cheong groups", "Paper vs this run"):
+    best = pd.read_csv(study / "tables" / "cheong_threshold_best.csv")
+    assert 0 <= best.loc[0, "cv balanced accuracy"] <= 1 and best.loc[0, "n"] > 0
+    inter = pd.read_csv(study / "tables" / "benefit_interaction.csv", index_col=0)
+    assert list(inter.index) == ["treatment", "group", "interaction"]
+    assert np.isfinite(inter["p"]).all()
+    for title in ("Table 1", "Fig. 7", "Cheong groups", "Paper vs this run",
+                  "Cheong thresholds searched", "treatment x predicted group"):
         assert title in html
 
 

@@ -79,6 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(g, BulkConfig)
     _study_args(g, "survival by Cheong group", "15 epochs")
+    g.add_argument("--response", default=None, metavar="COL", help="clinical column: "
+                   "responded to chemotherapy (yes/no); searches the Cheong thresholds")
+    g.add_argument("--treatment", default=None, metavar="COL", help="clinical column: "
+                   "received chemotherapy (yes/no); tests treatment x predicted benefit")
     g.set_defaults(func=run_gastric)
 
     from ..reproduce.gtex import GTExConfig
@@ -133,7 +137,8 @@ def run_gastric(args: argparse.Namespace) -> int:
 
     report = reproduce_gastric(args.out, _given(args, BulkConfig), clinical=args.clinical,
                                time_col=args.time, event_col=args.event, short=args.short,
-                               file=args.config)
+                               file=args.config, response=args.response,
+                               treatment=args.treatment)
     print(f"report: {report}")
     return 0
 

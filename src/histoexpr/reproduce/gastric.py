@@ -78,13 +78,16 @@ def _slug(label: str) -> str:
 def reproduce_gastric(out: str | Path, given: dict[str, Any], *,
                       clinical: str | Path | None = None, time_col: str = "OS_MONTHS",
                       event_col: str = "OS_STATUS", short: bool = False,
-                      file: Any = None) -> Path:
+                      file: Any = None, response: str | None = None,
+                      treatment: str | None = None) -> Path:
     """Run the gastric study's protocol into ``out``; returns the report.
 
     ``out`` holds ``runs/<model>/`` (one ``bulk fit`` per Table 1 row; rerunning resumes),
     ``cheong/``, ``tables/``, ``figures/``, ``preset.json`` and ``report.html``.
     ``given``: the user's ``bulk fit`` values (``None``: not given), over the paper's.
     Without ``--heatmaps`` the 10 tiles are drawn at random (a stated departure).
+    ``response`` / ``treatment``: clinical columns for the threshold search and the
+    chemotherapy-benefit interaction test.
     """
     from ..bulk import fit_run
     from .gastric_outputs import write_outputs
@@ -122,4 +125,4 @@ def reproduce_gastric(out: str | Path, given: dict[str, Any], *,
         logger.info("gastric study: %s", label)
         runs[label] = fit_run(vcfg, out / "runs" / _slug(label)).path
     return write_outputs(out, runs, record, GASTRIC, clinical=clinical, time_col=time_col,
-                         event_col=event_col)
+                         event_col=event_col, response=response, treatment=treatment)

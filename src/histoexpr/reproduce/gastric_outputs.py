@@ -7,7 +7,10 @@
 - Fig. 7: violins of true and predicted expression per gene (baseline, N = 1);
 - the baselines (mean predictor, colour histograms, random-init encoder) on the same split;
 - Cheong et al.'s groups (immune, stem-like, epithelial) of the test patients from the best
-  model's predicted genes, with survival by group when a clinical table is given.
+  model's predicted genes, with survival by group when a clinical table is given;
+- with a response column: the binarising thresholds of the Cheong scores searched against
+  the response (in-sample and cross-validated balanced accuracy); with a treatment column:
+  the chemotherapy-benefit test, treatment x predicted benefit in a Cox model.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv
+from ..errors import InputError
 from ..runs import BulkRunFolder
 from .report import (
     Section,
@@ -101,8 +105,60 @@ def _cheong(run: Path, out: Path, clinical: Any, time_col: str, event_col: str) 
     return cheong_study(run, out=out / "cheong", role="test", **kw)
 
 
+_YES = {"1", "yes", "true", "responder", "response", "cr", "pr", "treated", "chemo"}
+_NO = {"0", "no", "false", "non-responder", "nonresponder", "sd", "pd", "untreated", "none"}
+
+
+def binary(col: pd.Series, name: str) -> pd.Series:
+    """A yes/no column (1/0, yes/no, true/false, responder/non-responder, CR/PR vs SD/PD,
+    treated/untreated) as booleans; anything else is an error naming the values."""
+    v = col.astype(str).str.strip().str.lower()
+    bad = sorted(set(v[~v.isin(_YES | _NO) & col.notna()]))
+    if bad:
+        raise InputError(f"column {name!r}: cannot read {', '.join(bad[:5])} as yes/no; use "
+                         "1/0, yes/no or responder/non-responder")
+    return v.isin(_YES).where(col.notna())
+
+
+def _benefit_sections(groups: pd.DataFrame, clinical: Any, time_col: str, event_col: str,
+                      response: str | None, treatment: str | None, tables: Path
+                      ) -> list[Section]:
+    from ..clinical.benefit import benefit_interaction, threshold_search
+    from ..workflows.inputs import clinical_table
+
+    tab = clinical_table(clinical)
+    sec = []
+    if response:
+        scores = groups.rename(columns={"immune_score": "immune",
+                                        "stem_like_score": "stem_like"})
+        res = threshold_search(scores, binary(tab[response], response).dropna())
+        write_csv(tables / "cheong_threshold_grid.csv", res["grid"], index=False)
+        best = pd.DataFrame([{**res["best"], "cv balanced accuracy": res["cv_balanced_accuracy"],
+                              "n": res["n"], "responders": res["n_responders"]}])
+        write_csv(tables / "cheong_threshold_best.csv", best, index=False)
+        sec.append(table_section("Cheong thresholds searched against the response",
+                                 best.set_index("immune_quantile"), "balanced accuracy of "
+                                 "'benefit predicted' vs 'responded' on the quantile grid; the "
+                                 "out-of-fold number (thresholds chosen on the other folds) "
+                                 "is the honest one"))
+    if treatment:
+        d = tab.join(groups["chemotherapy_benefit"].astype(int).rename("benefit"),
+                     how="inner")
+        d[treatment] = binary(d[treatment], treatment).astype(float)
+        d[event_col] = binary(d[event_col].astype(str).str.split(":").str[0], event_col
+                              ).astype(float)
+        inter = benefit_interaction(d, time=time_col, event=event_col, treatment=treatment,
+                                    group="benefit")
+        write_csv(tables / "benefit_interaction.csv", inter)
+        sec.append(table_section("Chemotherapy benefit: treatment x predicted group (Cox)",
+                                 inter, "the interaction row tests whether the treatment's "
+                                 "hazard ratio differs between predicted benefit groups"))
+    return sec
+
+
 def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], preset: Any, *,
-                  clinical: Any, time_col: str, event_col: str) -> Path:
+                  clinical: Any, time_col: str, event_col: str, response: str | None = None,
+                  treatment: str | None = None) -> Path:
     """Write ``tables/*.csv``, ``figures/*.png``, ``cheong/`` and ``report.html``."""
     tables, figs = out / "tables", out / "figures"
     t1, per_gene = table1(runs)
@@ -134,6 +190,12 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
         sec.append(table_section(f"Cheong groups of the test patients ({best_label})",
                                  sizes.set_index(sizes.columns[0]), "thresholds are cohort "
                                  "quantiles (the published qPCR cut-offs do not transfer)"))
+    groups = res.tables.get("cheong_groups")
+    if groups is not None and "sample" in groups:
+        groups = groups.set_index("sample")
+    if clinical is not None and groups is not None and (response or treatment):
+        sec += _benefit_sections(groups, clinical, time_col, event_col, response, treatment,
+                                 tables)
     for name in ("cox_univariate", "logrank"):
         if name in res.tables:
             write_csv(tables / f"cheong_{name}.csv", res.tables[name], index=False)
