@@ -456,3 +456,49 @@ def test_visium_mouse_embryo(shared_data):
         lowres = im.size
     f = info["scalefactors"]["tissue_lowres_scalef"]
     assert (a.obs[K.X] * f).max() < lowres[0] and (a.obs[K.Y] * f).max() < lowres[1]
+
+
+def test_stnet_layout_with_ensembl_ids_tumour_labels_and_gene_names(tmp_path):
+    """The ST-Net / BrST-Net breast layout: <subtype>/<patient>/<patient>_<section> files,
+    genes by Ensembl id named through a table, subtype and tumour labels in obs."""
+    import gzip
+    import shutil
+
+    from histoexpr.config import STConfig
+    from histoexpr.datasets.synthetic_st import synthetic_st
+    from histoexpr.expression import read_cohort
+    from histoexpr.st.data import load_spot_data
+
+    syn = synthetic_st(tmp_path / "syn", n_sections=2, n_patients=1, grid=(4, 4), n_genes=5,
+                       n_signal=2)
+    root = tmp_path / "stnet"
+    ids = {g: f"ENSG{i:011d}.3" for i, g in enumerate(["SIG0", "SIG1", "NOISE0", "NOISE1",
+                                                        "NOISE2"])}
+    for k, spec in enumerate(syn.specs):
+        d = root / "Luminal_A" / "BC23903"
+        d.mkdir(parents=True, exist_ok=True)
+        stem = f"BC23903_C{k + 1}"
+        text = gzip.open(spec["counts"], "rt").read()
+        head, rest = text.split("\n", 1)
+        head = "\t".join(ids.get(g, g) for g in head.split("\t"))
+        with gzip.open(d / f"{stem}.tsv.gz", "wt") as fh:
+            fh.write(head + "\n" + rest)
+        sel = pd.read_csv(spec["spots"], sep="\t")
+        sel[["x", "y", "pixel_x", "pixel_y"]].to_csv(d / f"{stem}.spots.txt", sep="\t",
+                                                     index=False)
+        shutil.copy(spec["image"], d / f"{stem}.jpg")
+        pd.DataFrame({"id": range(len(sel)), "x": sel["x"], "y": sel["y"], "n": 0,
+                      "label": ["tumor" if i % 2 else "non" for i in range(len(sel))]}
+                     ).to_csv(d / f"{stem}_Coords.tsv", sep="\t", index=False)
+    names = tmp_path / "names.tsv"
+    pd.DataFrame({"gene_id": [v.split(".")[0] for v in ids.values()],
+                  "gene_name": list(ids)}).to_csv(names, sep="\t", index=False)
+
+    cohort = read_cohort([root])
+    assert cohort.var_names[0].startswith("ENSG")
+    assert set(cohort.obs["subtype"]) == {"Luminal_A"} and set(cohort.obs["patient_id"]) == {
+        "BC23903"}
+    assert cohort.obs["tumor"].isin([0.0, 1.0]).all() and cohort.obs["tumor"].mean() > 0.3
+    data = load_spot_data(STConfig.resolve(data=[str(root)], gene_names=str(names),
+                                           min_counts=0, patch_px=16))
+    assert {"SIG0", "SIG1"} <= set(data.adata.var_names)

@@ -128,6 +128,9 @@ class STConfig(ConfigBase):
                      "luminosity, or a chain such as luminosity+vahadane (BrST-Net's, seed "
                      "003, Stain normalization)", metavar="METHOD")
     stain_target: str | None = opt(None, "reference image for --stain", metavar="IMAGE")
+    gene_names: str | None = opt(None, "GTF or id,symbol table naming genes the sections give "
+                                 "by Ensembl id (the ST-Net / BrST-Net breast data, seed "
+                                 "003)", metavar="FILE")
     join: str = opt("inner", "genes of sections that differ: inner (those in every section) "
                     "or outer (all; absent counts are 0)", choices=("inner", "outer"))
     refit: bool = opt(True, "skip the final model (st predict needs it)", flags=("--no-refit",),

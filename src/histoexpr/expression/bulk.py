@@ -20,8 +20,6 @@ duplicate sample ids raise :class:`~histoexpr.errors.InputError` naming the file
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -32,6 +30,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..registry import Registry
+from .genenames import ENSEMBL_RE, open_text, read_gene_names, strip_ensembl_version
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +61,6 @@ FPKM_UQ_GLOB = "*.FPKM-UQ.txt*"
 #: bulk readers by format name, used by :func:`read_expression`
 BULK_READERS: Registry = Registry("bulk expression format")
 
-_ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*[GTP]\d+)\.\d+(.*)$")
 _TCGA_RE = re.compile(r"^TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}", re.IGNORECASE)
 _GENE_HEADERS = {"hugo_symbol", "gene", "genes", "gene_name", "gene_id", "gene_symbol",
                  "symbol", "name", "ensembl_gene_id"}
@@ -71,19 +69,6 @@ _STEM_SUFFIXES = (".rna_seq.augmented_star_gene_counts", ".FPKM-UQ", ".FPKM", ".
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def strip_ensembl_version(ids: Iterable[str]) -> list[str]:
-    """Ensembl ids without their ``.version``; a suffix after it (``_PAR_Y``) is kept.
-
-    Non-Ensembl names pass through unchanged.
-
-    Examples
-    --------
-    >>> strip_ensembl_version(["ENSG00000000003.15", "ENSG00000002586.20_PAR_Y", "TP53"])
-    ['ENSG00000000003', 'ENSG00000002586_PAR_Y', 'TP53']
-    """
-    return [_ENSEMBL_RE.sub(r"\1\2", str(i)) for i in ids]
 
 
 def log_transform(df: pd.DataFrame, *, log: str = "log1p") -> pd.DataFrame:
@@ -109,18 +94,10 @@ def log_transform(df: pd.DataFrame, *, log: str = "log1p") -> pd.DataFrame:
     return pd.DataFrame(values, index=df.index.copy(), columns=df.columns.copy())
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; check the path")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def _head(path: Path, n: int = 3) -> list[str]:
     """The first ``n`` non-empty lines (``\\n`` stripped)."""
     out: list[str] = []
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for line in fh:
             if line.strip():
                 out.append(line.rstrip("\r\n"))
@@ -321,7 +298,7 @@ def read_gdc_star_counts(
     series: list[pd.Series] = []
     gene_ids: dict[str, str] = {}
     for p in paths:
-        with _open_text(p) as fh:
+        with open_text(p) as fh:
             tab = pd.read_csv(fh, sep="\t", comment=None, dtype={"gene_id": str, "gene_name": str},
                               skiprows=sum(1 for ln in _head(p, 5) if ln.startswith("#")))
         missing = [c for c in ("gene_id", "gene_name", value) if c not in tab.columns]
@@ -345,26 +322,6 @@ def read_gdc_star_counts(
     if gene_ids:
         df.attrs["gene_ids"] = gene_ids
     return df
-
-
-def _read_gtf_names(gtf: Path) -> dict[str, str]:
-    """Ensembl gene id (no version) → ``gene_name`` from the ``gene`` lines of a GTF."""
-    id_re, name_re = re.compile(r'gene_id "([^"]+)"'), re.compile(r'gene_name "([^"]+)"')
-    out: dict[str, str] = {}
-    with _open_text(gtf) as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 9 or f[2] != "gene":
-                continue
-            gid, gname = id_re.search(f[8]), name_re.search(f[8])
-            if gid and gname:
-                out[strip_ensembl_version([gid.group(1)])[0]] = gname.group(1)
-    if not out:
-        raise InputError(f"{gtf}: no 'gene' lines with gene_id and gene_name attributes; is "
-                         "this a GENCODE/Ensembl GTF?")
-    return out
 
 
 @BULK_READERS.register("fpkm_uq")
@@ -391,10 +348,10 @@ def read_gdc_fpkm_uq(
     """
     paths = _as_paths(paths)
     ids = _sample_ids(paths, sample_ids)
-    names = _read_gtf_names(Path(gtf)) if gtf is not None else None
+    names = read_gene_names(Path(gtf)) if gtf is not None else None
     series = []
     for p in paths:
-        with _open_text(p) as fh:
+        with open_text(p) as fh:
             tab = pd.read_csv(fh, sep="\t", header=None, dtype={0: str})
         if tab.shape[1] != 2:
             raise InputError(f"{p}: {tab.shape[1]} columns; a FPKM-UQ file has two (Ensembl "
@@ -428,7 +385,7 @@ def read_cbioportal_rsem(path: str | Path, *, allow_nan: bool = False) -> pd.Dat
     (1, 1)
     """
     path = Path(path)
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         tab = pd.read_csv(fh, sep="\t", comment="#", dtype={"Hugo_Symbol": str})
     if "Hugo_Symbol" not in tab.columns:
         raise InputError(f"{path}: no Hugo_Symbol column; is this a cBioPortal expression file?")
@@ -466,7 +423,7 @@ def read_gct(path: str | Path, *, symbols: bool = True, allow_nan: bool = False)
     head = _head(path, 2)
     if not head or not head[0].startswith("#1."):
         raise InputError(f"{path}: no '#1.2' first line; is this a GCT file?")
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         tab = pd.read_csv(fh, sep="\t", skiprows=2, dtype={"Name": str, "Description": str})
     if list(tab.columns[:2]) != ["Name", "Description"]:
         raise InputError(f"{path}: the header should start 'Name<TAB>Description', got "
@@ -496,7 +453,7 @@ def _looks_genes_by_samples(tab: pd.DataFrame) -> bool:
     def frac(xs: list[str], rx: re.Pattern) -> float:
         return float(np.mean([bool(rx.match(x)) for x in xs])) if xs else 0.0
 
-    if frac(index, _TCGA_RE) > 0.5 or frac(cols, _ENSEMBL_RE) > 0.5:
+    if frac(index, _TCGA_RE) > 0.5 or frac(cols, ENSEMBL_RE) > 0.5:
         return False
     ens = re.compile(r"^ENS[A-Z]*G\d+")
     return frac(cols, _TCGA_RE) > 0.5 or frac(index, ens) > 0.5
@@ -541,11 +498,11 @@ def read_expression_table(
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     seps = [",", "\t"] if name.endswith(".csv") else ["\t", ","]
     for sep in seps:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             tab = pd.read_csv(fh, sep=sep, comment=None, index_col=False)
         if tab.shape[1] > 1:
             break
-    with _open_text(path) as fh:  # pandas renames a repeated header "A" to "A.1": undo it,
+    with open_text(path) as fh:  # pandas renames a repeated header "A" to "A.1": undo it,
         header = next(csv.reader(fh, delimiter=sep), [])  # so duplicates are seen below
     if len(header) == tab.shape[1]:
         tab.columns = [h.strip() for h in header]

@@ -8,6 +8,8 @@
   :func:`~histoexpr.expression.read_visium`;
 - an ``.h5ad`` file (HEST layout or one this package wrote) →
   :func:`~histoexpr.expression.read_h5ad`;
+- the ST-Net / BrST-Net breast layout (``<subtype>/<patient>/<patient>_<section>.tsv.gz``
+  with ``.spots.txt`` and the image) → :func:`~histoexpr.expression.stnet.read_stnet`;
 - a ``.json`` file holding a list of section specs → :func:`read_sections`
   (the general form: any reader, explicit images, patients and mpp).
 
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from . import h5ad, st, visium  # noqa: F401  (each registers its reader in SPATIAL_READERS)
+from . import h5ad, st, stnet, visium  # noqa: F401  (each registers its reader)
 from .section import SPATIAL_READERS, concat_sections, prefix_ids, section_name
 
 if TYPE_CHECKING:
@@ -106,9 +108,13 @@ def section_specs(path: str | Path) -> list[dict]:
         h5ads = sorted(p.glob("*.h5ad"))
         if h5ads:
             return [{"platform": "h5ad", "path": str(h)} for h in h5ads]
+        specs = stnet.stnet_sections(p)
+        if specs:
+            return specs
     raise InputError(
         f"{p}: not a spatial dataset I recognise; give a her2st-style folder (counts/, spots/, "
-        "images/), a Space Ranger outs folder, .h5ad files, or a JSON list of section specs"
+        "images/), a Space Ranger outs folder, .h5ad files, the ST-Net layout "
+        "(<subtype>/<patient>/<patient>_<section>.tsv.gz), or a JSON list of section specs"
     )
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from .bulk import _ENSEMBL_RE, BULK_READERS, FPKM_UQ_GLOB, STAR_GLOB, _head
+from .bulk import BULK_READERS, FPKM_UQ_GLOB, STAR_GLOB, _head
+from .genenames import ENSEMBL_RE
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def sniff_format(path: str | Path) -> str:
         return "cbioportal"
     if "gene_id" in fields and "gene_name" in fields and "unstranded" in fields:
         return "star"
-    if len(fields) == 2 and _ENSEMBL_RE.match(fields[0]):
+    if len(fields) == 2 and ENSEMBL_RE.match(fields[0]):
         return "fpkm_uq"
     return "table"
 

@@ -143,6 +143,10 @@ def load_spot_data(cfg: STConfig, adata: AnnData | None = None) -> SpotData:
         raise InputError("no data given; pass --data with one or more section folders/files")
     else:
         adata = read_cohort(cfg.data, join=cfg.join)
+    if cfg.gene_names:
+        from ..expression.genenames import read_gene_names, rename_genes
+
+        adata = rename_genes(adata, read_gene_names(cfg.gene_names), source=cfg.gene_names)
     removed: dict[str, str] = dict(adata.uns.pop(K.UNS_REMOVED_GENES, {}) or {})
     never = np.asarray(adata.layers[K.LAYER_COUNTS].sum(axis=0)).ravel() == 0
     removed.update({str(g): "no counts in any spot of the sections"
