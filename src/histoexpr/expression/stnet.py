@@ -69,7 +69,8 @@ def _tumour_labels(path: Path, spot_ids: pd.Index) -> np.ndarray:
     if tab.shape[1] < 5:
         raise InputError(f"{path}: expected the tumour coordinates table (x, y in columns 2 "
                          f"and 3, the label in column 5), got {tab.shape[1]} columns")
-    keys = [f"{int(round(a))}x{int(round(b))}" for a, b in zip(tab.iloc[:, 1], tab.iloc[:, 2])]
+    xs, ys = (np.rint(tab.iloc[:, i].astype(float)).astype(int) for i in (1, 2))
+    keys = [f"{a}x{b}" for a, b in zip(xs, ys)]
     lab = pd.Series((tab.iloc[:, 4].astype(str).str.lower() == "tumor").astype(float).values,
                     index=keys)
     lab = lab[~lab.index.duplicated()]
