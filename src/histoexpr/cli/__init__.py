@@ -27,6 +27,7 @@ COMMANDS = {
     "finetune": "finetune",
     "report": "report",
     "predict-slide": "predict_slide",
+    "tma": "tma",
     "reproduce": "reproduce",
     "demo": "demo",
 }

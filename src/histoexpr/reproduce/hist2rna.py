@@ -9,9 +9,11 @@ comes from; :func:`reproduce_hist2rna` runs it: the bulk fit on the 335 / 160
 subtype classifier on the predicted PAM50 genes (accuracy, F1, AUROC per subtype) and, with
 a clinical table, the survival analysis of the predicted luminal subtypes (Tables 1-2).
 
-Not done here: the external TMA cohort (de-arraying a TMA slide into cores) and the
-comparison of the five backbones (run ``histoexpr embed`` with each encoder card and this
-command once per feature folder).
+The external TMA cohort: ``histoexpr tma dearray`` finds and names the cores of each TMA
+slide, ``histoexpr tma predict STUDY/run --features TMA.h5 --cores cores.csv --core-map
+map.csv`` predicts per core and per patient with this study's model. The five backbones:
+embed the slides with each of :data:`BACKBONES` and run this command once per feature
+folder.
 """
 
 from __future__ import annotations
