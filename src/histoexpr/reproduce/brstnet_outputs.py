@@ -131,7 +131,7 @@ def _fig2(pcc: dict[str, pd.Series], path: Path) -> Path:
     from ..plot.spatial import save_figure
 
     counts = pd.DataFrame({_label(n): pcc_bins(v) for n, v in pcc.items()}).T
-    fig = new_figure((max(5.0, 1.0 + 0.8 * len(counts)), 4.0))
+    fig = new_figure((max(5.0, 1.0 + 0.8 * len(counts)), 4.0), layout="constrained")
     ax = fig.subplots()
     bottom = np.zeros(len(counts))
     colours = ["#1a9641", "#a6d96a", "#ffffbf", "#fdae61", "#d7191c"]
@@ -151,7 +151,7 @@ def _fig3(pcc: pd.Series, label: str, path: Path) -> Path:
     from ..plot.figures import new_figure
     from ..plot.spatial import save_figure
 
-    fig = new_figure((5.0, 3.5))
+    fig = new_figure((5.0, 3.5), layout="constrained")
     ax = fig.subplots()
     pos = pcc[pcc > 0]
     ax.hist(pos, bins=np.linspace(0, max(0.1, float(pos.max()) if len(pos) else 1.0), 21),
@@ -175,7 +175,7 @@ def _fig4(run: RunFolder, gene: str, r: float, path: Path) -> Path | None:
     spots = pd.read_csv(run.spots, index_col=0).loc[res["spots"]]
     info = run.read_json(run.data_json)["sections"]
     names = sorted(spots[K.SLIDE_ID].astype(str).unique())
-    fig = new_figure((13.0, 3.4 * len(names)))
+    fig = new_figure((13.0, 3.4 * len(names)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(names), 4))
     for row, s in zip(axes, names):
         m = (spots[K.SLIDE_ID].astype(str) == s).to_numpy()

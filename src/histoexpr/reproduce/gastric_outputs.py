@@ -83,7 +83,7 @@ def _fig7(run: Path, path: Path) -> Path:
     test_slides = set(pred[(pred["role"] == "test") & (pred["kind"] == "model")]["slide"])
     model = pred[(pred["kind"] == "model") & (pred["role"] == "test")].set_index("slide")
     true = pred[pred["kind"] == "measured"].set_index("slide").loc[sorted(test_slides)]
-    fig = new_figure((2.6 * len(genes), 3.4))
+    fig = new_figure((2.6 * len(genes), 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(genes)))
     for ax, g in zip(axes, genes):
         parts = ax.violinplot([true[g].to_numpy(float), model.loc[sorted(test_slides), g]

@@ -66,7 +66,7 @@ def _fig4(studies: dict[str, Any], path: Path) -> tuple[Path | None, pd.DataFram
     total = wide.loc["all"] if "all" in wide.index else None
     wide = wide.drop(index="all", errors="ignore")
     wide = wide.loc[wide.max(axis=1).sort_values(ascending=False).index[:TOP_FACTORS]]
-    fig = new_figure((7.0, 3.8))
+    fig = new_figure((7.0, 3.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(wide))
     for i, (col, colour) in enumerate(zip(("features", "expression"), ("#2b83ba", "#d7191c"))):
@@ -87,7 +87,7 @@ def _scatter(tab: pd.DataFrame, path: Path) -> Path:
     from ..plot.figures import new_figure
     from ..plot.spatial import save_figure
 
-    fig = new_figure((4.6, 4.0))
+    fig = new_figure((4.6, 4.0), layout="constrained")
     ax = fig.subplots()
     for (name, pool), r in tab.iterrows():
         ax.scatter(r["total"], r["technical"], s=30)

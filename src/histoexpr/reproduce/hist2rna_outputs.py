@@ -87,7 +87,7 @@ def _fig3(metrics: pd.DataFrame, patients: pd.DataFrame, path: Path) -> Path:
     from ..plot.spatial import save_figure
 
     entries = list(dict.fromkeys(metrics["entry"]))
-    fig = new_figure((11.0, 3.6))
+    fig = new_figure((11.0, 3.6), layout="constrained")
     axes = fig.subplots(1, 4)
     panels = [
         ("Spearman r across patients", [patients.loc[patients["entry"] == e, "spearman_r"]
@@ -122,7 +122,7 @@ def _fig5(metrics: pd.DataFrame, entry: str, path: Path) -> tuple[Path, str]:
     if shown.empty:
         shown, note = r2.head(20), f"no gene reached R² {R2_MIN}: the 20 best"
     pam50 = _pam50()
-    fig = new_figure((max(5.0, 0.3 * len(shown) + 1.5), 3.8))
+    fig = new_figure((max(5.0, 0.3 * len(shown) + 1.5), 3.8), layout="constrained")
     ax = fig.subplots()
     ax.bar(shown.index, shown.to_numpy(), color=["#d7191c" if g in pam50 else "#7f7f7f"
                                                  for g in shown.index])
