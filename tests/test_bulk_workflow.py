@@ -256,3 +256,28 @@ def test_subtype_stratified_train_test_split(syn, tmp_path):
     assert len(rec["test_patients"]) == round(len(pts) / 3)
     with pytest.raises(InputError, match="validation may be 0"):
         BulkConfig.resolve(features="f", expression="e", split_fractions=[0.5, 0.5, 0])
+
+
+def test_split_protocol_stops_early_on_the_validation_patients(syn, tmp_path):
+    """Seed 000: the 20 % validation set stops the torch models early (all training bags
+    trained on); a model without the tag keeps its own inner split."""
+    from histoexpr.models import HE2RNA, tags_of
+
+    assert tags_of(HE2RNA).validation
+    cfg = _cfg(syn, protocol="split", model="he2rna", baselines=[],
+               model_params={"max_epochs": 3})
+    run = fit_run(cfg, tmp_path / "run", evaluate=False)
+    import joblib
+
+    model = joblib.load(run.final_model)
+    n_train = len(json.loads(run.splits.read_text())["train_patients"])
+    assert len(model.history_) >= 1 and model.n_epochs_ <= 3
+    # direct: the eval_set bags are not trained on, and their loss is the validation loss
+    from histoexpr.features.bags import load_bags
+
+    bags = load_bags(syn.features_dir).bags[:12]
+    y = np.random.default_rng(0).normal(size=(12, 2))
+    m = HE2RNA(max_epochs=2, random_state=0, device="cpu").fit(bags[:8], y[:8],
+                                                                 eval_set=(bags[8:], y[8:]))
+    assert len(m.history_) == 2 and np.isfinite(m.history_[-1]["val_loss"])
+    assert n_train > 0

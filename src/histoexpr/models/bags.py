@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..features.bags import POOLINGS, Bag, as_bags, pool
-from ..training import seed_everything
+from ..training import seed_everything, standardise
 from .tags import ModelTags, fit_model, tags_of
 from .torch_base import TorchEstimator
 
@@ -167,7 +167,7 @@ class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
     ``history_``, ``n_epochs_``, ``best_epoch_``, ``n_features_in_``, ``n_outputs_``.
     """
 
-    model_tags = ModelTags(input="bags", torch=True, groups=True)
+    model_tags = ModelTags(input="bags", torch=True, groups=True, validation=True)
 
     # -- hooks ----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -196,19 +196,26 @@ class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
     def _scaled(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [((x - self.x_mean_) / self.x_scale_).astype(np.float32) for x in inputs]
 
-    def fit(self, X, y, groups=None):
-        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients."""
+    def fit(self, X, y, groups=None, eval_set=None):
+        """Fit on bags ``X`` and targets ``y`` ``(n_bags, n_genes)``; ``groups`` = patients.
+        ``eval_set=(X_val, y_val)``: stop early on these bags (all of ``X`` is trained on)
+        instead of an inner split of ``X``."""
         import torch
         from torch.utils.data import DataLoader
 
         self._check_params()
         bags = as_bags(X)
         y2 = check_targets(y, len(bags))
-        if len(bags) < 3:
+        if len(bags) < (2 if eval_set is not None else 3):
             raise InputError(f"{type(self).__name__} needs at least 3 training bags (2 to "
                              f"train, 1 to stop early), got {len(bags)}")
         seed_everything(self.random_state)
         inputs = self._inputs(bags)
+        n_train = len(bags)
+        if eval_set is not None:
+            val_bags = as_bags(eval_set[0])
+            yv = check_targets(eval_set[1], len(val_bags))
+            inputs_val = self._inputs(val_bags)
         allx = np.concatenate(inputs).astype(np.float64)
         self.x_mean_ = allx.mean(axis=0).astype(np.float32)
         sd = allx.std(axis=0)
@@ -217,6 +224,10 @@ class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
         ys = self._scale_targets(y2)
         xs = self._scaled(inputs)
         tr, va, device = self._start_fit(len(bags), groups)
+        if eval_set is not None:  # the given validation bags, after the training ones
+            xs = xs + self._scaled(inputs_val)
+            ys = np.concatenate([ys, standardise(yv, self.y_mean_, self.y_scale_)])
+            tr, va = np.arange(n_train), np.arange(n_train, len(xs))
         net = self._build(xs[0].shape[1], y2.shape[1]).to(device)
         bs = int(self.batch_size)
         cap = None if self.max_tiles is None else int(self.max_tiles)

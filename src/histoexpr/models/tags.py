@@ -31,12 +31,17 @@ class ModelTags:
         ``fit(X, y, groups=...)`` uses the sample groups (patients) for an inner split.
     aux_targets
         ``fit(X, y, y_aux=...)`` takes auxiliary targets (the rest of the genes, seed 003).
+    validation
+        ``fit(X, y, eval_set=(X_val, y_val))`` stops early on a given validation set (the
+        validation patients of a train / validation / test split, seed 000) instead of an
+        inner split of the training rows.
     """
 
     input: str = "features"
     torch: bool = False
     groups: bool = False
     aux_targets: bool = False
+    validation: bool = False
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
@@ -61,7 +66,8 @@ def tags_of(model: Any) -> ModelTags:
     return tags
 
 
-def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None) -> Any:
+def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None,
+              eval_set: Any = None) -> Any:
     """``est.fit`` with the optional arguments its tags ask for; returns the fitted model."""
     tags = tags_of(est)
     kw: dict[str, Any] = {}
@@ -69,4 +75,6 @@ def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None
         kw["groups"] = groups
     if tags.aux_targets and y_aux is not None:
         kw["y_aux"] = y_aux
+    if tags.validation and eval_set is not None:
+        kw["eval_set"] = eval_set
     return est.fit(X, y, **kw)

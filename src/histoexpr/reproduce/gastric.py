@@ -23,7 +23,7 @@ from typing import Any
 
 from ..atomic import write_json
 from ..config import BulkConfig
-from .preset import Departure, Headline, PaperValue, Preset
+from .preset import Headline, PaperValue, Preset
 
 __all__ = ["GASTRIC", "VARIANTS", "reproduce_gastric"]
 
@@ -38,14 +38,10 @@ GASTRIC = Preset(
         PaperValue("genes", "gastric4", "4 Methods: CDX1, GZMB, SFRP4, WARS"),
         PaperValue("transform", "log1p", "4.2.1: log(1 + x) of FPKM-UQ"),
         PaperValue("protocol", "split", "4.2.1: training 60 %, validation 20 %, test 20 %"),
-        PaperValue("split_fractions", (0.6, 0.2, 0.2), "4.2.1"),
+        PaperValue("split_fractions", (0.6, 0.2, 0.2), "4.2.1: the validation patients stop "
+                   "the training early"),
         PaperValue("select", "top", "4.1: 10 patches of highest tumour probability"),
         PaperValue("n_tiles", 10, "4.1 and Table 1: N = 10 patches"),
-    ],
-    departures=[
-        Departure("model_params.val_fraction", "the 20 % validation set", 0.1,
-                  "early stopping on 10 % of the training patients; the 20 % validation set "
-                  "is scored beside the test set"),
     ],
     headlines=[
         Headline("Pearson r, M4 + multi-task, N = 10 (test)", 0.3122, "Table 1",

@@ -151,7 +151,7 @@ def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
               adapter: FoldAdapter) -> None:
     """Fit, predict and save every entry on every unit (see the module docstring)."""
     from ..cost import CostMeter
-    from ..models import fit_model
+    from ..models import fit_model, tags_of
 
     for unit in units:
         targets = None
@@ -168,9 +168,17 @@ def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
             if targets is None:
                 targets = adapter.targets(unit)
             est = adapter.estimator(e, unit)
+            # a validation set of the protocol (train / validation / test) stops early
+            # the models that take one (seed 000); the others ignore it
+            is_val = np.asarray(unit.roles) == "val"
+            eval_set = None
+            if is_val.any() and tags_of(est).validation:
+                eval_set = (adapter.inputs(e, est, unit.rows[is_val]),
+                            np.asarray(targets.y_rows)[is_val])
             with CostMeter(device=adapter.device) as meter:
                 fit_model(est, adapter.inputs(e, est, unit.train), targets.y_train,
-                          groups=adapter.groups[unit.train], y_aux=targets.y_aux)
+                          groups=adapter.groups[unit.train], y_aux=targets.y_aux,
+                          eval_set=eval_set)
                 pred = np.zeros((0, len(targets.genes)), np.float32)
                 if len(unit.rows):
                     pred = np.asarray(est.predict(adapter.inputs(e, est, unit.rows)),
