@@ -135,7 +135,7 @@ def benefit_interaction(data: pd.DataFrame, *, time: str, event: str, treatment:
     >>> bool(tab.loc["interaction", "hr"] < 0.6), bool(tab.loc["interaction", "p"] < 0.01)
     (True, True)
     """
-    from lifelines import CoxPHFitter
+    from .survival import fit_cox
 
     need = [c for c in (time, event, treatment, group) if c not in data]
     if need:
@@ -153,10 +153,10 @@ def benefit_interaction(data: pd.DataFrame, *, time: str, event: str, treatment:
     if df["event"].sum() < 4:
         raise InputError(f"interaction test: {int(df['event'].sum())} events; too few for a "
                          "Cox model of 3 terms")
-    cph = CoxPHFitter(penalizer=penalizer).fit(df, "time", "event")
+    cph, note = fit_cox(df, "time", "event", penalizer, "treatment x predicted group")
     s = cph.summary
     out = pd.DataFrame({"hr": s["exp(coef)"], "hr_low": s["exp(coef) lower 95%"],
                         "hr_high": s["exp(coef) upper 95%"], "p": s["p"]})
     out.index = pd.Index(["treatment", "group", "interaction"], name="term")
-    out["n"], out["events"] = len(df), int(df["event"].sum())
+    out["n"], out["events"], out["note"] = len(df), int(df["event"].sum()), note
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .survival import _fit_cox
+from .survival import fit_cox
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def cv_cox_score(expr: pd.DataFrame, surv: pd.DataFrame, *, genes: Sequence[str]
     cv = (StratifiedKFold if strat else KFold)(folds, shuffle=True, random_state=random_state)
     for i, (tr, te) in enumerate(cv.split(x, y[event])):
         mu, sd = x.iloc[tr].mean(), x.iloc[tr].std(ddof=1).replace(0, 1.0)
-        cph, _ = _fit_cox(pd.concat([(x.iloc[tr] - mu) / sd, y.iloc[tr]], axis=1), duration,
+        cph, _ = fit_cox(pd.concat([(x.iloc[tr] - mu) / sd, y.iloc[tr]], axis=1), duration,
                           event, penalizer, f"the score (fold {i + 1})")
         score.iloc[te] = cph.predict_log_partial_hazard((x.iloc[te] - mu) / sd).to_numpy()
     score.attrs = {"folds": folds, "penalizer": penalizer, "genes": genes,

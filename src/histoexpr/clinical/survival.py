@@ -48,6 +48,7 @@ __all__ = [
     "KMResult",
     "cox_multivariate",
     "cox_univariate",
+    "fit_cox",
     "kaplan_meier",
     "risk_groups",
     "survival_frame",
@@ -221,7 +222,9 @@ def _no_event_levels(data: pd.DataFrame, terms: list[_Term], event: str) -> list
     return list(dict.fromkeys(out))
 
 
-def _fit_cox(df: pd.DataFrame, duration: str, event: str, penalizer: float, what: str):
+def fit_cox(df: pd.DataFrame, duration: str, event: str, penalizer: float, what: str):
+    """A lifelines Cox fit of every column of ``df``; convergence warnings are logged and
+    returned as a note, a failed fit is one :class:`InputError` naming ``what``."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
     from scipy.linalg import LinAlgWarning
@@ -291,7 +294,7 @@ def cox_univariate(data: pd.DataFrame, variables: Sequence[str], *, duration: st
             rows += [{"variable": tm.variable, "term": tm.term, "comparison": tm.comparison,
                       "n": n, "events": ev, "note": note} for tm in terms]
             continue
-        cph, note = _fit_cox(pd.concat([d[[duration, event]], x], axis=1), duration, event,
+        cph, note = fit_cox(pd.concat([d[[duration, event]], x], axis=1), duration, event,
                              penalizer, repr(v))
         rows += _rows(cph, terms, n=n, events=ev, concordance=float(cph.concordance_index_),
                       note=note)
@@ -338,7 +341,7 @@ def cox_multivariate(data: pd.DataFrame, variables: Sequence[str], *, duration: 
         raise InputError(f"multivariate Cox: no events in {', '.join(empty)}, so its hazard "
                          "ratio cannot be estimated; merge the level with another or leave "
                          "the variable out")
-    cph, note = _fit_cox(pd.concat([d[[duration, event]], x], axis=1), duration, event,
+    cph, note = fit_cox(pd.concat([d[[duration, event]], x], axis=1), duration, event,
                          penalizer, "/".join(variables))
     lr_p = float(cph.log_likelihood_ratio_test().p_value)
     out = pd.DataFrame(_rows(cph, terms, n=n, events=ev,
