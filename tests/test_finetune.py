@@ -257,3 +257,20 @@ def test_bad_inputs_say_what_is_wrong(capsys, data, tmp_path):
     paths, labels = read_labelled_patches(csv)
     assert paths[0] == tmp_path / "pf/red/p0.png" and paths[0].is_file()
     assert labels == ["red", "blue"]
+
+
+def test_dense_layer_becomes_the_tuned_encoders_features(tmp_path):
+    """Seed 002: a Dense layer before the softmax, its output the features."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 60, (24, 16, 16, 3), dtype=np.uint8)
+    x[12:, ..., 0] += 150
+    res = finetune_encoder(x, ["pale"] * 12 + ["red"] * 12, encoder="toy",
+                           out=tmp_path / "dense", head_epochs=1, full_epochs=1,
+                           head_lr=0.05, full_lr=0.05, batch_size=8, dense=12)
+    assert res.card.embed_dim == 12 and "dense 12" in res.card.weights
+    enc = build_encoder(str(tmp_path / "dense"))
+    feats = enc(x[:4])
+    assert feats.shape == (4, 12) and (feats >= 0).all()   # the dense layer's ReLU output
+    with pytest.raises(InputError, match="dense must be a positive width"):
+        finetune_encoder(x, ["pale"] * 12 + ["red"] * 12, encoder="toy",
+                         out=tmp_path / "bad", dense=0)

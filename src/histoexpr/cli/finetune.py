@@ -4,6 +4,7 @@
                        [--head-epochs 10] [--full-epochs 30] [--head-lr 1e-4] [--full-lr 1e-4]
                        [--momentum 0.9] [--batch-size 32] [--val-fraction 0.2] [--seed 0]
                        [--device cpu|cuda] [--random-init] [--no-augment] [--overwrite]
+                       [--dense 1024]
 
 Patches: a folder ``DIR/<label>/*.png|jpg|tif`` (one sub-folder per class, e.g. tissue type)
 or a CSV with columns ``path,label`` (relative paths from the CSV's folder). A new linear head
@@ -39,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full-epochs", type=int, default=30, help="step 2, all layers (default 30)")
     p.add_argument("--head-lr", type=float, default=1e-4, help="SGD learning rate of step 1")
     p.add_argument("--full-lr", type=float, default=1e-4, help="SGD learning rate of step 2")
+    p.add_argument("--dense", type=int, default=None, metavar="WIDTH",
+                   help="a dense layer of this width (+ ReLU) before the classifier, whose "
+                   "output become the features: seed 002's Dense(1024) (default: none)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, device=args.device,
         seed=args.seed, pretrained=not random_init, weights=args.weights,
         augment=args.augment,
-        num_workers=args.num_workers, overwrite=args.overwrite,
+        num_workers=args.num_workers, overwrite=args.overwrite, dense=args.dense,
     )
     if args.quiet:
         return 0

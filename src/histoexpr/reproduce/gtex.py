@@ -13,8 +13,9 @@ ranked enrichment.
 Upstream, as the paper did it: ``histoexpr tile`` with the Gaussian-blur + Otsu tissue mask
 at each patch size (128 ... 4096 px, resized to 299) and ``histoexpr embed --encoder
 inception_v3`` (raw ImageNet weights; the fine-tuned tissue classifier's Dense(1024) layer
-through ``histoexpr finetune``). Not reproduced: Q5 (genotypes) and Q6 (causal direction),
-which need data and methods beyond the paper's own results.
+through ``histoexpr finetune --dense 1024``, then ``histoexpr embed --encoder`` the tuned
+folder). Not reproduced: Q5 (genotypes) and Q6 (causal direction), which need data and
+methods beyond the paper's own results.
 """
 
 from __future__ import annotations

@@ -109,7 +109,12 @@ def _build_network(card: EncoderCard, *, pretrained: bool,
     if card.builder == "toy":
         return _toy_network(), res
     if card.builder == "tuned":  # the base architecture + fine-tuned weights (see .tuned)
-        net, _ = build_network(get_card(card.model_id), pretrained=False)
+        base = get_card(card.model_id)
+        net, _ = build_network(base, pretrained=False)
+        if card.embed_dim != base.embed_dim:  # a tuned dense layer on top (seed 002)
+            from .tuning import ProjectedEncoder
+
+            net = ProjectedEncoder(net, base.embed_dim, card.embed_dim)
         if pretrained:
             _load_into(net, load_state_dict(res.path), card, res.path)
         return net, res

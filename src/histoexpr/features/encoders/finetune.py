@@ -14,8 +14,9 @@ with the raw network's. Its recipe gives the defaults here:
   to 299 px) and normalised with the card's mean/std (:func:`.build.preprocess_tiles`).
 
 Seed 002 puts a Dense layer between the pooling and the softmax and takes its 1024-d output
-as features. Here the head is one linear layer and the tuned encoder is the backbone alone,
-so tuned features have the base's size and compare one-to-one with the raw ones.
+as features: ``dense=1024`` does that (the tuned encoder is the backbone plus that layer and
+its ReLU). By default the head is one linear layer and the tuned encoder is the backbone
+alone, so tuned features have the base's size and compare one-to-one with the raw ones.
 
 Not in the seed: a seeded, stratified validation split (scikit-learn), random flips and 90°
 rotations of the training patches (``augment``), and the weights of each step's best
@@ -345,6 +346,7 @@ def finetune_encoder(
     augment: bool = True,
     num_workers: int = 0,
     overwrite: bool = False,
+    dense: int | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``encoder`` to classify ``patches`` by ``labels`` in two steps (seed 002).
 
@@ -384,6 +386,11 @@ def finetune_encoder(
         DataLoader processes that read and preprocess patches.
     overwrite
         Start afresh in a folder holding a fine-tune with another configuration.
+    dense
+        Seed 002's Dense layer: a fully connected layer of this width (+ ReLU) between the
+        pooled features and the classifier, tuned with it; the tuned encoder's features are
+        its output (``1024`` in the paper). ``None``: one linear head, the backbone's
+        features.
 
     Returns
     -------
@@ -446,7 +453,8 @@ def finetune_encoder(
         "weight_decay": float(weight_decay), "val_fraction": float(val_fraction),
         "seed": int(seed), "pretrained": bool(pretrained), "augment": bool(augment),
         "base_weights_path": None if weights is None else str(weights),
-        "optimizer": "SGD", "loss": "cross-entropy", "head": "linear",
+        "optimizer": "SGD", "loss": "cross-entropy",
+        "head": f"dense {int(dense)} + linear" if dense else "linear",
         "device": str(device), "num_workers": int(num_workers), "patches": source,
         "data": {"n_patches": len(y), "classes": classes,
                  "fingerprint": _fingerprint(items, str_labels)},
@@ -457,7 +465,10 @@ def finetune_encoder(
     backbone, res = build_network(base, pretrained=pretrained, weights=weights)
     _check_folder(out, config, overwrite=overwrite)
     meta = {key: v for key, v in config.items() if key not in _FREE}
-    model = FinetuneNet(backbone, base.embed_dim, (), 0.0, k).to(dev)
+    if dense is not None and int(dense) < 1:
+        raise InputError(f"dense must be a positive width, got {dense}")
+    model = FinetuneNet(backbone, base.embed_dim, (int(dense),) if dense else (), 0.0,
+                        k).to(dev)
     data = _Patches(items, y, base)
     common = {"num_workers": int(num_workers), "pin_memory": dev.type == "cuda"}
     train = DataLoader(torch.utils.data.Subset(data, tr.tolist()), batch_size=bs, shuffle=True,
@@ -517,7 +528,8 @@ def finetune_encoder(
         "confusion_matrix": {"labels": classes,
                              "matrix": confusion_matrix(yv, pred, labels=range(k)).tolist()},
     }
-    card = tuned_card(base, name=name, n_patches=len(y), n_classes=k)
+    card = tuned_card(base, name=name, n_patches=len(y), n_classes=k,
+                      dense=int(dense) if dense else None)
     _write_outputs(out, model, card, base, classes, y, tr, va, items, history, config,
                    metrics, res.source, __version__)
     logger.info("%s: validation accuracy %.3f (chance %.3f) -> %s", card.name,
@@ -536,7 +548,12 @@ def _base_cards(base: Any) -> list[dict]:
 
 def _write_outputs(out, model, card, base, classes, y, tr, va, items, history, config,
                    metrics, weights_source, version) -> None:
-    save_tuned_weights(out, model.backbone.state_dict(), card)
+    state = model.backbone.state_dict()
+    if card.embed_dim != base.embed_dim:  # the dense layer is part of the tuned encoder
+        dense = model.head[0]
+        state = {**{f"backbone.{k}": v for k, v in state.items()},
+                 "proj.weight": dense.weight, "proj.bias": dense.bias}
+    save_tuned_weights(out, state, card)
     counts = np.bincount(y, minlength=len(classes))
     write_json(out / "labels.json", {
         "classes": classes, "counts": dict(zip(classes, counts.tolist())),

@@ -112,18 +112,22 @@ def clean_encoder_name(name: str) -> str:
     return s
 
 
-def tuned_card(base: EncoderCard, *, name: str, n_patches: int, n_classes: int) -> EncoderCard:
+def tuned_card(base: EncoderCard, *, name: str, n_patches: int, n_classes: int,
+               dense: int | None = None) -> EncoderCard:
     """The card of ``base`` fine-tuned on ``n_patches`` patches of ``n_classes`` classes.
 
     Same input size, mean/std, interpolation, embedding size, pixel size and parameter count
-    as ``base``; ``builder="tuned"``, ``model_id=base.name``; not gated (the weights are a
-    local file), licence: the base weights' terms apply to the derivative.
+    as ``base`` (with ``dense``: the embedding is that tuned layer's output); ``builder=
+    "tuned"``, ``model_id=base.name``; not gated (the weights are a local file), licence: the
+    base weights' terms apply to the derivative.
     """
+    extra = f", dense {int(dense)}" if dense else ""
     return replace(
         base, name=clean_encoder_name(name), builder=TUNED_BUILDER, model_id=base.name,
         weights=f"fine-tuned from {base.name} on {int(n_patches)} patches, "
-                f"{int(n_classes)} classes",
+                f"{int(n_classes)} classes{extra}",
         licence=f"derived from {base.name} weights ({base.licence})", gated=False,
+        embed_dim=int(dense) if dense else base.embed_dim,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FinetuneNet", "dihedral"]
+__all__ = ["FinetuneNet", "ProjectedEncoder", "dihedral"]
 
 
 class FinetuneNet(nn.Module):
@@ -69,6 +69,20 @@ class FinetuneNet(nn.Module):
                         m.weight is not None and not m.weight.requires_grad:
                     m.eval()
         return self
+
+
+class ProjectedEncoder(nn.Module):
+    """An encoder followed by one fully connected layer and a ReLU: seed 002's fine-tuned
+    Inception-v3 with a Dense(1024) layer before its softmax, whose output are the features
+    (``histoexpr finetune --dense 1024``). State dict: ``backbone.*`` and ``proj.*``."""
+
+    def __init__(self, backbone: Any, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.proj = nn.Linear(n_in, n_out)
+
+    def forward(self, x):
+        return torch.relu(self.proj(self.backbone(x)))
 
 
 def dihedral(x: Any) -> Any:
