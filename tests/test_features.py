@@ -176,3 +176,18 @@ def test_the_weights_source_is_logged_once(caplog):
     lines = [r for r in caplog.records if "weights from" in r.getMessage()
              and r.levelno >= logging.INFO]
     assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+def test_intermediate_layer_as_an_encoder():
+    """``NAME@LAYER``: the pooled output of an intermediate module (seed 002 compared the
+    features of several layers); the card carries the layer's size."""
+    from histoexpr.errors import InputError
+    from histoexpr.features.encoders import build_encoder, get_card
+
+    card = get_card("efficientnet_b0@blocks.4")
+    assert card.embed_dim == 112 and card.builder == "layer"
+    enc = build_encoder("efficientnet_b0@blocks.4", pretrained=False)
+    x = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    assert enc(x).shape == (2, 112)
+    with pytest.raises(InputError, match=r"no layer 'blocks\.99'"):
+        get_card("efficientnet_b0@blocks.99")

@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,33 @@ def get_card(encoder: str | Path | EncoderCard) -> EncoderCard:
     """
     if isinstance(encoder, EncoderCard):
         return encoder
+    if str(encoder) not in ENCODERS and "@" in str(encoder):
+        return _layer_card(str(encoder))
     if str(encoder) not in ENCODERS:
         folder = find_tuned_encoder(encoder)
         if folder is not None:
             return register_tuned_encoder(folder)
     return ENCODERS.get(str(encoder))
+
+
+def _layer_card(name: str) -> EncoderCard:
+    """``NAME@LAYER``: the card of encoder NAME whose features are LAYER's pooled output;
+    its size is found with one forward pass of the random-init network, then the card is
+    registered under that name."""
+    import torch
+
+    from .cards import register_card
+    from .tuning import LayerPooled
+
+    base_name, layer = name.split("@", 1)
+    base = get_card(base_name)
+    net, _ = build_network(base, pretrained=False)
+    with torch.inference_mode():
+        dim = int(LayerPooled(net.eval(), layer)(
+            torch.zeros(1, 3, base.input_size, base.input_size)).shape[1])
+    return register_card(replace(
+        base, name=f"{base.name}@{layer}", builder="layer", model_id=f"{base.name}@{layer}",
+        embed_dim=dim, weights=f"{base.weights}; layer {layer}, average-pooled"))
 
 
 def _toy_network():
@@ -108,6 +131,12 @@ def _build_network(card: EncoderCard, *, pretrained: bool,
     res = resolve_weights(card, path=weights) if pretrained else ResolvedWeights("none")
     if card.builder == "toy":
         return _toy_network(), res
+    if card.builder == "layer":  # an intermediate layer of another card (NAME@LAYER)
+        from .tuning import LayerPooled
+
+        base_name, layer = card.model_id.split("@", 1)
+        net, res = build_network(get_card(base_name), pretrained=pretrained, weights=weights)
+        return LayerPooled(net, layer), res
     if card.builder == "tuned":  # the base architecture + fine-tuned weights (see .tuned)
         base = get_card(card.model_id)
         net, _ = build_network(base, pretrained=False)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FinetuneNet", "ProjectedEncoder", "dihedral"]
+__all__ = ["FinetuneNet", "LayerPooled", "ProjectedEncoder", "dihedral"]
 
 
 class FinetuneNet(nn.Module):
@@ -83,6 +83,36 @@ class ProjectedEncoder(nn.Module):
 
     def forward(self, x):
         return torch.relu(self.proj(self.backbone(x)))
+
+
+class LayerPooled(nn.Module):
+    """The globally average-pooled output of an intermediate module of ``net`` as features
+    (``--encoder NAME@LAYER``; seed 002 compared features of intermediate layers): a map
+    ``(B, C, H, W)`` is averaged over its positions, tokens ``(B, T, C)`` over the tokens.
+    The network runs to its end; the hooked output is what is returned."""
+
+    def __init__(self, net: Any, layer: str) -> None:
+        super().__init__()
+        self.net, self.layer = net, layer
+        names = [n for n, _ in net.named_modules() if n]
+        if layer not in names:
+            from ...errors import InputError
+
+            raise InputError(f"no layer {layer!r} in the network; its modules include "
+                             f"{', '.join(names[-12:])}")
+        self._out: list[Any] = []
+        net.get_submodule(layer).register_forward_hook(
+            lambda _m, _i, o: self._out.append(o[0] if isinstance(o, tuple) else o))
+
+    def forward(self, x):
+        self._out.clear()
+        self.net(x)
+        a = self._out[-1]
+        if a.ndim == 4:
+            return a.mean(dim=(2, 3))
+        if a.ndim == 3:
+            return a.mean(dim=1)
+        return a.flatten(1)
 
 
 def dihedral(x: Any) -> Any:
