@@ -16,15 +16,12 @@ import argparse
 from pathlib import Path
 
 from . import add_common
+from .steps import add_steps
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tma", help="tissue microarrays: find cores, predict per core and "
-                       "patient", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    ss = p.add_subparsers(dest="tma_command", metavar="STEP", title="steps")
-    ss.required = True
+    ss = add_steps(sub, "tma", help="tissue microarrays: find cores, predict per core and "
+                   "patient", description=__doc__)
     d = ss.add_parser("dearray", help="find and name the cores of a TMA slide")
     d.add_argument("slide", type=Path, metavar="SLIDE")
     d.add_argument("--out", required=True, type=Path, help="cores CSV")

@@ -24,14 +24,7 @@ import pandas as pd
 from .. import _keys as K
 from ..atomic import write_csv
 from ..runs import RunFolder
-from .report import (
-    Section,
-    figure_section,
-    provenance_section,
-    table_section,
-    versus_section,
-    write_study_report,
-)
+from . import report as rep
 
 __all__ = ["BINS", "LABELS", "held_out_sections", "median_pcc", "pcc_bins", "write_outputs"]
 
@@ -227,45 +220,45 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
     split = record["config"]["split"]
     where = (f"median over the held-out {split}'s sections ({', '.join(sections)}) of the "
              "per-section Pearson r")
-    sec: list[Section] = [provenance_section(record)]
+    sec: list[rep.Section] = [rep.provenance_section(record)]
     for title, names, fname in [("Table 1: top 10 genes, with AuxNet", with_aux, "table1"),
                                 ("Table S1: top 10 genes, without AuxNet", without, "table_s1")]:
         if names:
             t = _top10(pcc, names)
             write_csv(tables / f"{fname}_top10_median_pcc.csv", t)
-            sec.append(table_section(title, t, where))
+            sec.append(rep.table_section(title, t, where))
     write_csv(tables / "table2_errors.csv", res["errors"])
-    sec.append(table_section("Table 2: aMAE and aRMSE", res["errors"], "training: the final "
+    sec.append(rep.table_section("Table 2: aMAE and aRMSE", res["errors"], "training: the final "
                              "model on every training spot; test: the held-out set; on the "
                              "run's log scale"))
     write_csv(tables / "table3_training_time.csv", res["times"])
-    sec.append(table_section("Table 3: training time", res["times"], "wall time of every fit "
+    sec.append(rep.table_section("Table 3: training time", res["times"], "wall time of every fit "
                              "(cross-validation folds and the final model) on this machine"))
-    sec.append(figure_section("Fig. 2: genes per PCC bin", _fig2(pcc, figs / "fig2_bins.png")))
+    sec.append(rep.figure_section("Fig. 2: genes per PCC bin", _fig2(pcc, figs / "fig2_bins.png")))
     best = max(pcc, key=lambda n: int((pcc[n] > 0).sum()) + float(pcc[n].mean() or 0))
-    sec.append(figure_section(f"Fig. 3: positive PCCs of {_label(best)}",
+    sec.append(rep.figure_section(f"Fig. 3: positive PCCs of {_label(best)}",
                               _fig3(pcc[best], _label(best), figs / "fig3_positive_pcc.png")))
     if len(pcc[best]):
         gene = str(pcc[best].idxmax())
         f4 = _fig4(RunFolder(runs[best]), gene, float(pcc[best].max()),
                    figs / "fig4_held_out_maps.png")
         if f4 is not None:
-            sec.append(figure_section(f"Fig. 4: {gene} on the held-out sections", f4,
+            sec.append(rep.figure_section(f"Fig. 4: {gene} on the held-out sections", f4,
                                       f"{_label(best)}; colour scale of the measured map from "
                                       "its own range"))
     base = _baselines(next(iter(runs.values())), sections, {n: pcc[n] for n in runs})
     write_csv(tables / "baselines.csv", base)
-    sec.append(table_section("Beside the baselines", base, f"split: {split}-grouped, scored on "
+    sec.append(rep.table_section("Beside the baselines", base, f"split: {split}-grouped, scored on "
                              f"the held-out {split} ({', '.join(record['config']['holdout'])})"
                              "; the colour-histogram and random-init baselines use the ridge "
                              "probe"))
-    sec.append(versus_section(_versus(preset, pcc[best], res["errors"].loc[_label(best)],
+    sec.append(rep.versus_section(_versus(preset, pcc[best], res["errors"].loc[_label(best)],
                                       record)))
     title = f"Reproduction of {preset.title}"
     intro = (f"histoexpr reproduce {preset.name}: {len(runs)} run(s) in runs/; "
              f"{'SHORT schedule (not the paper’s 200 epochs); ' if record['short'] else ''}"
              f"held out: {', '.join(record['config']['holdout'])} ({split}).")
-    return write_study_report(out / "report.html", title, intro, sec)
+    return rep.write_study_report(out / "report.html", title, intro, sec)
 
 
 def _versus(preset: Any, pcc: pd.Series, err: pd.Series, record: dict[str, Any]) -> list:

@@ -24,14 +24,7 @@ import pandas as pd
 from ..atomic import write_csv
 from ..errors import InputError
 from ..runs import BulkRunFolder
-from .report import (
-    Section,
-    figure_section,
-    provenance_section,
-    table_section,
-    versus_section,
-    write_study_report,
-)
+from . import report as rep
 
 __all__ = ["table1", "write_outputs"]
 
@@ -122,7 +115,7 @@ def binary(col: pd.Series, name: str) -> pd.Series:
 
 def _benefit_sections(groups: pd.DataFrame, clinical: Any, time_col: str, event_col: str,
                       response: str | None, treatment: str | None, tables: Path
-                      ) -> list[Section]:
+                      ) -> list[rep.Section]:
     from ..clinical.benefit import benefit_interaction, threshold_search
     from ..workflows.inputs import clinical_table
 
@@ -136,7 +129,7 @@ def _benefit_sections(groups: pd.DataFrame, clinical: Any, time_col: str, event_
         best = pd.DataFrame([{**res["best"], "cv balanced accuracy": res["cv_balanced_accuracy"],
                               "n": res["n"], "responders": res["n_responders"]}])
         write_csv(tables / "cheong_threshold_best.csv", best, index=False)
-        sec.append(table_section("Cheong thresholds searched against the response",
+        sec.append(rep.table_section("Cheong thresholds searched against the response",
                                  best.set_index("immune_quantile"), "balanced accuracy of "
                                  "'benefit predicted' vs 'responded' on the quantile grid; the "
                                  "out-of-fold number (thresholds chosen on the other folds) "
@@ -150,7 +143,7 @@ def _benefit_sections(groups: pd.DataFrame, clinical: Any, time_col: str, event_
         inter = benefit_interaction(d, time=time_col, event=event_col, treatment=treatment,
                                     group="benefit")
         write_csv(tables / "benefit_interaction.csv", inter)
-        sec.append(table_section("Chemotherapy benefit: treatment x predicted group (Cox)",
+        sec.append(rep.table_section("Chemotherapy benefit: treatment x predicted group (Cox)",
                                  inter, "the interaction row tests whether the treatment's "
                                  "hazard ratio differs between predicted benefit groups"))
     return sec
@@ -164,7 +157,7 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
     t1, per_gene = table1(runs)
     write_csv(tables / "table1_pearson.csv", t1)
     write_csv(tables / "pearson_per_gene.csv", per_gene, index=False)
-    sec: list[Section] = [provenance_section(record), table_section(
+    sec: list[rep.Section] = [rep.provenance_section(record), rep.table_section(
         "Table 1: Pearson r on the test patients", t1, "the mean over the genes of the "
         "Pearson r between true and predicted expression; val: the validation patients. With "
         "one patch, mean and max aggregation are the baseline (the paper's N/A cells).")]
@@ -175,9 +168,9 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
         best = float(t1.max().max())
         b["model minus baseline"] = best - b.iloc[:, 0]
         write_csv(tables / "baselines.csv", b)
-        sec.append(table_section("Beside the baselines", b, "the same split; 'model minus "
+        sec.append(rep.table_section("Beside the baselines", b, "the same split; 'model minus "
                                  "baseline' uses the best cell of Table 1"))
-    sec.append(figure_section("Fig. 7: true vs predicted (baseline, N = 1)",
+    sec.append(rep.figure_section("Fig. 7: true vs predicted (baseline, N = 1)",
                               _fig7(first, figs / "fig7_violins.png")))
     best_label = max(runs, key=lambda k: np.nan_to_num(
         per_gene[(per_gene["model"] == k) & (per_gene["role"] == "val")]["pearson_r"].mean(),
@@ -187,7 +180,7 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
     sizes = res.tables.get("cheong_group_sizes")
     if sizes is not None:
         write_csv(tables / "cheong_group_sizes.csv", sizes, index=False)
-        sec.append(table_section(f"Cheong groups of the test patients ({best_label})",
+        sec.append(rep.table_section(f"Cheong groups of the test patients ({best_label})",
                                  sizes.set_index(sizes.columns[0]), "thresholds are cohort "
                                  "quantiles (the published qPCR cut-offs do not transfer)"))
     groups = res.tables.get("cheong_groups")
@@ -199,7 +192,7 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
     for name in ("cox_univariate", "logrank"):
         if name in res.tables:
             write_csv(tables / f"cheong_{name}.csv", res.tables[name], index=False)
-            sec.append(table_section(f"Survival by Cheong group ({name})", res.tables[name]
+            sec.append(rep.table_section(f"Survival by Cheong group ({name})", res.tables[name]
                                      .set_index(res.tables[name].columns[0])))
     ours = [t1.loc["M4 + multi-task", "N = 10"] if "M4 + multi-task" in t1.index else np.nan,
             t1.loc["M2 baseline", "N = 1"] if "M2 baseline" in t1.index else np.nan,
@@ -208,10 +201,10 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
     cfg = record["config"]
     differs = (f"data: the given cohort; tiles: {cfg['select']}; features: the given folder's "
                f"encoder; epochs: {'short schedule' if record['short'] else 'as the models'}")
-    sec.append(versus_section([[h.metric, h.paper, v, h.data, differs]
+    sec.append(rep.versus_section([[h.metric, h.paper, v, h.data, differs]
                                for h, v in zip(preset.headlines, ours)]))
     intro = (f"histoexpr reproduce {preset.name}: {len(runs)} bulk run(s) in runs/ on one "
              f"60/20/20 split; {'SHORT schedule; ' if record['short'] else ''}scores on the "
              "test patients.")
-    return write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
+    return rep.write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
                               sec)

@@ -20,14 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv
-from .report import (
-    Section,
-    figure_section,
-    provenance_section,
-    table_section,
-    versus_section,
-    write_study_report,
-)
+from . import report as rep
 
 __all__ = ["shared_table", "write_outputs"]
 
@@ -117,25 +110,25 @@ def write_outputs(out: Path, studies: dict[str, Any], record: dict[str, Any], pr
     tables, figs = out / "tables", out / "figures"
     shared = shared_table(studies)
     write_csv(tables / "shared_variance.csv", shared)
-    sec: list[Section] = [provenance_section(record), table_section(
+    sec: list[rep.Section] = [rep.provenance_section(record), rep.table_section(
         "Shared variance of image features and expression", shared, "sum over image PCs of "
         "their variance share times their r² with the expression PCs (Q1); after "
         "covariates: both regressed on the technical factors first (Q2)", text_cols=2)]
     f4, totals = _fig4(studies, figs / "fig4_confounders.png")
     if f4 is not None:
-        sec.append(figure_section("Fig. 4: variation explained by the technical factors", f4,
+        sec.append(rep.figure_section("Fig. 4: variation explained by the technical factors", f4,
                                   f"the top {TOP_FACTORS} factors; r² averaged over the "
                                   "features (genes)"))
-    sec.append(figure_section("Q2.3: total vs technical shared variance",
+    sec.append(rep.figure_section("Q2.3: total vs technical shared variance",
                               _scatter(shared, figs / "q2_total_vs_technical.png")))
     assoc = _associations(studies)
     write_csv(tables / "associations.csv", assoc)
-    sec.append(table_section("Q3: feature x gene associations", assoc, "the top varying "
+    sec.append(rep.table_section("Q3: feature x gene associations", assoc, "the top varying "
                              "features x genes, Pearson tests with Benjamini-Hochberg q",
                              text_cols=3))
     for pool, res in studies.items():
         if "enrichment" in res.tables:
-            sec.append(table_section(f"Q3.3: ranked enrichment ({pool})",
+            sec.append(rep.table_section(f"Q3.3: ranked enrichment ({pool})",
                                      res.tables["enrichment"].head(20).set_index(
                                          res.tables["enrichment"].columns[0])))
     resid = assoc.xs("residual", level="data") if "residual" in assoc.index.get_level_values(
@@ -145,9 +138,9 @@ def write_outputs(out: Path, studies: dict[str, Any], record: dict[str, Any], pr
             f"{100 * float(resid['max r²'].max()):.1f} %"]
     differs = (f"data: {record['config']['expression']}; feature sets: "
                f"{', '.join(record['config']['features'])}")
-    sec.append(versus_section([[h.metric, h.paper, v, h.data, differs]
+    sec.append(rep.versus_section([[h.metric, h.paper, v, h.data, differs]
                                for h, v in zip(preset.headlines, ours)]))
     intro = (f"histoexpr reproduce {preset.name}: one variance study per aggregation "
              f"({', '.join(studies)}) in variance_<pool>/.")
-    return write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
+    return rep.write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
                               sec)

@@ -24,14 +24,7 @@ import pandas as pd
 from ..atomic import write_csv
 from ..errors import InputError
 from ..runs import BulkRunFolder
-from .report import (
-    Section,
-    figure_section,
-    provenance_section,
-    table_section,
-    versus_section,
-    write_study_report,
-)
+from . import report as rep
 
 __all__ = ["score_table", "write_outputs"]
 
@@ -175,37 +168,39 @@ def write_outputs(out: Path, run_path: Path, record: dict[str, Any], preset: Any
     scores = score_table(metrics, patients)
     write_csv(tables / "scores.csv", scores)
     model = str(metrics[metrics["kind"] == "model"]["entry"].iloc[0])
-    sec: list[Section] = [provenance_section(record), table_section(
+    sec: list[rep.Section] = [rep.provenance_section(record), rep.table_section(
         "Scores on the held-out test patients", scores, "Spearman r per gene across the test "
         "patients and per patient across the genes; q: Benjamini-Hochberg over genes "
         "(patients); the baselines beside the model. Across patients, r mostly ranks genes by "
         "their mean level: the mean predictor scores high there too, so compare the model "
         "with it, not with zero", text_cols=1)]
-    sec.append(figure_section("Fig. 3: Spearman r and -log10 q", _fig3(
+    sec.append(rep.figure_section("Fig. 3: Spearman r and -log10 q", _fig3(
         metrics, patients, figs / "fig3_spearman.png"), "dashed: q = 0.05"))
     f5, note = _fig5(metrics, model, figs / "fig5_r2.png")
-    sec.append(figure_section("Fig. 5: R² per gene", f5, note))
+    sec.append(rep.figure_section("Fig. 5: R² per gene", f5, note))
     sub = _subtypes(run_path, out, subtypes, subtype_col)
     sub_metrics = sub.tables.get("metrics")
     if sub_metrics is not None:
         write_csv(tables / "subtype_metrics.csv", sub_metrics, index=False)
-        sec.append(table_section("Subtypes from the predicted PAM50 genes", sub_metrics.set_index(
-            sub_metrics.columns[0]), "soft-voting classifier trained on the training patients' "
-            "measured PAM50 genes, applied to the test patients' predicted ones"))
+        sec.append(rep.table_section(
+            "Subtypes from the predicted PAM50 genes",
+            sub_metrics.set_index(sub_metrics.columns[0]), "soft-voting classifier trained on "
+            "the training patients' measured PAM50 genes, applied to the test patients' "
+            "predicted ones"))
     if clinical is not None:
         calls = sub.tables["calls"].set_index(sub.tables["calls"].columns[0])
         surv, note = _survival(run_path, out, calls, clinical, time_col, event_col)
         for name in ("cox_univariate", "cox_multivariate", "logrank"):
             if name in surv.tables:
                 write_csv(tables / f"survival_{name}.csv", surv.tables[name], index=False)
-                sec.append(table_section(f"Tables 1-2: survival ({name}) of the predicted "
+                sec.append(rep.table_section(f"Tables 1-2: survival ({name}) of the predicted "
                                          "luminal subtypes", surv.tables[name].set_index(
                                              surv.tables[name].columns[0]), note))
-    sec.append(versus_section(_versus(preset, scores.loc[model], sub_metrics, record)))
+    sec.append(rep.versus_section(_versus(preset, scores.loc[model], sub_metrics, record)))
     intro = (f"histoexpr reproduce {preset.name}: the bulk run is in run/; "
              f"{'SHORT schedule (not the paper’s 150 epochs); ' if record['short'] else ''}"
              "the split and the scores are on held-out test patients.")
-    return write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
+    return rep.write_study_report(out / "report.html", f"Reproduction of {preset.title}", intro,
                               sec)
 
 
