@@ -276,3 +276,28 @@ def test_native_resolution_patches_and_unscaled_counts(syn, tmp_path):
     assert np.allclose(normalise(raw, target_sum=0), np.log1p(raw))
     with pytest.raises(InputError, match="patch_um must be 0 or positive"):
         STConfig.resolve(data=["x"], patch_um=-1)
+
+
+def test_spot_context_joins_neighbour_features_in_fit_and_predict(syn, tmp_path):
+    """--context 1: every feature entry (the baselines too) sees its spot and the mean of
+    the ring around it; st predict applies the same."""
+    import joblib
+
+    from histoexpr.st import predict_section
+
+    s, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], context=1, baselines=["mean", "colour"],
+                           **{**FAST, "genes": "SIG0,SIG1,NOISE0"})
+    run = fit_run(cfg, tmp_path / "ctx", maps=False)
+    plain = fit_run(STConfig.resolve(data=[str(specs)], baselines=["mean"],
+                                     **{**FAST, "genes": "SIG0,SIG1,NOISE0"}),
+                    tmp_path / "plain", maps=False)
+    width = [joblib.load(r.final / "model.joblib").pipeline_[0].scaler_.n_features_in_
+             for r in (run, plain)]
+    assert width[0] == 2 * width[1]
+    summ = pd.read_csv(run.summary)
+    assert {"ridge", "ridge-colour_hist"} <= set(summ["entry"])
+    pred = predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
+    assert pred.n_obs > 0 and np.isfinite(pred.X).all()
+    with pytest.raises(InputError, match="context must be a positive"):
+        STConfig.resolve(data=["x"], context=0)

@@ -128,6 +128,10 @@ class STConfig(ConfigBase):
                      "luminosity, or a chain such as luminosity+vahadane (BrST-Net's, seed "
                      "003, Stain normalization)", metavar="METHOD")
     stain_target: str | None = opt(None, "reference image for --stain", metavar="IMAGE")
+    context: float | None = opt(None, "spot context: join each spot's features with the mean "
+                                "of its neighbours' within this many grid steps (e.g. 1: the "
+                                "ring around it); applied to every feature entry, baselines "
+                                "too", metavar="STEPS")
     gene_names: str | None = opt(None, "GTF or id,symbol table naming genes the sections give "
                                  "by Ensembl id (the ST-Net / BrST-Net breast data, seed "
                                  "003)", metavar="FILE")
@@ -168,6 +172,9 @@ class STConfig(ConfigBase):
         for name, ok, what in checks:
             if not ok:
                 raise InputError(f"{name} must be {what}, got {getattr(self, name)!r}")
+        if self.context is not None and not self.context > 0:
+            raise InputError(f"context must be a positive number of grid steps, got "
+                             f"{self.context!r}")
         if self.join not in ("inner", "outer"):
             raise InputError(f"join must be 'inner' or 'outer', not {self.join!r}")
 

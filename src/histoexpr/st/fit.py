@@ -32,7 +32,7 @@ from .data import SpotData, fit_stain, load_spot_data
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Entry", "entries", "fit_run", "make_selector"]
+__all__ = ["Entry", "entries", "fit_run", "make_selector", "spot_context"]
 
 PATCHES = "patches"
 
@@ -108,6 +108,14 @@ def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_nam
     return main, rest
 
 
+def spot_context(feats: np.ndarray, adata: Any, radius: float) -> np.ndarray:
+    """Features joined by their grid neighbours' mean (:mod:`histoexpr.features.context`)."""
+    from ..features.context import with_context
+
+    return with_context(feats, adata.obs[[K.X, K.Y]].to_numpy(float),
+                        adata.obs[K.SLIDE_ID].to_numpy(), radius=radius)
+
+
 def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stain: Any,
               cache: dict[str, np.ndarray]) -> np.ndarray | None:
     from ..features.per_spot import spot_features
@@ -126,6 +134,8 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
                             cache_dir=cache_dir, batch_size=cfg.batch_size,
                             num_workers=cfg.num_workers, device=cfg.device, stain=stain,
                             store=False)
+        if cfg.context:
+            out = spot_context(out, data.adata, cfg.context)
     cache[entry.features] = out
     return out
 

@@ -133,6 +133,10 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         x = spot_features(adata, info["source"], spec, pretrained=info["pretrained"],
                           batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                           device=cfg.device, stain=stain, store=False)
+        if cfg.context:
+            from .fit import spot_context
+
+            x = spot_context(x, adata, cfg.context)
     pred = np.asarray(model.predict(x), np.float32)
     result = AnnData(X=pred, obs=adata.obs.copy(), var=pd.DataFrame(index=info["genes"]),
                      uns={K.UNS_SECTIONS: adata.uns[K.UNS_SECTIONS],

@@ -361,6 +361,11 @@ def predict_slide(
                                         batch_size=batch_size or cfg.batch_size, device=device,
                                         num_workers=num_workers)
 
+        if cfg.context and info["features"] not in ("none", "patches"):
+            from ..features.context import with_context
+
+            x = with_context(x, np.asarray(coords, float), np.zeros(len(coords)),
+                             radius=cfg.context)  # the tile grid is the spot grid here
         t0 = time.perf_counter()
         adv = task("predict", len(coords))
         pred = np.empty((len(coords), len(info["genes"])), np.float32)
