@@ -191,3 +191,30 @@ def test_intermediate_layer_as_an_encoder():
     assert enc(x).shape == (2, 112)
     with pytest.raises(InputError, match=r"no layer 'blocks\.99'"):
         get_card("efficientnet_b0@blocks.99")
+
+
+def test_tta_features_are_the_mean_over_the_eight_symmetries():
+    import torch
+
+    from histoexpr.features import build_encoder
+    from histoexpr.features.extract import embed
+    from histoexpr.slide import ArraySlide
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    s = ArraySlide(img, mpp=1.0)
+    enc = build_encoder("toy")
+    coords = np.array([[0, 0], [64, 64]])
+    plain = embed(s, coords, enc, size_px=64, mpp=1.0, device="cpu")
+    tta = embed(s, coords, enc, size_px=64, mpp=1.0, device="cpu", tta=True)
+    tiles = enc.preprocess(s.read_at_mpp_batch(coords, 64, 1.0))
+    with torch.inference_mode():
+        views = [enc.network(torch.rot90(tiles, k, dims=(2, 3)).flip(3) if f else
+                             torch.rot90(tiles, k, dims=(2, 3)))
+                 for k in range(4) for f in (False, True)]
+    assert np.allclose(tta, torch.stack(views).mean(0).numpy(), atol=1e-5)
+    assert not np.allclose(tta, plain)
+    # the average does not depend on the tile's orientation
+    s2 = ArraySlide(np.rot90(img, 1).copy(), mpp=1.0)
+    rotated = embed(s2, np.array([[0, 64]]), enc, size_px=64, mpp=1.0, device="cpu", tta=True)
+    assert np.allclose(rotated[0], tta[0], atol=1e-4)

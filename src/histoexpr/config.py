@@ -128,6 +128,9 @@ class STConfig(ConfigBase):
                      "luminosity, or a chain such as luminosity+vahadane (BrST-Net's, seed "
                      "003, Stain normalization)", metavar="METHOD")
     stain_target: str | None = opt(None, "reference image for --stain", metavar="IMAGE")
+    tta: bool = opt(False, "test-time augmentation: encoder features averaged over the 8 "
+                    "flips and rotations of each patch (8x the encoder time)",
+                    undo=("--no-tta",))
     context: float | None = opt(None, "spot context: join each spot's features with the mean "
                                 "of its neighbours' within this many grid steps (e.g. 1: the "
                                 "ring around it); applied to every feature entry, baselines "

@@ -86,6 +86,7 @@ def embed(
     channels_last: bool = True,
     amp: bool | None = None,
     compile: bool = False,
+    tta: bool = False,
 ) -> np.ndarray:
     """Features of every tile, ``(N, D)`` float32, rows in the order of ``coords``.
 
@@ -107,6 +108,10 @@ def embed(
     channels_last, amp, compile
         Speed options: NHWC memory layout; bfloat16/float16 autocast (default: on GPU);
         ``torch.compile`` the network.
+    tta
+        Test-time augmentation: each tile's features are the mean over its 8 flips and 90°
+        rotations (8x the network time; features that do not depend on the tile's
+        orientation on the glass).
 
     Examples
     --------
@@ -147,10 +152,24 @@ def embed(
             batch = batch.to(device, non_blocking=on_gpu)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            f = run(batch).float().cpu().numpy()
+            f = (_dihedral_mean(run, batch) if tta else run(batch)).float().cpu().numpy()
             out[i : i + len(f)] = f
             i += len(f)
     return out
+
+
+def _dihedral_mean(run: Any, batch: Any) -> Any:
+    """The network's output averaged over the 8 symmetries of the square (4 rotations, each
+    also mirrored)."""
+    import torch
+
+    total = None
+    for k in range(4):
+        rot = torch.rot90(batch, k, dims=(2, 3))
+        for x in (rot, rot.flip(3)):
+            f = run(x).float()
+            total = f if total is None else total + f
+    return total / 8
 
 
 def _take_lock(lock: Path) -> None:

@@ -87,6 +87,7 @@ def spot_features(
     stain: Any = None,
     encoder: Any = None,
     store: bool = True,
+    tta: bool = False,
 ) -> np.ndarray:
     """Features of every spot's patch, ``(n_obs, D)`` float32, in ``adata`` order.
 
@@ -111,6 +112,9 @@ def spot_features(
         A built :class:`~histoexpr.features.Encoder` to reuse (else built here).
     store
         Also put the result in ``adata.obsm[obsm_key(source)]``.
+    tta
+        Encoder features averaged over each patch's 8 flips and rotations (cached apart,
+        under ``<key>-tta``); colour histograms do not depend on orientation.
 
     Examples
     --------
@@ -125,10 +129,11 @@ def spot_features(
     """
     from ..tiling.spots import open_section, section_coords
 
-    key = feature_key(source, pretrained=pretrained)
-    settings = {"source": source, "pretrained": bool(pretrained), "spec": spec.to_dict(),
-                "stain": None if stain is None else stain.params()}
     is_colour = source == COLOUR_FEATURES
+    tta = bool(tta) and not is_colour
+    key = feature_key(source, pretrained=pretrained) + ("-tta" if tta else "")
+    settings = {"source": source, "pretrained": bool(pretrained), "spec": spec.to_dict(),
+                "stain": None if stain is None else stain.params(), "tta": tta}
     # the network is built on first use, so a fully cached run never loads it
     out: np.ndarray | None = None
     for section in adata.obs[K.SLIDE_ID].astype(str).unique():
@@ -148,7 +153,7 @@ def spot_features(
                     encoder = build_encoder(source, pretrained=pretrained)
                 f = embed(slide, coords, encoder, size_px=spec.size_px, mpp=spec.mpp,
                           batch_size=batch_size, num_workers=num_workers, device=device,
-                          stain=stain)
+                          stain=stain, tta=tta)
             if path is not None:
                 save_features(path, coords, f, {"settings": {**settings, "image": image},
                                                 "section": section})

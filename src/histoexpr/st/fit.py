@@ -133,7 +133,7 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
         out = spot_features(data.adata, entry.source, data.spec, pretrained=entry.pretrained,
                             cache_dir=cache_dir, batch_size=cfg.batch_size,
                             num_workers=cfg.num_workers, device=cfg.device, stain=stain,
-                            store=False)
+                            store=False, tta=cfg.tta)
         if cfg.context:
             out = spot_context(out, data.adata, cfg.context)
     cache[entry.features] = out

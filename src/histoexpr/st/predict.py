@@ -132,7 +132,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     else:
         x = spot_features(adata, info["source"], spec, pretrained=info["pretrained"],
                           batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                          device=cfg.device, stain=stain, store=False)
+                          device=cfg.device, stain=stain, store=False, tta=cfg.tta)
         if cfg.context:
             from .fit import spot_context
 

@@ -115,7 +115,8 @@ def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any],
 
 
 def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *, stain: Any,
-              batch_size: int, device: str, num_workers: int, advance: Any) -> np.ndarray:
+              batch_size: int, device: str, num_workers: int, advance: Any,
+              tta: bool = False) -> np.ndarray:
     """The final model's input for every tile, computed in chunks of :data:`CHUNK` tiles."""
     from ..features.colour import COLOUR_FEATURES, colour_histogram
 
@@ -141,7 +142,7 @@ def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *
 
             parts.append(embed(slide, c, encoder, size_px=spec.size_px, mpp=spec.mpp,
                                batch_size=batch_size, num_workers=num_workers, device=device,
-                               stain=stain))
+                               stain=stain, tta=tta))
         advance(len(c))
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
@@ -207,7 +208,8 @@ def tile_heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, s
 
 def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, float],
                     task: Any, *, stain: Any, min_tissue: float, path: Path, batch_size: int,
-                    device: str, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+                    device: str, num_workers: int, tta: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Stages tissue, tiles and embed; their seconds go into ``stages``."""
     from ..tiling.pipeline import tile_slide
     from ..tissue import detect_tissue
@@ -230,7 +232,7 @@ def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, f
 
     t0 = time.perf_counter()
     x = _features(s, coords, spec, info, stain=stain, batch_size=batch_size, device=device,
-                  num_workers=num_workers, advance=task("embed", len(coords)))
+                  num_workers=num_workers, advance=task("embed", len(coords)), tta=tta)
     stages["embed"] = time.perf_counter() - t0
     return coords, x
 
@@ -359,7 +361,7 @@ def predict_slide(
             coords, x = _tile_and_embed(s, spec, info, stages, task, stain=stain,
                                         min_tissue=min_tissue, path=slide_path,
                                         batch_size=batch_size or cfg.batch_size, device=device,
-                                        num_workers=num_workers)
+                                        num_workers=num_workers, tta=cfg.tta)
 
         if cfg.context and info["features"] not in ("none", "patches"):
             from ..features.context import with_context
