@@ -301,3 +301,20 @@ def test_spot_context_joins_neighbour_features_in_fit_and_predict(syn, tmp_path)
     assert pred.n_obs > 0 and np.isfinite(pred.X).all()
     with pytest.raises(InputError, match="context must be a positive"):
         STConfig.resolve(data=["x"], context=0)
+
+
+def test_conformal_intervals_and_their_held_out_coverage(syn, tmp_path):
+    """90 % split-conformal intervals from the out-of-fold residuals; the held-out section
+    measures the coverage reached; st predict writes lower / upper layers."""
+    from histoexpr.st import predict_section
+
+    s, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], split="section", holdout=["S3"],
+                           baselines=["mean"], **{**FAST, "k": 3})
+    run = fit_run(cfg, tmp_path / "unc", maps=False)
+    unc = json.loads((run.path / "uncertainty.json").read_text())
+    assert unc["nominal_coverage"] == 0.9 and unc["n_calibration_spots"] > 100
+    assert set(unc["halfwidth"]) >= {"SIG0", "SIG1"}
+    assert 0.75 <= unc["held_out"]["coverage"] <= 1.0
+    pred = predict_section(run.path, s.specs[3]["image"], s.specs[3]["spots"])
+    assert (pred.layers["upper"] >= pred.X).all() and (pred.layers["lower"] <= pred.X).all()

@@ -14,6 +14,9 @@ can be rerun at any time, e.g. with other map genes. Writes:
   scored genes, genes with r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with BH
   q < 0.05, mean Spearman r, mean R² and RMSE over genes (where the mean predictor, whose r
   is undefined, is compared), wall and CPU seconds of the fit;
+- ``uncertainty.json`` — 90 % split-conformal half-widths per gene from the out-of-fold
+  residuals, and the coverage they reach on the held-out set
+  (:mod:`histoexpr.st.uncertainty`);
 - ``predictions.h5ad`` — out-of-fold predictions of the main model (genes chosen in every
   fold), with the measured values in ``layers["measured"]``;
 - ``maps/<section>.png`` and ``maps/scatter.png`` for the best-predicted genes.
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from ..atomic import atomic_path, write_csv
+from ..atomic import atomic_path, write_csv, write_json
 from ..errors import InputError
 from ..runs import RunFolder, files
 
@@ -150,6 +153,11 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
     means = means.reset_index().assign(fold="mean")
     summary = pd.concat([summary, means[SUMMARY_COLUMNS]], ignore_index=True)
     write_csv(run.summary, summary, index=False)
+    from .uncertainty import uncertainty_record
+
+    unc = uncertainty_record(results)
+    if unc is not None:
+        write_json(run.path / files.UNCERTAINTY, unc)
     main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"]
     if main:
         oof = _out_of_fold(run, main)

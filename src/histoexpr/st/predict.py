@@ -144,6 +144,14 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
                                     "model": info["model"], "features": info["features"]},
                           "run": str(run.path)})
     result.obsm[K.OBSM_SPATIAL] = adata.obs[[K.X, K.Y]].to_numpy(np.float64)
+    unc_path = run.path / files.UNCERTAINTY
+    if unc_path.is_file():  # the run's conformal intervals (st evaluate)
+        hw = run.read_json(unc_path)["halfwidth"]
+        width = np.array([hw.get(g, np.nan) for g in info["genes"]], np.float32)
+        result.layers["lower"] = pred - width
+        result.layers["upper"] = pred + width
+        result.uns["interval"] = {"nominal_coverage": run.read_json(unc_path)[
+            "nominal_coverage"], "method": "split conformal, per gene"}
     out = Path(out) if out is not None else run.path / files.PREDICT
     h5 = out / f"{section}_predictions.h5ad"
     with atomic_path(h5, suffix=".h5ad") as tmp:
