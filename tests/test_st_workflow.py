@@ -318,3 +318,18 @@ def test_conformal_intervals_and_their_held_out_coverage(syn, tmp_path):
     assert 0.75 <= unc["held_out"]["coverage"] <= 1.0
     pred = predict_section(run.path, s.specs[3]["image"], s.specs[3]["spots"])
     assert (pred.layers["upper"] >= pred.X).all() and (pred.layers["lower"] <= pred.X).all()
+
+
+def test_output_smoothing_is_scored_beside_the_model_and_applied_by_predict(syn, tmp_path):
+    from histoexpr.st import predict_section
+
+    s, specs = syn
+    cfg = STConfig.resolve(data=[str(specs)], split="section", holdout=["S3"], smooth=True,
+                           baselines=["mean"], **{**FAST, "k": 3})
+    run = fit_run(cfg, tmp_path / "smooth", maps=False)
+    summ = pd.read_csv(run.summary)
+    assert {"ridge", "ridge+smooth"} <= set(summ["entry"])
+    rec = json.loads((run.path / "smoothing.json").read_text())
+    assert rec["strength"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(rec["per_fold"]) == 3
+    pred = predict_section(run.path, s.specs[3]["image"], s.specs[3]["spots"])
+    assert np.isfinite(pred.X).all()

@@ -131,6 +131,9 @@ class STConfig(ConfigBase):
     tta: bool = opt(False, "test-time augmentation: encoder features averaged over the 8 "
                     "flips and rotations of each patch (8x the encoder time)",
                     undo=("--no-tta",))
+    smooth: bool = opt(False, "also score the main model's predictions smoothed over the spot "
+                       "grid, the strength chosen on the other folds (entry <model>+smooth; "
+                       "st predict applies it)", undo=("--no-smooth",))
     context: float | None = opt(None, "spot context: join each spot's features with the mean "
                                 "of its neighbours' within this many grid steps (e.g. 1: the "
                                 "ring around it); applied to every feature entry, baselines "

@@ -33,6 +33,7 @@ SPOTS = "spots.csv"
 MODELS = "models.json"  # the entries (model x feature set) of a spatial run
 PREDICTIONS_H5AD = "predictions.h5ad"
 MAPS = "maps"
+SMOOTHING = "smoothing.json"  # the output-smoothing strength chosen on the cv folds
 UNCERTAINTY = "uncertainty.json"  # conformal half-widths per gene and their held-out coverage
 
 # bulk runs

@@ -133,6 +133,8 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
 
     run = RunFolder(path)
     results = load_predictions(run)
+    if run.config.is_file() and run.read_json(run.config).get("smooth"):
+        results += _smoothed(run, results)
     tidy, rows = [], []
     for res in results:
         if len(res["spots"]) < 3:
@@ -155,10 +157,11 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
     write_csv(run.summary, summary, index=False)
     from .uncertainty import uncertainty_record
 
-    unc = uncertainty_record(results)
+    unc = uncertainty_record([r for r in results if not r.get("derived")])
     if unc is not None:
         write_json(run.path / files.UNCERTAINTY, unc)
-    main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"]
+    main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"
+            and not r.get("derived")]
     if main:
         oof = _out_of_fold(run, main)
         if maps:
@@ -167,6 +170,40 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
             except InputError as e:
                 logger.warning("maps not drawn: %s", e)
     return summary
+
+
+def _smoothed(run: RunFolder, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The main model's results smoothed over the spot grid (:mod:`.smoothing`): a cv fold
+    with the strength chosen on the other folds, the held-out set with the one chosen on
+    every fold (saved for ``st predict``)."""
+    from .smoothing import choose_strength, smooth
+
+    pos = pd.read_csv(run.spots, index_col=0)
+
+    def xy_of(spots):
+        sub = pos.loc[pd.Index(spots).astype(str)]
+        return sub[[K.X, K.Y]].to_numpy(float), sub[K.SLIDE_ID].astype(str).to_numpy()
+
+    main = [r for r in results if r["kind"] == "model"]
+    cv = [r for r in main if r["role"] == "cv"]
+    if len(cv) < 2:
+        logger.warning("smoothing needs two or more cv folds to choose its strength; skipped")
+        return []
+    overall = choose_strength(cv, xy_of)
+    out, per_fold = [], {}
+    for r in main:
+        a = overall if r["role"] != "cv" else choose_strength(
+            [q for q in cv if q is not r], xy_of)
+        if r["role"] == "cv":
+            per_fold[str(r["fold"])] = a
+        xy, sec = xy_of(r["spots"])
+        key = f"{r['key']}+smooth"
+        out.append({**r, "key": key, "entry": key, "derived": True,
+                    "y_pred": smooth(r["y_pred"], xy, sec, a)})
+    write_json(run.path / files.SMOOTHING, {"strength": overall, "per_fold": per_fold,
+                                            "radius": 1.0, "chosen_on": "other cv folds"})
+    logger.info("smoothing strength %.2f (chosen on the cv folds)", overall)
+    return out
 
 
 def _out_of_fold(run: RunFolder, main: list[dict[str, Any]]):

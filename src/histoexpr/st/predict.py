@@ -138,6 +138,12 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
 
             x = spot_context(x, adata, cfg.context)
     pred = np.asarray(model.predict(x), np.float32)
+    smooth_path = run.path / files.SMOOTHING
+    if smooth_path.is_file():  # the run's output smoothing (st fit --smooth)
+        from .smoothing import smooth
+
+        pred = smooth(pred, adata.obs[[K.X, K.Y]].to_numpy(float),
+                      adata.obs[K.SLIDE_ID].to_numpy(), run.read_json(smooth_path)["strength"])
     result = AnnData(X=pred, obs=adata.obs.copy(), var=pd.DataFrame(index=info["genes"]),
                      uns={K.UNS_SECTIONS: adata.uns[K.UNS_SECTIONS],
                           "model": {"key": info.get("key", info.get("label")),
