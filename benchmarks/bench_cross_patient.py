@@ -5,7 +5,8 @@ Leave-one-section-out over the shared her2st sections of patient C (one section 
 ``--split section``, k = number of sections): each recipe is one ``st fit`` run whose
 baselines (colour histograms and the random-init encoder, both through the same head and the
 same context) share its folds, genes (top 250 by mean, chosen on each training fold) and
-spot filters. The table gives, per recipe, the fold-mean of the mean Pearson r over the
+spot filters (with ``smooth``, the model's column is its smoothed predictions, the
+strength chosen on the other folds). The table gives, per recipe, the fold-mean of the mean Pearson r over the
 genes for the model and the two baselines, and the model's margin over each.
 
 With one patient this is a within-patient split: colour does well on it (the sections share
@@ -33,6 +34,8 @@ RECIPES = {
     "context3": {"context": 3},
     "tta": {"tta": True},
     "tta+context2": {"tta": True, "context": 2},
+    "smooth": {"smooth": True},
+    "context3+smooth": {"context": 3, "smooth": True},
     "mlp": {"model": "mlp"},
     "mlp+context1": {"model": "mlp", "context": 1},
 }
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         s = pd.read_csv(run.summary)
         s = s[(s["fold"] == "mean") & (s["role"] == "cv")].set_index("entry")["pearson_mean"]
-        model = float(s[cfg.model])
+        model = float(s[f"{cfg.model}+smooth" if cfg.smooth else cfg.model])
         colour = float(s[[e for e in s.index if "colour" in e][0]])
         random = float(s[[e for e in s.index if e.endswith("-random")][0]])
         rows.append({"recipe": name, "model": model, "colour": colour, "random-init": random,
