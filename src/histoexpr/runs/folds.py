@@ -176,16 +176,17 @@ def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
                 eval_set = (adapter.inputs(e, est, unit.rows[is_val]),
                             np.asarray(targets.y_rows)[is_val])
             with CostMeter(device=adapter.device) as meter:
-                fit_model(est, adapter.inputs(e, est, unit.train), targets.y_train,
-                          groups=adapter.groups[unit.train], y_aux=targets.y_aux,
-                          eval_set=eval_set)
+                x_train = adapter.inputs(e, est, unit.train)  # read once: fit, then scored
+                fit_model(est, x_train, targets.y_train, groups=adapter.groups[unit.train],
+                          y_aux=targets.y_aux, eval_set=eval_set)
                 pred = np.zeros((0, len(targets.genes)), np.float32)
                 if len(unit.rows):
                     pred = np.asarray(est.predict(adapter.inputs(e, est, unit.rows)),
                                       np.float32)
             # the error on the training rows (BrST-Net's Table 2 reports it beside the test
             # error); outside the meter, so the cost stays the fit's
-            fitted = np.asarray(est.predict(adapter.inputs(e, est, unit.train)), np.float32)
+            fitted = np.asarray(est.predict(x_train), np.float32)
+            del x_train
             train_error = average_errors(targets.y_train, fitted)
             if keep:
                 adapter.save_final(est, e, unit, targets)
