@@ -6,8 +6,9 @@ Leave-one-section-out over the shared her2st sections of patient C (one section 
 baselines (colour histograms and the random-init encoder, both through the same head and the
 same context) share its folds, genes (top 250 by mean, chosen on each training fold) and
 spot filters (with ``smooth``, the model's column is its smoothed predictions, the
-strength chosen on the other folds). The table gives, per recipe, the fold-mean of the mean Pearson r over the
-genes for the model and the two baselines, and the model's margin over each.
+strength chosen on the other folds). The table gives, per recipe, the fold-mean of the mean
+Pearson r over the genes for the model and the two baselines, and the model's margin over
+each.
 
 With one patient this is a within-patient split: colour does well on it (the sections share
 a stain), so the margins, not the absolute numbers, say whether a lever helps.
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         s = pd.read_csv(run.summary)
         s = s[(s["fold"] == "mean") & (s["role"] == "cv")].set_index("entry")["pearson_mean"]
         model = float(s[f"{cfg.model}+smooth" if cfg.smooth else cfg.model])
-        colour = float(s[[e for e in s.index if "colour" in e][0]])
-        random = float(s[[e for e in s.index if e.endswith("-random")][0]])
+        colour = float(s[next(e for e in s.index if "colour" in e)])
+        random = float(s[next(e for e in s.index if e.endswith("-random"))])
         rows.append({"recipe": name, "model": model, "colour": colour, "random-init": random,
                      "margin vs colour": model - colour, "margin vs random": model - random,
                      "wall s": wall})
