@@ -30,7 +30,7 @@ from ..atomic import write_json
 from ..config import STConfig
 from ..errors import InputError
 from .brstnet_outputs import write_outputs
-from .preset import Departure, Headline, PaperValue, Preset, Provenance
+from .preset import Departure, Headline, PaperValue, Preset, Provenance, short_schedule
 
 __all__ = ["BRSTNET", "ENCODERS", "reproduce_brstnet"]
 
@@ -166,13 +166,7 @@ def reproduce_brstnet(out: str | Path, given: dict[str, Any], *, encoders: tuple
     out = Path(out)
     cfg, prov = BRSTNET.resolve(given, file)
     if short:
-        params = {**SHORT, **{k: v for k, v in (given.get("model_params") or {}).items()}}
-        cfg = replace(cfg, model_params={**cfg.model_params, **params})
-        for k, v in SHORT.items():
-            if k not in (given.get("model_params") or {}):
-                prov.sources[f"model_params.{k}"] = {
-                    "value": v, "where": "", "source": "short schedule (--short), not the "
-                    "paper's: a CPU run in minutes"}
+        cfg = short_schedule(cfg, prov, given, SHORT)
     if adata is None:
         if not cfg.data:
             raise InputError("no data given; pass --data with the sections (her2st-style "

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..atomic import write_json
 from ..config import BulkConfig
-from .preset import Headline, PaperValue, Preset
+from .preset import Headline, PaperValue, Preset, short_schedule
 
 __all__ = ["GASTRIC", "VARIANTS", "reproduce_gastric"]
 
@@ -98,13 +98,9 @@ def reproduce_gastric(out: str | Path, given: dict[str, Any], *,
         prov.sources["select"] = {"value": cfg.select, "where": "seed 000, 4.1", "source":
                                   "departure: no --heatmaps given, 10 random tiles (paper: "
                                   "top by tumour probability)"}
-    user = dict(given.get("model_params") or {})
     if short:
-        for k, v in SHORT.items():
-            if k not in user:
-                prov.sources[f"model_params.{k}"] = {"value": v, "where": "", "source":
-                                                     "short schedule (--short), not the "
-                                                     "paper's"}
+        cfg = short_schedule(cfg, prov, given, SHORT)
+    user = dict(given.get("model_params") or {})
     variants = VARIANTS + ([M1] if cfg.slides_dir else [])
     out.mkdir(parents=True, exist_ok=True)
     record = {**prov.to_dict(), "short": short, "config": cfg.to_dict(),
@@ -113,9 +109,7 @@ def reproduce_gastric(out: str | Path, given: dict[str, Any], *,
     write_json(out / "preset.json", record)
     runs = {}
     for i, (label, model, extra, n) in enumerate(variants):
-        params = {**dict(cfg.model_params), **extra, **({k: v for k, v in SHORT.items()
-                                                         if k not in user} if short else {}),
-                  **user}
+        params = {**dict(cfg.model_params), **extra, **user}  # the user's values win
         vcfg = replace(cfg, model=model, n_tiles=n, model_params=params,
                        baselines=cfg.baselines if i == 0 else ())
         logger.info("gastric study: %s", label)

@@ -25,7 +25,7 @@ from typing import Any
 from ..atomic import write_json
 from ..config import BulkConfig
 from ..errors import InputError
-from .preset import Departure, Headline, PaperValue, Preset
+from .preset import Departure, Headline, PaperValue, Preset, short_schedule
 
 __all__ = ["BACKBONES", "HIST2RNA", "reproduce_hist2rna"]
 
@@ -108,16 +108,7 @@ def reproduce_hist2rna(out: str | Path, given: dict[str, Any], *, subtypes: str 
     prov.sources["strata"] = {"value": str(subtypes), "where": "seed 001, 2.1 Dataset",
                               "source": "user (the paper's split keeps subtype proportions)"}
     if short:
-        from dataclasses import replace
-
-        user = dict(given.get("model_params") or {})
-        cfg = replace(cfg, model_params={**cfg.model_params,
-                                         **{k: v for k, v in SHORT.items() if k not in user}})
-        for k, v in SHORT.items():
-            if k not in user:
-                prov.sources[f"model_params.{k}"] = {
-                    "value": v, "where": "", "source": "short schedule (--short), not the "
-                    "paper's"}
+        cfg = short_schedule(cfg, prov, given, SHORT)
     out.mkdir(parents=True, exist_ok=True)
     record = {**prov.to_dict(), "short": short, "config": cfg.to_dict(),
               "subtypes": str(subtypes), "clinical": None if clinical is None else str(clinical)}

@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import InputError
 from ..options import read_json_config
 
-__all__ = ["Departure", "Headline", "PaperValue", "Preset", "Provenance"]
+__all__ = ["Departure", "Headline", "PaperValue", "Preset", "Provenance", "short_schedule"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,20 @@ class Preset:
                 prov.sources[key] = {"value": _jsonable(getattr(cfg, key)), "source": "user",
                                      "where": ""}
         return cfg, prov
+
+
+def short_schedule(cfg: Any, prov: Provenance, given: Mapping[str, Any],
+                   schedule: Mapping[str, Any]) -> Any:
+    """``cfg`` with a CPU-sized ``schedule`` of model parameters (``--short``): each entry
+    the user did not set themselves replaces the paper's value, and the record says so."""
+    from dataclasses import replace
+
+    user = dict(given.get("model_params") or {})
+    short = {k: v for k, v in schedule.items() if k not in user}
+    for k, v in short.items():
+        prov.sources[f"model_params.{k}"] = {"value": v, "where": "", "source":
+                                             "short schedule (--short), not the paper's"}
+    return replace(cfg, model_params={**cfg.model_params, **short})
 
 
 def _fmt(v: Any) -> str:

@@ -176,7 +176,7 @@ def _smoothed(run: RunFolder, results: list[dict[str, Any]]) -> list[dict[str, A
     """The main model's results smoothed over the spot grid (:mod:`.smoothing`): a cv fold
     with the strength chosen on the other folds, the held-out set with the one chosen on
     every fold (saved for ``st predict``)."""
-    from .smoothing import choose_strength, smooth
+    from .smoothing import best_strength, smooth, strength_scores
 
     pos = pd.read_csv(run.spots, index_col=0)
 
@@ -189,12 +189,13 @@ def _smoothed(run: RunFolder, results: list[dict[str, Any]]) -> list[dict[str, A
     if len(cv) < 2:
         logger.warning("smoothing needs two or more cv folds to choose its strength; skipped")
         return []
-    overall = choose_strength(cv, xy_of)
+    scores = strength_scores(cv, xy_of)  # each fold smoothed at each strength, once
+    overall = best_strength(scores)
     out, per_fold = [], {}
     for r in main:
-        a = overall if r["role"] != "cv" else choose_strength(
-            [q for q in cv if q is not r], xy_of)
+        a = overall
         if r["role"] == "cv":
+            a = best_strength(scores, leave_out=next(i for i, q in enumerate(cv) if q is r))
             per_fold[str(r["fold"])] = a
         xy, sec = xy_of(r["spots"])
         key = f"{r['key']}+smooth"

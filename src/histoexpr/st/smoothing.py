@@ -25,7 +25,7 @@ import numpy as np
 
 from ..features.context import neighbour_mean
 
-__all__ = ["STRENGTHS", "choose_strength", "smooth"]
+__all__ = ["STRENGTHS", "best_strength", "smooth", "strength_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +50,22 @@ def _mean_pearson(t: np.ndarray, p: np.ndarray) -> float:
     return float(((t * p).sum(0)[ok] / den[ok]).mean()) if ok.any() else float("nan")
 
 
-def choose_strength(folds: list[dict[str, Any]], xy_of: Any,
-                    strengths: tuple[float, ...] = STRENGTHS) -> float:
-    """The strength with the best mean Pearson r over genes, averaged over ``folds`` (each
-    a result with ``spots``, ``y_true``, ``y_pred``); ``xy_of(spots) -> (xy, sections)``."""
-    scores = []
-    for a in strengths:
-        per = []
-        for r in folds:
-            xy, sec = xy_of(r["spots"])
-            per.append(_mean_pearson(np.asarray(r["y_true"], float),
-                                     smooth(r["y_pred"], xy, sec, a).astype(float)))
-        scores.append(np.nanmean(per))
-    return float(strengths[int(np.nanargmax(scores))])
+def strength_scores(folds: list[dict[str, Any]], xy_of: Any,
+                    strengths: tuple[float, ...] = STRENGTHS) -> np.ndarray:
+    """``(folds, strengths)``: the mean Pearson r over genes of each fold (a result with
+    ``spots``, ``y_true``, ``y_pred``) smoothed at each strength; ``xy_of(spots) -> (xy,
+    sections)``. Computed once, then :func:`best_strength` picks from it."""
+    out = np.full((len(folds), len(strengths)), np.nan)
+    for i, r in enumerate(folds):
+        xy, sec = xy_of(r["spots"])
+        t = np.asarray(r["y_true"], float)
+        for j, a in enumerate(strengths):
+            out[i, j] = _mean_pearson(t, smooth(r["y_pred"], xy, sec, a).astype(float))
+    return out
+
+
+def best_strength(scores: np.ndarray, *, leave_out: int | None = None,
+                  strengths: tuple[float, ...] = STRENGTHS) -> float:
+    """The strength with the best fold-mean score, over every fold but ``leave_out``."""
+    rows = scores if leave_out is None else np.delete(scores, leave_out, axis=0)
+    return float(strengths[int(np.nanargmax(np.nanmean(rows, axis=0)))])
