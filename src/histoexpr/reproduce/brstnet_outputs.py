@@ -74,24 +74,18 @@ def median_pcc(metrics: Any, sections: list[str]) -> Any:
     return m.groupby("gene")["value"].median().astype(float).dropna().rename("median_pcc")
 
 
-def _held_predictions(run: RunFolder, kind: str = "model") -> list[dict[str, Any]]:
-    from ..st.evaluate import load_predictions
-
-    return [r for r in load_predictions(run) if r["role"] == "holdout" and r["kind"] == kind]
-
-
 def _collect(runs: dict[str, Path]) -> dict[str, Any]:
     from ..runs.folds import average_errors
     from ..st.evaluate import load_predictions
 
-    pcc, errors, times, sections = {}, [], [], None
+    pcc, errors, times, sections, held_of = {}, [], [], None, {}
     for name, path in runs.items():
         run = RunFolder(path)
         sections = sections or held_out_sections(path)
         metrics = pd.read_csv(run.metrics)
         pcc[name] = median_pcc(metrics, sections)
         every = [r for r in load_predictions(run) if r["kind"] == "model"]
-        held = [r for r in every if r["role"] == "holdout"]
+        held = held_of[name] = [r for r in every if r["role"] == "holdout"]
         train = next((r.get("train_error") for r in held), None) or {}
         test = average_errors(held[0]["y_true"], held[0]["y_pred"]) if held else {}
         errors.append({"model": _label(name), "train aMAE": train.get("amae", np.nan),
@@ -105,7 +99,8 @@ def _collect(runs: dict[str, Path]) -> dict[str, Any]:
                       "seconds": wall, "final fit (s)": final,
                       "epochs per fit (mean)": float(np.mean(epochs)) if epochs else np.nan})
     return {"pcc": pcc, "errors": pd.DataFrame(errors).set_index("model"),
-            "times": pd.DataFrame(times).set_index("model"), "sections": sections or []}
+            "times": pd.DataFrame(times).set_index("model"), "sections": sections or [],
+            "held": held_of}
 
 
 def _hms(s: float) -> str:
@@ -155,12 +150,12 @@ def _fig3(pcc: pd.Series, label: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _fig4(run: RunFolder, gene: str, r: float, path: Path) -> Path | None:
+def _fig4(run: RunFolder, held: list[dict[str, Any]], gene: str, r: float, path: Path
+          ) -> Path | None:
     """Truth / prediction / overlay of ``gene`` on each held-out section."""
     from ..plot.figures import new_figure
     from ..plot.spatial import save_figure, section_image, spot_scatter
 
-    held = _held_predictions(run)
     if not held:
         return None
     res = held[0]
@@ -240,7 +235,7 @@ def write_outputs(out: Path, runs: dict[str, Path], record: dict[str, Any], pres
                               _fig3(pcc[best], _label(best), figs / "fig3_positive_pcc.png")))
     if len(pcc[best]):
         gene = str(pcc[best].idxmax())
-        f4 = _fig4(RunFolder(runs[best]), gene, float(pcc[best].max()),
+        f4 = _fig4(RunFolder(runs[best]), res["held"][best], gene, float(pcc[best].max()),
                    figs / "fig4_held_out_maps.png")
         if f4 is not None:
             sec.append(rep.figure_section(f"Fig. 4: {gene} on the held-out sections", f4,
