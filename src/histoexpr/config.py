@@ -131,6 +131,20 @@ class STConfig(ConfigBase):
     tta: bool = opt(False, "test-time augmentation: encoder features averaged over the 8 "
                     "flips and rotations of each patch (8x the encoder time)",
                     undo=("--no-tta",))
+    stain_augment: str | None = opt(None, "stain augmentation of the training spots: light "
+                                    "or strong (HED jitter of Tellez et al. 2019, with "
+                                    "brightness/contrast and stain-vector perturbations); "
+                                    "features models train on --augment-copies extra "
+                                    "feature rows per spot, patch models augment each batch; "
+                                    "predictions see no augmentation",
+                                    choices=("light", "strong"))
+    augment_copies: int = opt(2, "stain-augmented copies of each training spot's features "
+                              "(with --stain-augment; each costs one more embedding pass)")
+    smooth_targets: float | None = opt(None, "denoise the training targets over the spot "
+                                       "grid before fitting (strength in [0, 1]: the "
+                                       "weight of the grid neighbours' mean); the "
+                                       "test spots are scored on their measured values",
+                                       metavar="STRENGTH")
     smooth: bool = opt(False, "also score the main model's predictions smoothed over the spot "
                        "grid, the strength chosen on the other folds (entry <model>+smooth; "
                        "st predict applies it)", undo=("--no-smooth",))
@@ -181,6 +195,16 @@ class STConfig(ConfigBase):
         if self.context is not None and not self.context > 0:
             raise InputError(f"context must be a positive number of grid steps, got "
                              f"{self.context!r}")
+        if self.stain_augment is not None:
+            from .stain.augment import AUGMENT_STRENGTHS
+
+            if self.stain_augment not in AUGMENT_STRENGTHS:
+                raise InputError(f"stain_augment must be one of {', '.join(AUGMENT_STRENGTHS)}"
+                                 f", not {self.stain_augment!r}")
+        if self.augment_copies < 1:
+            raise InputError(f"augment_copies must be at least 1, got {self.augment_copies!r}")
+        if self.smooth_targets is not None and not 0 <= self.smooth_targets <= 1:
+            raise InputError(f"smooth_targets must be in [0, 1], got {self.smooth_targets!r}")
         if self.join not in ("inner", "outer"):
             raise InputError(f"join must be 'inner' or 'outer', not {self.join!r}")
 

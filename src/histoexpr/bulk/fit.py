@@ -205,6 +205,9 @@ class _SlideFolds:
     def available(self, entry: Entry) -> bool:
         return self.sets.get(entry.features) is not None
 
+    def augmented(self, entry: Entry, est: Any, rows: np.ndarray) -> list[Any]:
+        return []  # slides are not augmented
+
     def save_final(self, est: Any, entry: Entry, unit: Unit, targets: FoldTargets) -> None:
         _save_final(self.rf, est, self.cfg, self.data, entry)
 

@@ -88,6 +88,7 @@ def spot_features(
     encoder: Any = None,
     store: bool = True,
     tta: bool = False,
+    variant: str = "",
 ) -> np.ndarray:
     """Features of every spot's patch, ``(n_obs, D)`` float32, in ``adata`` order.
 
@@ -115,6 +116,9 @@ def spot_features(
     tta
         Encoder features averaged over each patch's 8 flips and rotations (cached apart,
         under ``<key>-tta``); colour histograms do not depend on orientation.
+    variant
+        A name for features of transformed patches (e.g. ``"aug-light-0"``, a stain
+        augmented copy), cached apart under ``<key>-<variant>``.
 
     Examples
     --------
@@ -132,6 +136,7 @@ def spot_features(
     is_colour = source == COLOUR_FEATURES
     tta = bool(tta) and not is_colour
     key = feature_key(source, pretrained=pretrained) + ("-tta" if tta else "")
+    key += f"-{variant}" if variant else ""
     settings = {"source": source, "pretrained": bool(pretrained), "spec": spec.to_dict(),
                 "stain": None if stain is None else stain.params(), "tta": tta}
     # the network is built on first use, so a fully cached run never loads it

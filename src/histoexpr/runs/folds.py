@@ -100,6 +100,10 @@ class FoldAdapter(Protocol):
 
     def available(self, entry: Entry) -> bool: ...
 
+    def augmented(self, entry: Entry, est: Any, rows: np.ndarray) -> list[Any]:
+        """Extra training inputs of ``rows`` (augmented copies, targets repeated); none."""
+        return []
+
     def save_final(self, est: Any, entry: Entry, unit: Unit, targets: FoldTargets) -> None: ...
 
 
@@ -147,6 +151,23 @@ def average_errors(y_true: Any, y_pred: Any) -> dict[str, float]:
             "armse": float(np.sqrt((d ** 2).mean(axis=0)).mean())}
 
 
+def _with_augmented(adapter: FoldAdapter, entry: Entry, est: Any, unit: Unit, x_train: Any,
+                    targets: FoldTargets) -> tuple[Any, Any, dict[str, Any]]:
+    """``(X, y, {groups, y_aux})`` of a fit: the training rows, and after them the extra
+    (augmented) copies of the same rows an adapter may give, with their targets repeated."""
+    groups = adapter.groups[unit.train]
+    extra = adapter.augmented(entry, est, unit.train)
+    if not extra:
+        return x_train, targets.y_train, {"groups": groups, "y_aux": targets.y_aux}
+    reps = 1 + len(extra)
+
+    def tile(a: Any) -> Any:
+        return None if a is None else np.concatenate([np.asarray(a)] * reps)
+
+    return (np.concatenate([x_train, *extra]), tile(targets.y_train),
+            {"groups": tile(groups), "y_aux": tile(targets.y_aux)})
+
+
 def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
               adapter: FoldAdapter) -> None:
     """Fit, predict and save every entry on every unit (see the module docstring)."""
@@ -177,8 +198,9 @@ def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
                             np.asarray(targets.y_rows)[is_val])
             with CostMeter(device=adapter.device) as meter:
                 x_train = adapter.inputs(e, est, unit.train)  # read once: fit, then scored
-                fit_model(est, x_train, targets.y_train, groups=adapter.groups[unit.train],
-                          y_aux=targets.y_aux, eval_set=eval_set)
+                x_fit, y_fit, kw = _with_augmented(adapter, e, est, unit, x_train, targets)
+                fit_model(est, x_fit, y_fit, eval_set=eval_set, **kw)
+                del x_fit
                 pred = np.zeros((0, len(targets.genes)), np.float32)
                 if len(unit.rows):
                     pred = np.asarray(est.predict(adapter.inputs(e, est, unit.rows)),

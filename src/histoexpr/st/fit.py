@@ -130,14 +130,35 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
         for _, rows, patches, _ in iter_section_patches(data.adata, data.spec):
             out[rows] = patches if stain is None else stain.transform(patches)
     else:
-        out = spot_features(data.adata, entry.source, data.spec, pretrained=entry.pretrained,
-                            cache_dir=cache_dir, batch_size=cfg.batch_size,
-                            num_workers=cfg.num_workers, device=cfg.device, stain=stain,
-                            store=False, tta=cfg.tta)
-        if cfg.context:
-            out = spot_context(out, data.adata, cfg.context)
+        def embed(variant: str = "", how: Any = stain) -> np.ndarray:
+            f = spot_features(data.adata, entry.source, data.spec, pretrained=entry.pretrained,
+                              cache_dir=cache_dir, batch_size=cfg.batch_size,
+                              num_workers=cfg.num_workers, device=cfg.device, stain=how,
+                              store=False, tta=cfg.tta, variant=variant)
+            return spot_context(f, data.adata, cfg.context) if cfg.context else f
+
+        out = embed()
+        if cfg.stain_augment:
+            cache[augmented_key(entry.features)] = np.stack(
+                [embed(f"aug-{cfg.stain_augment}-{i}", _augmenter(cfg, stain, i))
+                 for i in range(cfg.augment_copies)])
     cache[entry.features] = out
     return out
+
+
+def augmented_key(features: str) -> str:
+    """The cache key of a feature entry's stain-augmented copies ``(copies, spots, D)``."""
+    return f"{features}#augmented"
+
+
+def _augmenter(cfg: STConfig, stain: Any, copy: int) -> Any:
+    """Copy ``copy``'s stain augmentation, after the run's normaliser when it has one (an
+    augmented copy stands for the same section stained another way, then normalised)."""
+    from ..stain import StainChain
+    from ..stain.augment import StainAugmenter
+
+    aug = StainAugmenter.named(cfg.stain_augment, seed=cfg.seed * 1000 + copy)
+    return aug if stain is None else StainChain([stain, aug])
 
 
 def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
@@ -146,7 +167,8 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
     params = dict(cfg.model_params) if entry.kind == "model" else {}
     defaults: dict[str, Any] = {}
     if _input_kind(entry.model) == PATCHES:
-        defaults = {"encoder": cfg.encoder, "pretrained": cfg.pretrained}
+        defaults = {"encoder": cfg.encoder, "pretrained": cfg.pretrained,
+                    "stain_augment": cfg.stain_augment}
         if checkpoint is not None:
             defaults["checkpoint_dir"] = str(checkpoint)
     return build_model(entry.model, "spot", params, seed=cfg.seed, device=cfg.device,
@@ -287,6 +309,8 @@ class _SpotFolds:
         self.x = np.asarray(data.adata.X)
         self.var_names = data.adata.var_names.astype(str).tolist()
         self.ids = data.adata.obs_names.to_numpy(str)
+        self.xy = data.adata.obs[[K.X, K.Y]].to_numpy(float)
+        self.sections = data.adata.obs[K.SLIDE_ID].astype(str).to_numpy()
         self.groups = groups
         self.device = cfg.device
         self.aux = tags_of(MODELS.get(cfg.model)).aux_targets
@@ -295,11 +319,21 @@ class _SpotFolds:
         main, rest = _fold_genes(self.run, unit.name, self.cfg, self.x, self.var_names,
                                  unit.train, self.genes)
         y_tr = self.x[unit.train]
+        if self.cfg.smooth_targets:  # over the training spots' own grid: no test spot enters
+            from .smoothing import smooth
+
+            y_tr = smooth(y_tr, self.xy[unit.train], self.sections[unit.train],
+                          self.cfg.smooth_targets)
         return FoldTargets([self.var_names[i] for i in main], y_tr[:, main],
                            self.x[unit.rows][:, main], y_tr[:, rest] if self.aux else None)
 
     def inputs(self, entry: Entry, est: Any, rows: np.ndarray) -> Any:
         return self.cache[entry.features][rows]
+
+    def augmented(self, entry: Entry, est: Any, rows: np.ndarray) -> list[Any]:
+        """Extra training inputs of ``rows``: the stain-augmented feature copies."""
+        copies = self.cache.get(augmented_key(entry.features))
+        return [] if copies is None else [c[rows] for c in copies]
 
     def estimator(self, entry: Entry, unit: Unit) -> Any:
         return _estimator(self.cfg, entry, self.run.fold(unit.name) / f"{entry.key}_checkpoints")
