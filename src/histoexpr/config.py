@@ -131,6 +131,10 @@ class STConfig(ConfigBase):
     tta: bool = opt(False, "test-time augmentation: encoder features averaged over the 8 "
                     "flips and rotations of each patch (8x the encoder time)",
                     undo=("--no-tta",))
+    ensemble_encoders: tuple[str, ...] = opt(
+        (), "more encoders beside --encoder: the model is fitted on each encoder's features "
+        "and the predictions averaged (an ensemble; the random-init baseline ensembles the "
+        "same encoders with random weights)", form="comma", metavar="LIST")
     stain_augment: str | None = opt(None, "stain augmentation of the training spots: light "
                                     "or strong (HED jitter of Tellez et al. 2019, with "
                                     "brightness/contrast and stain-vector perturbations); "
@@ -172,6 +176,15 @@ class STConfig(ConfigBase):
 
         level_input(self.model, "spot")  # unknown or slide-only names list the valid ones
         get_card(self.encoder)  # unknown names list the valid ones; tuned folders register
+        for name in self.ensemble_encoders:
+            get_card(name)
+        if self.ensemble_encoders and level_input(self.model, "spot") != "features":
+            raise InputError(f"ensemble_encoders: model {self.model!r} trains its own encoder "
+                             "on patches; ensembles of encoders take a features model "
+                             "(ridge, mlp)")
+        if len(set((self.encoder, *self.ensemble_encoders))) <= len(self.ensemble_encoders):
+            raise InputError(f"ensemble_encoders {','.join(self.ensemble_encoders)}: each "
+                             f"encoder once, and not --encoder {self.encoder} again")
         parse_genes(self.genes)
         if self.log not in _LOGS:
             raise InputError(f"log must be one of {', '.join(_LOGS)}, not {self.log!r}")

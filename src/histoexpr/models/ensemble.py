@@ -1,5 +1,9 @@
 """``ensemble``: several registered models on the same features, their predictions averaged.
 
+With ``blocks`` the features are several encoders' side by side (``st fit
+--ensemble-encoders``): every member is fitted on each encoder's block alone, and the
+average runs over members and encoders (issue 20, item 4).
+
 BrST-Net's discussion suggests it ("combining two or more models can be beneficial", seed
 003, Discussion). Each member is a registry model that reads frozen features (``ridge``,
 ``mlp``, another ensemble...); its parameters come from ``member_params`` (name → dict);
@@ -43,13 +47,16 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
         Parameters per member name, e.g. ``{"mlp": {"max_epochs": 50}}``.
     weights
         Weight of each member in the average (default: equal).
+    blocks
+        Widths of the feature blocks (one per encoder, in column order); each member is
+        fitted on each block, so one member suffices. ``None``: one block, all columns.
     random_state, device
         Passed to every member that has them (unless its parameters set them).
 
     Attributes
     ----------
     members_ : list
-        The fitted members, in order.
+        The fitted members, in order (block by block with ``blocks``).
     """
 
     #: frozen features in; groups are passed to the members that use them
@@ -57,18 +64,22 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
 
     def __init__(self, members: Sequence[str] = ("ridge", "mlp"),
                  member_params: Mapping[str, Mapping[str, Any]] | None = None,
-                 weights: Sequence[float] | None = None, random_state: int | None = 0,
+                 weights: Sequence[float] | None = None,
+                 blocks: Sequence[int] | None = None, random_state: int | None = 0,
                  device: str | None = None) -> None:
         self.members = members
         self.member_params = member_params
         self.weights = weights
+        self.blocks = blocks
         self.random_state = random_state
         self.device = device
 
     def _check(self) -> list[str]:
         names = [str(m) for m in self.members]
-        if len(names) < 2:
-            raise InputError(f"an ensemble needs at least two members, got {names}")
+        n_blocks = len(self.blocks) if self.blocks is not None else 1
+        if len(names) * n_blocks < 2 or not names:
+            raise InputError(f"an ensemble needs at least two members, or one member and "
+                             f"two feature blocks, got members {names} and {n_blocks} block(s)")
         for n in names:
             if tags_of(MODELS.get(n)).input != "features":
                 raise InputError(f"ensemble member {n!r} reads {tags_of(MODELS.get(n)).input}; "
@@ -83,23 +94,41 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
                              f"positive sum, got {list(self.weights)}")
         return names
 
+    def _slices(self, n_columns: int) -> list[slice]:
+        if self.blocks is None:
+            return [slice(0, n_columns)]
+        widths = [int(b) for b in self.blocks]
+        if min(widths) < 1 or sum(widths) != n_columns:
+            raise InputError(f"ensemble blocks {widths} do not add up to the {n_columns} "
+                             "feature columns")
+        ends = np.cumsum(widths)
+        return [slice(int(e - w), int(e)) for w, e in zip(widths, ends)]
+
     def fit(self, X, y, groups=None):
-        """Fit every member on ``X`` (n, D) and ``y`` (n,) or (n, genes)."""
+        """Fit every member on ``X`` (n, D) (each block of it) and ``y`` (n,) or (n, genes)."""
         names = self._check()
         params = dict(self.member_params or {})
+        X = np.asarray(X)
+        self.slices_ = self._slices(X.shape[1])
         self.members_ = []
-        for n in names:
-            est = build_model(n, "spot", dict(params.get(n, {})), seed=self.random_state,
-                              device=self.device)
-            self.members_.append(fit_model(est, X, y, groups=groups))
+        for cols in self.slices_:
+            for n in names:
+                est = build_model(n, "spot", dict(params.get(n, {})), seed=self.random_state,
+                                  device=self.device)
+                self.members_.append(fit_model(est, X[:, cols], y, groups=groups))
         w = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, float)
+        w = np.tile(w, len(self.slices_))
         self.weights_ = w / w.sum()
         return self
 
     def predict(self, X):
         """The weighted mean of the members' predictions, float32."""
         check_is_fitted(self, "members_")
-        preds = [np.asarray(m.predict(X), np.float64) for m in self.members_]
+        X = np.asarray(X)
+        slices = getattr(self, "slices_", [slice(None)])  # fitted before blocks existed
+        k = len(self.members_) // len(slices)
+        preds = [np.asarray(m.predict(X[:, slices[i // k]]), np.float64)
+                 for i, m in enumerate(self.members_)]
         return np.tensordot(self.weights_, np.stack(preds), axes=1).astype(np.float32)
 
 

@@ -49,8 +49,14 @@ def entries(cfg: STConfig) -> list[Entry]:
     from ..features.per_spot import feature_key
 
     on_patches = _input_kind(cfg.model) == PATCHES
-    feats = PATCHES if on_patches else feature_key(cfg.encoder, pretrained=cfg.pretrained)
-    main = Entry(cfg.model, cfg.model, feats, "model", cfg.encoder, cfg.pretrained)
+    sources = (cfg.encoder, *cfg.ensemble_encoders)
+    fitted = "ensemble" if len(sources) > 1 else cfg.model  # one head per encoder, averaged
+
+    def key_of(pretrained: bool) -> str:
+        return "+".join(feature_key(s, pretrained=pretrained) for s in sources)
+
+    feats = PATCHES if on_patches else key_of(cfg.pretrained)
+    main = Entry(cfg.model, fitted, feats, "model", "+".join(sources), cfg.pretrained)
     head = "ridge" if on_patches else cfg.model
     out = [main]
     for b in cfg.baselines:
@@ -60,9 +66,10 @@ def entries(cfg: STConfig) -> list[Entry]:
             out.append(Entry(f"{head}-{COLOUR_FEATURES}", head, COLOUR_FEATURES, "baseline",
                              COLOUR_FEATURES, False))
         elif b == "random":
-            key = feature_key(cfg.encoder, pretrained=False)
+            key = key_of(False)
             if key != main.features:
-                out.append(Entry(f"{head}-{key}", head, key, "baseline", cfg.encoder, False))
+                out.append(Entry(f"{head}-{key}", fitted if not on_patches else head, key,
+                                 "baseline", "+".join(sources), False))
     return out
 
 
@@ -118,7 +125,6 @@ def spot_context(feats: np.ndarray, adata: Any, radius: float) -> np.ndarray:
 
 def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stain: Any,
               cache: dict[str, np.ndarray]) -> np.ndarray | None:
-    from ..features.per_spot import spot_features
     from ..tiling.spots import iter_section_patches
 
     if entry.features in cache:
@@ -130,20 +136,46 @@ def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stai
         for _, rows, patches, _ in iter_section_patches(data.adata, data.spec):
             out[rows] = patches if stain is None else stain.transform(patches)
     else:
-        def embed(variant: str = "", how: Any = stain) -> np.ndarray:
-            f = spot_features(data.adata, entry.source, data.spec, pretrained=entry.pretrained,
-                              cache_dir=cache_dir, batch_size=cfg.batch_size,
-                              num_workers=cfg.num_workers, device=cfg.device, stain=how,
-                              store=False, tta=cfg.tta, variant=variant)
-            return spot_context(f, data.adata, cfg.context) if cfg.context else f
+        def embed(variant: str = "", how: Any = stain, widths: Any = None) -> np.ndarray:
+            return entry_features(cfg, data.adata, entry.source, data.spec,
+                                  pretrained=entry.pretrained, cache_dir=cache_dir,
+                                  stain=how, variant=variant, widths=widths)
 
-        out = embed()
+        widths: list[int] = []
+        out = embed(widths=widths)
+        if len(widths) > 1:  # an ensemble of encoders fits one head per block
+            cache[blocks_key(entry.features)] = widths
         if cfg.stain_augment:
             cache[augmented_key(entry.features)] = np.stack(
                 [embed(f"aug-{cfg.stain_augment}-{i}", _augmenter(cfg, stain, i))
                  for i in range(cfg.augment_copies)])
     cache[entry.features] = out
     return out
+
+
+def entry_features(cfg: STConfig, adata: Any, source: str, spec: Any, *, pretrained: bool,
+                   cache_dir: Path | None = None, stain: Any = None, variant: str = "",
+                   widths: list[int] | None = None) -> np.ndarray:
+    """The features a run's model reads for ``adata``'s spots: each encoder of ``source``
+    (``"a+b"`` for an ensemble of encoders) with the run's TTA and context, side by side;
+    each encoder's column count is appended to ``widths`` when given."""
+    from ..features.per_spot import spot_features
+
+    parts = []
+    for name in source.split("+"):
+        f = spot_features(adata, name, spec, pretrained=pretrained, cache_dir=cache_dir,
+                          batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                          device=cfg.device, stain=stain, store=False, tta=cfg.tta,
+                          variant=variant)
+        parts.append(spot_context(f, adata, cfg.context) if cfg.context else f)
+        if widths is not None:
+            widths.append(parts[-1].shape[1])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def blocks_key(features: str) -> str:
+    """The cache key of a feature entry's per-encoder column counts."""
+    return f"{features}#blocks"
 
 
 def augmented_key(features: str) -> str:
@@ -161,10 +193,14 @@ def _augmenter(cfg: STConfig, stain: Any, copy: int) -> Any:
     return aug if stain is None else StainChain([stain, aug])
 
 
-def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None):
+def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None,
+               blocks: list[int] | None = None):
     from ..models import build_model
 
     params = dict(cfg.model_params) if entry.kind == "model" else {}
+    if entry.model == "ensemble" and entry.model != cfg.model:  # an ensemble of encoders
+        params = {"members": (cfg.model,), "member_params": {cfg.model: params},
+                  "blocks": blocks}
     defaults: dict[str, Any] = {}
     if _input_kind(entry.model) == PATCHES:
         defaults = {"encoder": cfg.encoder, "pretrained": cfg.pretrained,
@@ -336,7 +372,8 @@ class _SpotFolds:
         return [] if copies is None else [c[rows] for c in copies]
 
     def estimator(self, entry: Entry, unit: Unit) -> Any:
-        return _estimator(self.cfg, entry, self.run.fold(unit.name) / f"{entry.key}_checkpoints")
+        return _estimator(self.cfg, entry, self.run.fold(unit.name) / f"{entry.key}_checkpoints",
+                          self.cache.get(blocks_key(entry.features)))
 
     def available(self, entry: Entry) -> bool:
         return True
