@@ -58,3 +58,7 @@ def test_st_fit_with_two_encoders_fits_an_ensemble_of_blocks(tmp_path):
     models = json.loads((run.path / "models.json").read_text())
     assert models[0]["model"] == "ensemble" and models[0]["source"] == "toy+toy@3"
     assert {m["model"] for m in models[1:]} == {"mean", "ridge"}  # colour: one head
+    from histoexpr.st import predict_section
+
+    pred = predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
+    assert pred.n_obs > 0 and np.isfinite(pred.X).all()

@@ -3,14 +3,15 @@
     histoexpr st fit --data DIR... [--encoder efficientnet_lite0] [--model ridge|mlp|cnn_aux]
                      [--genes top250|hvg50|FILE|A,B,C] [--split patient|section] --out RUN
     histoexpr st evaluate RUN [--genes A,B]
-    histoexpr st predict RUN --image IMG --spots FILE [--out DIR]
+    histoexpr st predict RUN --image IMG --spots FILE [--counts FILE] [--out DIR]
 
 ``fit`` reads the sections (her2st-style folders, Space Ranger outputs, .h5ad files, or a
 JSON list of section specs), filters spots (counts, white patches), cross-validates the model
 with splits grouped by patient (or section), choosing genes on each training fold, beside
 three baselines (mean predictor, colour histograms, random-init encoder), then refits the
 model on all training spots. Rerunning the same command resumes an interrupted run.
-``evaluate`` rewrites metrics.csv, summary.csv and the maps; ``predict`` maps a new section.
+``evaluate`` rewrites metrics.csv, summary.csv, uncertainty.json and the maps; ``predict``
+maps a new section with per-spot intervals, and scores it when its counts are given.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--section", default=None, help="section id (default: image name)")
     pr.add_argument("--genes", default=None, help="genes to map, comma separated")
     pr.add_argument("--out", type=Path, default=None, help="output folder (RUN/predict)")
+    pr.add_argument("--counts", type=Path, default=None,
+                    help="the section's measured counts (spots x genes table as legacy ST, "
+                         ".h5ad, 10x .h5 or matrix folder; spot ids as in --spots): score the "
+                         "predictions per gene and map truth, prediction and uncertainty")
     add_common(pr)
     pr.set_defaults(func=run_predict)
 
@@ -125,7 +130,24 @@ def run_predict(args: argparse.Namespace) -> int:
 
     genes = args.genes.split(",") if args.genes else None
     res = predict_section(args.run, args.image, args.spots, out=args.out, mpp=args.mpp,
-                          section=args.section, genes=genes)
+                          section=args.section, genes=genes, counts=args.counts)
     out = args.out or Path(args.run) / "predict"
-    print(f"{res.n_obs} spots x {res.n_vars} genes predicted -> {out}")
+    interval = res.uns.get("interval", {}).get("method")
+    print(f"{res.n_obs} spots x {res.n_vars} genes predicted"
+          + (f" with {interval} intervals" if interval else "") + f" -> {out}")
+    if args.counts is not None:
+        from .. import _keys as K
+        from ..runs import files
+
+        section = str(res.obs[K.SLIDE_ID].iloc[0])
+        m = json.loads((out / files.PREDICT_SCORES.format(section=section)).read_text())
+        text = (f"{section}: {m['n_scored_genes']} genes scored on {m['n_scored_spots']} "
+                f"spots, mean Pearson r {cell(m['pearson_mean'])}, mean Spearman r "
+                f"{cell(m['spearman_mean'])}")
+        if m["missing_genes"]:
+            text += f" ({len(m['missing_genes'])} genes not in the counts)"
+        if interval:
+            text += (f"; {100 * m['nominal_coverage']:.0f} % intervals cover "
+                     f"{100 * m['coverage']:.1f} %")
+        print(text)
     return 0

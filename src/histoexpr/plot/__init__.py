@@ -20,6 +20,7 @@ from .spatial import (
 )
 from .subtype import confusion_figure, roc_figure
 from .survival import forest_figure, km_figure
+from .uncertainty import interval_maps
 from .variance import association_heatmap, shared_variance_bars
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "estimate_spot_diameter",
     "expression_maps",
     "forest_figure",
+    "interval_maps",
     "km_figure",
     "new_figure",
     "prediction_scatter",

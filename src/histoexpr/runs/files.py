@@ -28,6 +28,14 @@ FINAL_MODEL = "model.joblib"
 FINAL_INFO = "model.json"
 PREDICT = "predict"  # default output folder of `st predict` / `bulk predict`
 
+# `st predict` outputs, per section, in PREDICT (or --out)
+PREDICT_H5AD = "{section}_predictions.h5ad"  # predictions, lower / upper, measured
+PREDICT_MAP = "{section}_map.png"  # (measured and) predicted expression
+PREDICT_UNCERTAINTY_MAP = "{section}_uncertainty.png"  # interval width (and error) per spot
+PREDICT_METRICS = "{section}_metrics.csv"  # with --counts: per-gene scores and coverage
+PREDICT_SCORES = "{section}_metrics.json"  # with --counts: their summary, genes left out
+PREDICT_RECORD = "{section}_predict.json"  # inputs, spots, genes, interval method
+
 # spatial runs
 SPOTS = "spots.csv"
 MODELS = "models.json"  # the entries (model x feature set) of a spatial run

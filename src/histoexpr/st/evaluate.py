@@ -14,8 +14,10 @@ can be rerun at any time, e.g. with other map genes. Writes:
   scored genes, genes with r > 0 / 0.3 / 0.5, mean r of the top 10 genes, genes with BH
   q < 0.05, mean Spearman r, mean R² and RMSE over genes (where the mean predictor, whose r
   is undefined, is compared), wall and CPU seconds of the fit;
-- ``uncertainty.json`` — 90 % split-conformal half-widths per gene from the out-of-fold
-  residuals, and the coverage they reach on the held-out set
+- ``uncertainty.json`` — 90 % conformal intervals from the out-of-fold residuals of the
+  predictor ``st predict`` uses (the main model, smoothed when the run smooths): one
+  half-width per gene, and the adaptive (per-spot) model; the coverage and mean width of
+  both on the held-out set and on each cv fold in turn, per section
   (:mod:`histoexpr.st.uncertainty`);
 - ``predictions.h5ad`` — out-of-fold predictions of the main model (genes chosen in every
   fold), with the measured values in ``layers["measured"]``;
@@ -155,9 +157,7 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
     means = means.reset_index().assign(fold="mean")
     summary = pd.concat([summary, means[SUMMARY_COLUMNS]], ignore_index=True)
     write_csv(run.summary, summary, index=False)
-    from .uncertainty import uncertainty_record
-
-    unc = uncertainty_record([r for r in results if not r.get("derived")])
+    unc = _uncertainty(run, results)
     if unc is not None:
         write_json(run.path / files.UNCERTAINTY, unc)
     main = [r for r in results if r["kind"] == "model" and r["role"] == "cv"
@@ -172,18 +172,35 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
     return summary
 
 
+def _uncertainty(run: RunFolder, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The intervals of the predictor ``st predict`` uses (:mod:`.uncertainty`): the main
+    model's results, smoothed when the run smooths its output."""
+    from .uncertainty import uncertainty_record
+
+    derived = [r for r in results if r.get("derived")]
+    return uncertainty_record(derived or [r for r in results if not r.get("derived")],
+                              xy_of=_xy_lookup(run) if run.spots.is_file() else None)
+
+
+def _xy_lookup(run: RunFolder):
+    """``xy_of(spots) -> (xy, sections)`` from the run's ``spots.csv``."""
+    pos = pd.read_csv(run.spots, index_col=0)
+    pos.index = pos.index.astype(str)
+
+    def xy_of(spots):
+        sub = pos.loc[pd.Index(spots).astype(str)]
+        return sub[[K.X, K.Y]].to_numpy(float), sub[K.SLIDE_ID].astype(str).to_numpy()
+
+    return xy_of
+
+
 def _smoothed(run: RunFolder, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The main model's results smoothed over the spot grid (:mod:`.smoothing`): a cv fold
     with the strength chosen on the other folds, the held-out set with the one chosen on
     every fold (saved for ``st predict``)."""
     from .smoothing import best_strength, smooth, strength_scores
 
-    pos = pd.read_csv(run.spots, index_col=0)
-
-    def xy_of(spots):
-        sub = pos.loc[pd.Index(spots).astype(str)]
-        return sub[[K.X, K.Y]].to_numpy(float), sub[K.SLIDE_ID].astype(str).to_numpy()
-
+    xy_of = _xy_lookup(run)
     main = [r for r in results if r["kind"] == "model"]
     cv = [r for r in main if r["role"] == "cv"]
     if len(cv) < 2:
