@@ -3,7 +3,10 @@
 Generates six legacy-ST sections (three patients, 10 x 10 spots, 40 genes) and a whole
 slide, in which ten genes follow the *shape* of the nuclei (size and elongation, at constant
 nuclear coverage) and thirty are noise, so only a model that sees shape can find the signal;
-colour histograms cannot. Then runs, as a user would:
+colour histograms cannot. Each patient (and the slide, a fourth one) is stained and scanned
+in its own way (stain vectors and amounts, glass tint, scanner gamma, brightness and blur;
+``--stain-shift`` sets how much, 0 for none), so features must also carry over to a
+held-out patient's colours. Then runs, as a user would:
 
 1. ``histoexpr tile``     the slide's tissue, 112 µm tiles at 1 µm/px;
 2. ``histoexpr embed``    the slide's tiles with efficientnet_lite0 (ImageNet weights);
@@ -38,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--small", action="store_true",
                    help="a smaller data set (for quick checks; the signal is weaker)")
+    p.add_argument("--stain-shift", type=float, default=None, metavar="S",
+                   help="how far each patient's stain and scanner departs from the reference "
+                        "(default 1: of the order seen between labs; 0: all alike)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"[0/6] generating sections and a slide in {out}/inputs")
     t0 = time.perf_counter()
     params = {**(SMALL if args.small else {}), "seed": args.seed}
+    if args.stain_shift is not None:
+        params["stain_shift"] = args.stain_shift
     inp, new = make_demo_inputs(out / "inputs", **params)
     steps["generate"] = time.perf_counter() - t0
     if not new:

@@ -6,6 +6,11 @@ a whole slide whose nuclei follow smooth fields of the same two latents
 (:func:`~histoexpr.datasets.nuclei.signal_slide`), with the truth needed to score them: the
 gene weights and the slide's latent fields. :func:`score_demo` reads a fitted run and a
 ``predict-slide`` output and says how well each feature set found the signal.
+
+Patients differ in stain and scanner (``stain_shift``, see
+:func:`~histoexpr.datasets.synthetic.draw_stain_style`), and the whole slide comes from yet
+another patient with its own style, so the demo's patient-grouped scores reward features
+that are invariant to stain and scanner and see morphology, not ones that read colour.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ __all__ = ["DEMO_DEFAULTS", "DemoInputs", "make_demo_inputs", "score_demo", "sli
 #: what the demo generates (changing any of these regenerates the inputs)
 DEMO_DEFAULTS: dict[str, Any] = {
     "n_sections": 6, "n_patients": 3, "grid": [10, 10], "n_genes": 40, "n_signal": 10,
-    "mpp": 1.0, "slide_size": [4096, 3072], "seed": 0, "version": 2,
+    "mpp": 1.0, "slide_size": [4096, 3072], "stain_shift": 1.0, "seed": 0, "version": 3,
 }
 #: the fields are stored at 1/FIELD_STEP of the slide's resolution
 FIELD_STEP = 8
@@ -70,7 +75,10 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
     >>> new, d.signal_genes, d.weights.shape, d.slide.suffix
     (True, ['SIG0', 'SIG1'], (2, 2), '.tif')
     """
+    from dataclasses import asdict
+
     from .nuclei import signal_slide, write_signal_slide
+    from .synthetic import patient_stain_styles
     from .synthetic_st import synthetic_st
 
     folder = Path(folder)
@@ -84,13 +92,16 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
     syn = synthetic_st(folder / "sections", n_sections=p["n_sections"],
                        n_patients=p["n_patients"], grid=tuple(p["grid"]),
                        n_genes=p["n_genes"], n_signal=p["n_signal"], mpp=p["mpp"],
-                       signal="texture", seed=p["seed"])
+                       signal="texture", stain_shift=p["stain_shift"], seed=p["seed"])
     # paths relative to sections.json (the reader resolves them from there): the folder moves
     specs = [{k: (Path(v).name if k in ("counts", "spots", "image") else v)
               for k, v in spec.items()} for spec in syn.specs]
     write_json(folder / "sections" / "sections.json", specs, indent=1)
     w, h = p["slide_size"]
-    sl = signal_slide(w, h, mpp=p["mpp"], seed=p["seed"] + 1, n_blobs=8)
+    # the slide is a patient of its own: the next style after the sections' patients
+    slide_style = patient_stain_styles(p["n_patients"] + 1, strength=p["stain_shift"],
+                                       seed=p["seed"])[-1]
+    sl = signal_slide(w, h, mpp=p["mpp"], seed=p["seed"] + 1, n_blobs=8, style=slide_style)
     slide = write_signal_slide(folder / "demo_slide.tif", sl)
     np.savez_compressed(folder / "slide_latents.npz", size=sl.size[::FIELD_STEP, ::FIELD_STEP],
                         elong=sl.elong[::FIELD_STEP, ::FIELD_STEP])
@@ -98,6 +109,8 @@ def make_demo_inputs(folder: str | Path, **params: Any) -> tuple[DemoInputs, boo
         "slide": slide.name, "signal_genes": syn.signal_genes, "noise_genes": syn.noise_genes,
         "weights": syn.weights.tolist(), "latents": ["size", "elong"],
         "about": "log expression rate of signal gene g = base_g + weights[g] . (size, elong)",
+        "stains": {**{k: asdict(v) for k, v in syn.stains.items()},
+                   "slide": asdict(slide_style)},
     }, indent=1)
     write_json(stamp, p, indent=None)
     return _load(folder), True

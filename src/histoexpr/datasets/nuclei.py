@@ -13,6 +13,10 @@ long; an image encoder that sees shape can. This is the image-to-expression sign
 Coverage by a Poisson boolean model is ``1 - exp(-λ a)`` for rate ``λ`` and nuclear area
 ``a``; holding ``λ a`` fixed holds coverage fixed.
 
+Both take a :class:`~histoexpr.datasets.synthetic.StainStyle`: the same nuclei stained and
+scanned elsewhere (other stain vectors and amounts, glass tint, scanner response). The
+style changes only the colours, never where the nuclei are or what shape they have.
+
 Examples
 --------
 >>> import numpy as np
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic import E_VECTOR, H_VECTOR, _blob_field, _upsample
+from .synthetic import StainStyle, _blob_field, _upsample, beer_lambert_rgb
 
 __all__ = ["SignalSlide", "latent_to_shape", "render_nuclei", "signal_slide"]
 
@@ -70,6 +74,7 @@ def render_nuclei(
     tissue: np.ndarray | None = None,
     coverage: float = COVERAGE,
     seed: int | np.random.Generator = 0,
+    style: StainStyle | None = None,
 ) -> np.ndarray:
     """Render tissue whose nuclei follow the ``size`` and ``elong`` latent fields.
 
@@ -87,6 +92,9 @@ def render_nuclei(
         Expected fraction of tissue covered by nuclei (the same for every size).
     seed
         Seed or generator.
+    style
+        How the tissue is stained and scanned (``None``: the reference style). It draws
+        nothing from ``seed``, so the nuclei are the same in every style.
 
     Returns
     -------
@@ -129,9 +137,7 @@ def render_nuclei(
     jit = rng.normal(1.0, 0.12, (h, w)).astype(np.float32)
     conc_h = np.where(nuc, 0.85, 0.08).astype(np.float32) * jit * tissue
     conc_e = (eosin * np.where(nuc, 0.5, 1.0)).astype(np.float32) * tissue
-    od = conc_h[..., None] * H_VECTOR + conc_e[..., None] * E_VECTOR
-    od += np.abs(rng.normal(0.02, 0.01, (h, w)).astype(np.float32))[..., None]
-    return np.clip(250.0 * np.exp(-od), 0, 255).astype(np.uint8)
+    return beer_lambert_rgb(conc_h, conc_e, rng, style)
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,8 @@ def _smooth_field(h: int, w: int, scale_px: float, rng: np.random.Generator) -> 
 
 
 def signal_slide(width: int = 3072, height: int = 2304, *, mpp: float = 1.0, seed: int = 0,
-                 n_blobs: int = 3, scale_um: float = 600.0) -> SignalSlide:
+                 n_blobs: int = 3, scale_um: float = 600.0,
+                 style: StainStyle | None = None) -> SignalSlide:
     """A slide with tissue blobs whose nuclear size and elongation vary smoothly.
 
     Parameters
@@ -177,6 +184,9 @@ def signal_slide(width: int = 3072, height: int = 2304, *, mpp: float = 1.0, see
         Tissue pieces.
     scale_um
         Correlation length of the latent fields, in µm (a few spots across).
+    style
+        How the slide is stained and scanned (``None``: the reference style); the latent
+        fields and the nuclei do not depend on it.
 
     Examples
     --------
@@ -196,7 +206,7 @@ def signal_slide(width: int = 3072, height: int = 2304, *, mpp: float = 1.0, see
     size = _smooth_field(height, width, scale_um / mpp, rng)
     elong = _smooth_field(height, width, scale_um / mpp, rng)
     eosin = (0.40 + 0.05 * _smooth_field(height, width, 2 * scale_um / mpp, rng)) * tissue
-    rgb = render_nuclei(size, elong, eosin, mpp=mpp, tissue=tissue, seed=rng)
+    rgb = render_nuclei(size, elong, eosin, mpp=mpp, tissue=tissue, seed=rng, style=style)
     return SignalSlide(rgb=rgb, tissue=tissue, size=size, elong=elong, mpp=mpp)
 
 
