@@ -274,7 +274,7 @@ def test_native_resolution_patches_and_unscaled_counts(syn, tmp_path):
 
     raw = np.array([[3.0, 0.0], [10.0, 5.0]])
     assert np.allclose(normalise(raw, target_sum=0), np.log1p(raw))
-    with pytest.raises(InputError, match="patch_um must be 0 or positive"):
+    with pytest.raises(InputError, match=r"patch_um \(--patch-um\) must be 0 or positive"):
         STConfig.resolve(data=["x"], patch_um=-1)
 
 

@@ -53,6 +53,8 @@ def grouped_splits(
     by: str = "patient",
     k: int = 5,
     holdout: list[str] | None = None,
+    min_test: int = 1,
+    row_name: str = "row",
 ) -> Split:
     """Grouped k-fold over rows (spots or slides) labelled with patient and section ids.
 
@@ -66,12 +68,16 @@ def grouped_splits(
         Number of folds; fewer groups than ``k`` gives leave-one-group-out (logged).
     holdout
         Groups (of the ``by`` kind) set aside before the folds, e.g. a final test patient.
+    min_test, row_name
+        The fewest test rows a fold is scored on, and what a row is (``"spot"``), for the
+        error when no fold would reach it.
 
     Raises
     ------
     InputError
         Unknown ``by``; fewer than two groups left for the folds (with one patient the
-        message suggests ``--split section``); held-out groups that do not exist.
+        message suggests ``--split section``); held-out groups that do not exist; no fold
+        with ``min_test`` test rows.
 
     Examples
     --------
@@ -103,13 +109,22 @@ def grouped_splits(
         hint = (" With one patient, use --split section (leave-one-section-out), and say so "
                 "when reporting: it says nothing about new patients.") if by == "patient" else ""
         raise InputError(f"{len(names)} {by}(s) left for cross-validation; need at least 2.{hint}")
-    if len(names) < k:
-        logger.info("%d %ss for %d folds: leave-one-%s-out", len(names), by, k, by)
-        k = len(names)
     folds, fold_groups = [], []
-    for tr, te in GroupKFold(n_splits=k).split(rows, groups=groups[rows]):
+    for tr, te in GroupKFold(n_splits=min(k, len(names))).split(rows, groups=groups[rows]):
         folds.append((rows[tr], rows[te]))
         fold_groups.append(sorted({str(g) for g in groups[rows[te]]}))
+    if max(len(te) for _, te in folds) < min_test:
+        sizes = pd.Series(groups[rows]).value_counts().sort_index()
+        listed = ", ".join(f"{g} {n}" for g, n in sizes.head(5).items()) + \
+            (", ..." if len(sizes) > 5 else "")
+        raise InputError(f"--folds {k}: no fold would hold the {min_test} test "
+                         f"{row_name}s a fold is scored on ({row_name}s per {by}"
+                         f"{' left after the hold-out' if holdout else ''}: {listed}); add "
+                         f"{by}s with more {row_name}s")
+    if len(names) < k:
+        where = "left after the hold-out" if holdout else "in the data"
+        logger.warning("--folds %d, but %d %ss %s: %d folds, leave-one-%s-out", k, len(names),
+                       by, where, len(names), by)
     return Split(by, folds, held, fold_groups, sorted(set(holdout)))
 
 

@@ -204,7 +204,8 @@ class STConfig(ConfigBase):
                   ("num_workers", self.num_workers >= 0, "non-negative")]
         for name, ok, what in checks:
             if not ok:
-                raise InputError(f"{name} must be {what}, got {getattr(self, name)!r}")
+                flag = flag_names(self.__dataclass_fields__[name])[0]
+                raise InputError(f"{name} ({flag}) must be {what}, got {getattr(self, name)!r}")
         if self.context is not None and not self.context > 0:
             raise InputError(f"context must be a positive number of grid steps, got "
                              f"{self.context!r}")

@@ -25,7 +25,8 @@ from ..tiling.spec import TileSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpotData", "fit_stain", "load_spot_data", "patch_spec", "recorded_patch"]
+__all__ = ["SpotData", "check_spot_grids", "fit_stain", "load_spot_data", "patch_spec",
+           "recorded_patch"]
 
 
 @dataclass
@@ -43,12 +44,15 @@ class SpotData:
         The patch size and pixel size.
     removed_genes
         Genes the counts held that a filter removed -> which filter (for messages).
+    grid_steps
+        Each section's spot grid step in image pixels (``None`` where it has no grid).
     """
 
     adata: AnnData
     dropped: pd.DataFrame
     spec: TileSpec
     removed_genes: dict[str, str] = field(default_factory=dict)
+    grid_steps: dict[str, float | None] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Per-section counts for ``data.json``."""
@@ -63,11 +67,86 @@ class SpotData:
                 "dropped": d["reason"].value_counts().to_dict(),
                 "mpp": info.get("mpp"), "image_path": info.get("image_path"),
                 "platform": info.get("platform"),
+                # the spot pitch: predict-slide compares it with its tile grid (--context)
+                "grid_step_um": _step_um(self.grid_steps.get(s), info.get("mpp")),
             }
         return {"n_spots": int(self.adata.n_obs), "n_genes": int(self.adata.n_vars),
                 "patch": {"size_px": self.spec.size_px, "mpp": self.spec.mpp,
                           "size_um": self.spec.size_um},
                 "n_patients": int(obs[K.PATIENT_ID].nunique()), "sections": per}
+
+
+def _step_um(step_px: float | None, mpp: Any) -> float | None:
+    return round(float(step_px) * float(mpp), 2) if step_px and mpp else None
+
+
+def _grid_options(cfg: STConfig) -> list[str]:
+    """The options of ``cfg`` that average over the spot grid, as the user wrote them."""
+    opts = []
+    if cfg.context:
+        opts.append(f"--context {cfg.context:g}")
+    if cfg.smooth:
+        opts.append("--smooth")
+    if cfg.smooth_targets:
+        opts.append(f"--smooth-targets {cfg.smooth_targets:g}")
+    return opts
+
+
+def check_spot_grids(cfg: STConfig, adata: AnnData) -> dict[str, float | None]:
+    """Each section's spot grid step (image pixels; ``None`` for a section without one),
+    checked against the options that average over grid neighbours (``--context``,
+    ``--smooth``, ``--smooth-targets``).
+
+    Raises
+    ------
+    InputError
+        With one of those options: a section whose spots are not on a grid (scattered, or
+        positions missing), or a context radius under one grid step (no spot would have a
+        neighbour). A radius that reaches across whole sections is a warning: the context
+        is then the section's mean, a section-level feature, which a model can still use.
+    """
+    from ..features.context import no_grid_reason, reach_warning, spot_grid, spot_names
+
+    opts = _grid_options(cfg)
+    info = adata.uns.get(K.UNS_SECTIONS) or {}
+    xy = adata.obs[[K.X, K.Y]].to_numpy(float)
+    sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    names = " and ".join(opts)
+    them, they = ("them", "they average") if len(opts) > 1 else ("it", "it averages")
+    grids, steps = {}, {}
+    for s in pd.unique(sections):
+        rows = sections == s
+        steps[s] = None
+        if rows.sum() < 2:
+            continue
+        spots = (info.get(s) or {}).get("spots_path") or (info.get(s) or {}).get("source")
+        where = f"section {s}" + (f" ({spots})" if spots else "")
+        try:
+            g = spot_grid(xy[rows])
+        except InputError as e:
+            if opts:
+                raise InputError(f"{names}: {where}: {e}; fix its spot table, or leave "
+                                 f"{them} out") from e
+            continue
+        if not g.regular:
+            if opts:
+                raise InputError(f"{names}: {where} has no spot grid ({no_grid_reason(g)}); "
+                                 f"{they} over each spot's grid neighbours: check the "
+                                 f"section's spot positions, or leave {them} out")
+            continue
+        grids[s], steps[s] = g, g.step
+    if cfg.context and grids:
+        short = [s for s, g in grids.items() if g.reach(cfg.context) < g.step]
+        if short:
+            raise InputError(f"--context {cfg.context:g} is under one grid step of section(s) "
+                             f"{spot_names(short)}: no spot has a neighbour that near, so "
+                             "the context would repeat each spot's own features; give 1 or "
+                             "more grid steps")
+        msg = reach_warning(grids, cfg.context, option=f"--context {cfg.context:g}",
+                            mpp={s: (info.get(s) or {}).get("mpp") for s in grids})
+        if msg:
+            logger.warning("%s", msg)
+    return steps
 
 
 def patch_spec(cfg: STConfig, adata: AnnData | None = None,
@@ -182,4 +261,6 @@ def load_spot_data(cfg: STConfig, adata: AnnData | None = None) -> SpotData:
     logger.info("%d spots in %d sections of %d patients; %d expressed genes", adata.n_obs,
                 adata.obs[K.SLIDE_ID].nunique(), adata.obs[K.PATIENT_ID].nunique(),
                 adata.n_vars)
-    return SpotData(adata=adata, dropped=dropped_df, spec=spec, removed_genes=removed)
+    steps = check_spot_grids(cfg, adata)
+    return SpotData(adata=adata, dropped=dropped_df, spec=spec, removed_genes=removed,
+                    grid_steps=steps)

@@ -268,8 +268,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     _estimator(cfg, entries(cfg)[0], None)  # unknown model parameters fail here
     patients = adata.obs[K.PATIENT_ID].astype(str).to_numpy()
     sections = adata.obs[K.SLIDE_ID].astype(str).to_numpy()
+    # a fold is scored on 3 test spots or more (evaluate's cut-off): refused before the run
     split = grouped_splits(patients, sections, by=cfg.split, k=cfg.k,
-                           holdout=list(cfg.holdout) or None)
+                           holdout=list(cfg.holdout) or None, min_test=3, row_name="spot")
     stain = fit_stain(cfg, adata)
     files = [v for info in adata.uns[K.UNS_SECTIONS].values()
              for k, v in info.items() if k in ("source", "spots_path", "image_path") and v]
@@ -359,7 +360,7 @@ class _SpotFolds:
             from .smoothing import smooth
 
             y_tr = smooth(y_tr, self.xy[unit.train], self.sections[unit.train],
-                          self.cfg.smooth_targets)
+                          self.cfg.smooth_targets, what="target smoothing (--smooth-targets)")
         return FoldTargets([self.var_names[i] for i in main], y_tr[:, main],
                            self.x[unit.rows][:, main], y_tr[:, rest] if self.aux else None)
 

@@ -87,6 +87,19 @@ def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any
     return run, cfg, info, joblib.load(model_path)
 
 
+def _check_grid(run: RunFolder, cfg: Any, adata: AnnData, spots: Path) -> None:
+    """A run that averages over grid neighbours (context, smoothing) needs spots on a grid."""
+    if not (cfg.context or (run.path / files.SMOOTHING).is_file()) or adata.n_obs < 2:
+        return
+    from ..features.context import no_grid_reason, spot_grid
+
+    g = spot_grid(adata.obs[[K.X, K.Y]].to_numpy(float))
+    if not g.regular:
+        raise InputError(f"{spots}: {run.path} averages over each spot's grid neighbours "
+                         f"(--context / --smooth), but these spots are not on a grid "
+                         f"({no_grid_reason(g)}); check the spot positions")
+
+
 def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, *,
                     out: str | Path | None = None, mpp: float | None = None,
                     section: str | None = None, genes: list[str] | None = None,
@@ -131,6 +144,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
             raise InputError(f"{p}: no such file")
     section = section or image.stem
     adata = _spots_adata(image, spots, mpp=mpp, section=section)
+    _check_grid(run, cfg, adata, spots)
     names = list(info["genes"])
     chosen = genes or best_genes(run, names, n_map_genes)
     missing = [g for g in chosen if g not in names]

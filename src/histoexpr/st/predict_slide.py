@@ -243,6 +243,60 @@ def _grid_step(coords: np.ndarray, size0: float) -> float:
     return float(steps[steps > 0].min()) if (steps > 0).any() else float(size0)
 
 
+def _spot_step_um(run: Any) -> float | None:
+    """The median spot grid step (µm) of the sections a run was fitted on (``None`` for
+    runs that did not record it)."""
+    sections = run.read_json(run.data_json).get("sections") or {}
+    steps = [float(v["grid_step_um"]) for v in sections.values() if v.get("grid_step_um")]
+    return float(np.median(steps)) if steps else None
+
+
+def _tile_context(x: np.ndarray, coords: np.ndarray, radius: float, *, slide: Any, run: Any,
+                  spec: Any, where: Path, step: float | None, warns: list[str],
+                  from_file: bool = False) -> np.ndarray:
+    """The run's spot context (:mod:`histoexpr.features.context`) over the tile grid
+    (``step`` apart, in level-0 pixels; measured when ``None``): the tiles must lie on a
+    grid; a radius over the whole slide, or a tile grid much finer or coarser than the spots
+    the run was fitted on, is a warning."""
+    from ..features.context import no_grid_reason, reach_warning, spot_grid, with_context
+
+    def warn(msg: str) -> None:
+        logger.warning("%s", msg)
+        warns.append(msg)
+
+    xy = np.asarray(coords, float)
+    fitted = f"{run.path} was fitted with --context {radius:g} (each spot beside its grid " \
+             "neighbours)"
+    if len(xy) < 2:
+        warn(f"{slide.name}: one tile, no neighbours: its context is its own features")
+        return with_context(x, xy, np.zeros(len(xy)), radius=radius)
+    try:
+        grid = spot_grid(xy, step=step)
+    except InputError as e:
+        raise InputError(f"{where}: {fitted}, but the tiles give no grid: {e}") from e
+    if not grid.regular:
+        folder = " (a folder of scattered tiles has none)" \
+            if slide.vendor == "tile-folder" else ""
+        fix = "drop --features to tile the whole slide" if from_file else \
+            "predict from the whole slide"
+        raise InputError(f"{where}: {fitted}, but these tiles are not on a grid"
+                         f"{folder}: {no_grid_reason(grid, unit='tiles')}; {fix}, or use a "
+                         "run fitted without --context")
+    msg = reach_warning({slide.name: grid}, radius, option=f"the run's --context {radius:g}",
+                        mpp=slide.mpp, what="slide")
+    if msg:
+        warn(msg)
+    spot_um, tile_um = _spot_step_um(run), grid.step * slide.mpp
+    if spot_um and abs(tile_um - spot_um) > MPP_TOLERANCE * spot_um:
+        px = max(1, round(spot_um / spec.mpp))
+        how = (f"tiles {px} px apart (histoexpr tile --stride {px}) match it" if from_file
+               else f"--stride {px} places the tiles one spot step apart")
+        warn(f"{slide.name}: the run's --context {radius:g} spanned {radius * spot_um:.0f} µm "
+             f"(its spots were {spot_um:.0f} µm apart), here {radius * tile_um:.0f} µm (tiles "
+             f"{tile_um:.0f} µm apart); {how}")
+    return with_context(x, xy, np.zeros(len(xy)), radius=radius, step=grid.step)
+
+
 def _safe_name(gene: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in gene)
 
@@ -363,11 +417,13 @@ def predict_slide(
                                         batch_size=batch_size or cfg.batch_size, device=device,
                                         num_workers=num_workers, tta=cfg.tta)
 
+        size0 = spec.size_level0(s.mpp)
+        stride0 = spec.stride_level0(s.mpp) if features is None else _grid_step(coords, size0)
         if cfg.context and info["features"] not in ("none", "patches"):
-            from ..features.context import with_context
-
-            x = with_context(x, np.asarray(coords, float), np.zeros(len(coords)),
-                             radius=cfg.context)  # the tile grid is the spot grid here
+            x = _tile_context(x, coords, cfg.context, slide=s, run=run_f, spec=spec,
+                              where=slide_path if features is None else Path(features),
+                              step=stride0 if features is None or stride0 >= size0 / 2
+                              else None, warns=warns, from_file=features is not None)
         t0 = time.perf_counter()
         adv = task("predict", len(coords))
         pred = np.empty((len(coords), len(info["genes"])), np.float32)
@@ -378,8 +434,6 @@ def predict_slide(
 
         t0 = time.perf_counter()
         adv = task("write", len(chosen) + 3)
-        size0 = spec.size_level0(s.mpp)
-        stride0 = spec.stride_level0(s.mpp) if features is None else _grid_step(coords, size0)
         tile_info = {**spec.to_dict(), "size_level0": float(size0),
                      "stride_level0": float(stride0),
                      "slide_mpp": float(s.mpp), "min_tissue": min_tissue}

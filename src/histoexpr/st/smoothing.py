@@ -33,14 +33,15 @@ logger = logging.getLogger(__name__)
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def smooth(pred: Any, xy: Any, sections: Any, strength: float, *, radius: float = 1.0
-           ) -> np.ndarray:
-    """``(1 - strength) * pred + strength * neighbour mean`` per section."""
+def smooth(pred: Any, xy: Any, sections: Any, strength: float, *, radius: float = 1.0,
+           what: str = "output smoothing (--smooth)") -> np.ndarray:
+    """``(1 - strength) * pred + strength * neighbour mean`` per section; ``what`` names the
+    option in the error raised for a section whose spots are not on a grid."""
     pred = np.asarray(pred, np.float32)
     if strength == 0:
         return pred
-    return ((1 - strength) * pred
-            + strength * neighbour_mean(pred, xy, sections, radius=radius)).astype(np.float32)
+    near = neighbour_mean(pred, xy, sections, radius=radius, what=what)
+    return ((1 - strength) * pred + strength * near).astype(np.float32)
 
 
 def _mean_pearson(t: np.ndarray, p: np.ndarray) -> float:

@@ -113,9 +113,10 @@ def _neighbours(xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``(i, j)`` (both directions) of spots within ``radius`` grid steps."""
     from scipy.spatial import cKDTree
 
-    from ..features.context import grid_step
+    from ..features.context import spot_grid
 
-    pairs = cKDTree(xy).query_pairs(r=radius * grid_step(xy) * 1.05, output_type="ndarray")
+    # the grid's own step and jitter allowance, as context and smoothing find neighbours
+    pairs = cKDTree(xy).query_pairs(r=spot_grid(xy).reach(radius), output_type="ndarray")
     if not len(pairs):
         return np.zeros(0, int), np.zeros(0, int)
     return np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]]
