@@ -62,3 +62,24 @@ def test_st_fit_with_two_encoders_fits_an_ensemble_of_blocks(tmp_path):
 
     pred = predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
     assert pred.n_obs > 0 and np.isfinite(pred.X).all()
+
+
+def test_predict_slide_embeds_each_encoder_with_its_own_context(synthetic_tiff, tmp_path):
+    """predict-slide rebuilds an ensemble's features as st fit did: each encoder's block
+    beside its own context; a single-encoder feature file is refused for it."""
+    import anndata as ad
+
+    from histoexpr.st import fit_run
+    from histoexpr.st.predict_slide import predict_slide
+
+    out = tmp_path / "syn"
+    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
+                     seed=1)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section", encoder="toy",
+                           ensemble_encoders=("toy@3",), pretrained=False, context=1,
+                           genes="top10", patch_px=64, patch_um=32.0, k=2, baselines=())
+    run = fit_run(cfg, tmp_path / "ens", maps=False)
+    res = predict_slide(synthetic_tiff, run.path, out=tmp_path / "slide", n_maps=1, quiet=True)
+    a = ad.read_h5ad(res.h5ad)
+    assert a.n_obs == res.n_tiles > 10 and np.isfinite(a.X).all()

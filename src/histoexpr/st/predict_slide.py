@@ -90,6 +90,10 @@ def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any],
     """Refuse a feature file that is not what the run's final model was fitted on."""
     card = attrs.get("encoder") or {}
     enc, want = card.get("name"), info.get("source")
+    if want and "+" in want:
+        raise InputError(f"{path}: the run's final model ensembles the encoders "
+                         f"{', '.join(want.split('+'))}, and a feature file holds one; drop "
+                         "--features and predict-slide embeds the slide with each")
     # no weights loaded = random init (the toy test encoder never has weights)
     random_file = attrs.get("encoder_weights") == "none" and card.get("builder") != "toy"
     if info.get("features") in ("none", "patches") or enc != want or \
@@ -116,23 +120,26 @@ def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any],
 
 def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *, stain: Any,
               batch_size: int, device: str, num_workers: int, advance: Any,
-              tta: bool = False) -> np.ndarray:
-    """The final model's input for every tile, computed in chunks of :data:`CHUNK` tiles."""
+              tta: bool = False, widths: list[int] | None = None) -> np.ndarray:
+    """The final model's input for every tile, computed in chunks of :data:`CHUNK` tiles;
+    each encoder's column count goes into ``widths`` when given."""
     from ..features.colour import COLOUR_FEATURES, colour_histogram
 
     kind, source = info["features"], info.get("source")
     if kind == "none":  # the mean predictor sees no image
         advance(len(coords))
         return np.zeros((len(coords), 1), np.float32)
-    encoder = None
+    encoders: list[Any] = []
     if kind != "patches" and source != COLOUR_FEATURES:
         from ..features.encoders import build_encoder
 
-        encoder = build_encoder(source, pretrained=info.get("pretrained", True))
+        # "a+b": an ensemble of encoders, their features side by side (st fit's order)
+        encoders = [build_encoder(n, pretrained=info.get("pretrained", True))
+                    for n in str(source).split("+")]
     parts = []
     for i in range(0, len(coords), CHUNK):
         c = coords[i:i + CHUNK]
-        if encoder is None:
+        if not encoders:
             tiles = slide.read_at_mpp_batch(c, spec.size_px, spec.mpp)
             if stain is not None:
                 tiles = stain.transform(tiles)
@@ -140,9 +147,12 @@ def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *
         else:
             from ..features.extract import embed
 
-            parts.append(embed(slide, c, encoder, size_px=spec.size_px, mpp=spec.mpp,
-                               batch_size=batch_size, num_workers=num_workers, device=device,
-                               stain=stain, tta=tta))
+            each = [embed(slide, c, enc, size_px=spec.size_px, mpp=spec.mpp,
+                          batch_size=batch_size, num_workers=num_workers, device=device,
+                          stain=stain, tta=tta) for enc in encoders]
+            if widths is not None and not widths:
+                widths.extend(f.shape[1] for f in each)
+            parts.append(np.concatenate(each, axis=1))
         advance(len(c))
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
@@ -208,8 +218,8 @@ def tile_heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, s
 
 def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, float],
                     task: Any, *, stain: Any, min_tissue: float, path: Path, batch_size: int,
-                    device: str, num_workers: int, tta: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    device: str, num_workers: int, tta: bool = False,
+                    widths: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stages tissue, tiles and embed; their seconds go into ``stages``."""
     from ..tiling.pipeline import tile_slide
     from ..tissue import detect_tissue
@@ -232,7 +242,8 @@ def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, f
 
     t0 = time.perf_counter()
     x = _features(s, coords, spec, info, stain=stain, batch_size=batch_size, device=device,
-                  num_workers=num_workers, advance=task("embed", len(coords)), tta=tta)
+                  num_workers=num_workers, advance=task("embed", len(coords)), tta=tta,
+                  widths=widths)
     stages["embed"] = time.perf_counter() - t0
     return coords, x
 
@@ -383,6 +394,7 @@ def predict_slide(
     out = Path(out)
     stages: dict[str, float] = {}
     warns: list[str] = []
+    widths: list[int] = []  # per encoder of an ensemble of encoders
 
     progress = _progress(quiet)
     t0 = time.perf_counter()  # the tissue stage includes opening the slide
@@ -415,15 +427,20 @@ def predict_slide(
             coords, x = _tile_and_embed(s, spec, info, stages, task, stain=stain,
                                         min_tissue=min_tissue, path=slide_path,
                                         batch_size=batch_size or cfg.batch_size, device=device,
-                                        num_workers=num_workers, tta=cfg.tta)
+                                        num_workers=num_workers, tta=cfg.tta, widths=widths)
 
         size0 = spec.size_level0(s.mpp)
         stride0 = spec.stride_level0(s.mpp) if features is None else _grid_step(coords, size0)
         if cfg.context and info["features"] not in ("none", "patches"):
-            x = _tile_context(x, coords, cfg.context, slide=s, run=run_f, spec=spec,
+            # each encoder's block with its own context, as st fit joined them
+            blocks = np.split(x, np.cumsum(widths)[:-1], axis=1) if len(widths) > 1 else [x]
+            x = np.concatenate([
+                _tile_context(b, coords, cfg.context, slide=s, run=run_f, spec=spec,
                               where=slide_path if features is None else Path(features),
                               step=stride0 if features is None or stride0 >= size0 / 2
-                              else None, warns=warns, from_file=features is not None)
+                              else None, warns=warns if k == 0 else [],
+                              from_file=features is not None)
+                for k, b in enumerate(blocks)], axis=1)
         t0 = time.perf_counter()
         adv = task("predict", len(coords))
         pred = np.empty((len(coords), len(info["genes"])), np.float32)
