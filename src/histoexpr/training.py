@@ -317,8 +317,10 @@ def _atomic_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _run_epoch(model, loader, loss_fn, device, optimizer=None, max_grad_norm=None) -> float:
-    """Mean loss over ``loader`` (weighted by batch size); trains when given an optimiser."""
+def _run_epoch(model, loader, loss_fn, device, optimizer=None, max_grad_norm=None,
+               scaler=None) -> float:
+    """Mean loss over ``loader`` (weighted by batch size); trains when given an optimiser
+    (through ``scaler``, a ``GradScaler``, when given)."""
     import torch
 
     train = optimizer is not None
@@ -330,10 +332,19 @@ def _run_epoch(model, loader, loss_fn, device, optimizer=None, max_grad_norm=Non
             loss = loss_fn(model, batch)
             if train:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if scaler is None:
+                    loss.backward()
+                else:
+                    scaler.scale(loss).backward()
+                    if max_grad_norm is not None:
+                        scaler.unscale_(optimizer)
                 if max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-                optimizer.step()
+                if scaler is None:
+                    optimizer.step()
+                else:
+                    scaler.step(optimizer)  # skipped when the gradients overflowed
+                    scaler.update()
             k = _batch_len(batch)
             total += float(loss.detach()) * k
             count += k
@@ -359,6 +370,7 @@ def fit_loop(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = True,
     meta: Mapping[str, Any] | None = None,
+    grad_scaler: Any = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with early stopping on a validation loss; restore the best weights.
 
@@ -400,6 +412,10 @@ def fit_loop(
     meta
         Plain values describing the run (hyper-parameters, data shapes), saved in the
         checkpoints; resuming from a checkpoint whose ``meta`` differs raises.
+    grad_scaler
+        A ``torch.amp.GradScaler`` when ``loss_fn`` runs under float16 autocast: the loss is
+        scaled before ``backward`` and the step skipped when gradients overflow; its state
+        is saved in (and restored from) ``last.pt``.
 
     Returns
     -------
@@ -458,6 +474,8 @@ def fit_loop(
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
             stopper.load_state_dict(state["early_stopping"])
+            if grad_scaler is not None and state.get("grad_scaler") is not None:
+                grad_scaler.load_state_dict(state["grad_scaler"])
             history = [dict(h) for h in state["history"]]
             start, stopped = int(state["epoch"]), bool(state["stopped"])
             best_state = state.get("best_state")
@@ -471,7 +489,8 @@ def fit_loop(
             break
         t0 = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
-        train_loss = _run_epoch(model, train_loader, loss_fn, device, optimizer, max_grad_norm)
+        train_loss = _run_epoch(model, train_loader, loss_fn, device, optimizer, max_grad_norm,
+                                grad_scaler)
         if not math.isfinite(train_loss):
             raise HistoexprError(f"training loss is {train_loss} at epoch {epoch}; lower the "
                                  "learning rate or check the inputs for NaN")
@@ -501,6 +520,7 @@ def fit_loop(
                 "stopped": stopped, "meta": meta, "rng": _rng_state((train_loader, val_loader)),
                 # the best weights, unless they are the current ones (saved just above)
                 "best_state": None if improved else best_state,
+                "grad_scaler": None if grad_scaler is None else grad_scaler.state_dict(),
             }, ckpt / LAST)
         if stopped:
             logger.info("early stopping at epoch %d: no improvement for %d epochs (best %.4g "

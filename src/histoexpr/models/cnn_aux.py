@@ -15,6 +15,13 @@ e.g. ``blocks.4`` of EfficientNet-B0, ``layer3`` of ResNet, ``blocks.10`` of a V
 other network, the last leaf module (in forward order) whose output is a 4-D map with more
 than one spatial position, i.e. the last layer before the final global pooling (transformers
 outside timm have no such layer: name one with ``aux_layer``).
+
+Cheap fine-tuning (departures from seed 003, all off by default): start from ImageNet
+weights (``pretrained=True``, e.g. ``encoder="efficientnet_lite0"``, whose weights install
+offline), freeze the stem and early stages (``freeze_stages``: no backward pass through
+them, so a CPU epoch costs much less), stain-augment the training patches
+(``stain_augment``) and, on a GPU, mixed precision with channels-last memory (``amp``).
+``benchmarks/bench_finetune.py`` measures their time per epoch and correlation.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from ..errors import InputError
 from ..training import drop_lone_batch, standardise, target_scaling
 from .probe import MODELS
 from .tags import ModelTags
-from .torch_base import PatchEncoderModel, check_choice
+from .torch_base import PatchEncoderModel, check_choice, stain_jitter
 
 #: the losses of :class:`CNNAux`: squared error on standardised targets (the default, a
 #: regression loss), or BrST-Net's literal "cross-entropy" (seed 003, Eq. 5): binary
@@ -230,16 +237,22 @@ class _Rows:
 
 
 class _Collate:
-    """Rows → (normalised patches, main targets, aux targets), preprocessed by the card."""
+    """Rows → (normalised patches, main targets, aux targets), preprocessed by the card;
+    with ``stain`` (a strength) the uint8 patches are stain-perturbed first
+    (:func:`~histoexpr.models.torch_base.stain_jitter`, in the worker that collates)."""
 
-    def __init__(self, card: Any, X: np.ndarray, y: Any, y_aux: Any) -> None:
-        self.card, self.X, self.y, self.y_aux = card, X, y, y_aux
+    def __init__(self, card: Any, X: np.ndarray, y: Any, y_aux: Any,
+                 stain: str | None = None) -> None:
+        self.card, self.X, self.y, self.y_aux, self.stain = card, X, y, y_aux, stain
 
     def __call__(self, rows: list[int]) -> tuple[Any, Any, Any]:
         from ..features.encoders import preprocess_tiles
 
         idx = np.asarray(rows)
-        return preprocess_tiles(self.card, self.X[idx]), self.y[idx], self.y_aux[idx]
+        patches = self.X[idx]
+        if self.stain is not None:
+            patches = stain_jitter(patches, self.stain)
+        return preprocess_tiles(self.card, patches), self.y[idx], self.y_aux[idx]
 
 
 class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
@@ -274,11 +287,29 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         ``None`` picks CUDA when available.
     random_state
         Seeds the split, the initial weights, the shuffling and the augmentation.
+    freeze_stages
+        Encoder stages kept as they are (departure from seed 003, which trained every
+        layer): ``0`` (default) none; ``N`` the stem and the first ``N`` stages
+        (:func:`~histoexpr.models.torch_base.encoder_stages`; ``efficientnet_lite0`` and
+        ``efficientnet_b0`` have 7 after the stem); ``"stem"``; ``"all"`` (only the heads
+        train). Their parameters get no gradient and their batch norms stay in eval mode.
+        Meant with ``pretrained=True``.
+    stain_augment
+        ``None`` (default, seed 003 augments by flips and rotations only), ``"light"`` or
+        ``"strong"``: training patches get a fresh random stain perturbation each epoch
+        (:class:`~histoexpr.stain.augment.StainAugmenter`, HED jitter after Tellez et al.
+        2019), before normalisation; validation and prediction see none (departure).
+    amp
+        Mixed precision (bfloat16, or float16 with loss scaling) and channels-last memory
+        on CUDA, for training and prediction (departure: an execution setting, not part of
+        a checkpoint's identity); ignored on the CPU.
 
     Attributes
     ----------
-    network_ : torch.nn.ModuleDict
+    network_ : histoexpr.features.encoders.tuning.FreezableModuleDict
         ``backbone``, ``head`` and (when used) ``aux``; on CPU in pickles.
+    frozen_stages_ : list of str
+        Labels of the frozen encoder stages (``[]``: none); ``n_stages_`` counts them all.
     aux_layer_ : AuxLayer or None
         The layer the auxiliary head reads.
     history_ : list of dict
@@ -307,7 +338,9 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
                  max_epochs: int = 200, patience: int = 10, lr_patience: int = 3,
                  val_fraction: float = 0.1, augment: bool = True, num_workers: int = 0,
                  device: str | None = None, checkpoint_dir: str | None = None,
-                 random_state: int | None = 0, loss: str = "mse") -> None:
+                 random_state: int | None = 0, loss: str = "mse",
+                 freeze_stages: int | str = 0, stain_augment: str | None = None,
+                 amp: bool = False) -> None:
         self._init_params(locals())
 
     def fit(self, X, y, y_aux=None, groups=None):
@@ -327,6 +360,7 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         ya2 = _check_targets(y_aux, n, "y_aux") if use_aux else np.zeros((n, 0))
         use_aux = use_aux and ya2.shape[1] > 0
         check_choice("loss", self.loss, LOSSES)
+        stain = self._check_stain_augment()
         ys = torch.from_numpy(self._scale_targets(y2))
         self.aux_mean_, self.aux_scale_ = target_scaling(ya2)
         yas = torch.from_numpy(standardise(ya2, self.aux_mean_, self.aux_scale_))
@@ -338,7 +372,10 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
                 else nn.functional.binary_cross_entropy_with_logits)
         self.n_outputs_, self.n_aux_outputs_ = y2.shape[1], (ya2.shape[1] if use_aux else 0)
 
+        from ..features.encoders.tuning import FreezableModuleDict
+
         card, backbone, tr, va, device = self._start_encoder(n, groups)
+        self._freeze_encoder(backbone)
         aux = find_aux_layer(backbone, input_size=card.input_size, aux_layer=self.aux_layer,
                              encoder=card.name) if use_aux else None
         parts = {"backbone": backbone, "head": nn.Linear(card.embed_dim, self.n_outputs_)}
@@ -346,36 +383,45 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
             parts["aux"] = nn.Linear(aux.channels, self.n_aux_outputs_)
             logger.info("%s: auxiliary head on %r (%d channels) for %d genes", card.name,
                         aux.name, aux.channels, self.n_aux_outputs_)
-        model = nn.ModuleDict(parts).to(device)
+        model = FreezableModuleDict(parts).to(device)
         self.aux_layer_ = aux
+        dtype, scaler = self._start_amp(model, device)
 
         bs = int(self.batch_size)
-        common = {"batch_size": bs, "collate_fn": _Collate(card, X, ys, yas),
-                  **self._loader_options(device)}
+        opts = self._loader_options(device)
         train = DataLoader(_Rows(tr), shuffle=True, drop_last=drop_lone_batch(len(tr), bs),
-                           **common)
-        val = DataLoader(_Rows(va), shuffle=False, **common)
+                           batch_size=bs, collate_fn=_Collate(card, X, ys, yas, stain), **opts)
+        val = DataLoader(_Rows(va), shuffle=False, batch_size=bs,
+                         collate_fn=_Collate(card, X, ys, yas), **opts)
         weight = float(self.aux_weight)
 
         def train_loss(net, batch):
             x, yb, yab = batch
-            feats, act = forward_with_aux(net["backbone"], self._augmented(x), aux)
-            loss = crit(net["head"](feats), yb)
-            if act is not None:
-                loss = loss + weight * crit(net["aux"](act), yab)
+            with self._autocast(device, dtype):
+                x = self._amp_input(self._augmented(x), dtype)
+                feats, act = forward_with_aux(net["backbone"], x, aux)
+                loss = crit(net["head"](feats).float(), yb)
+                if act is not None:
+                    loss = loss + weight * crit(net["aux"](act).float(), yab)
             return loss
 
         def val_loss(net, batch):
-            return crit(net["head"](net["backbone"](batch[0])), batch[1])
+            with self._autocast(device, dtype):
+                out = net["head"](net["backbone"](self._amp_input(batch[0], dtype)))
+                return crit(out.float(), batch[1])
 
-        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(trainable, lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=int(self.lr_patience))
         meta = self._checkpoint_meta(n=n, patch=list(X.shape[1:3]), n_genes=self.n_outputs_,
                                      n_aux_genes=self.n_aux_outputs_)
-        return self._fit_network(model, train, val, optimizer=opt, loss_fn=train_loss,
-                                 val_loss_fn=val_loss, scheduler=sched, device=device,
-                                 checkpoint_dir=self.checkpoint_dir, meta=meta)
+        self._fit_network(model, train, val, optimizer=opt, loss_fn=train_loss,
+                          val_loss_fn=val_loss, scheduler=sched, device=device,
+                          checkpoint_dir=self.checkpoint_dir, meta=meta, grad_scaler=scaler)
+        if dtype is not None:
+            self.network_.to(memory_format=torch.contiguous_format)
+        return self
 
     def _predict_both(self, X, want_aux: bool) -> tuple[np.ndarray, np.ndarray | None]:
         check_is_fitted(self, "network_")

@@ -23,7 +23,31 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FinetuneNet", "LayerPooled", "ProjectedEncoder", "dihedral"]
+__all__ = ["FinetuneNet", "FreezableModuleDict", "LayerPooled", "ProjectedEncoder", "dihedral",
+           "frozen_batchnorm_eval"]
+
+
+def frozen_batchnorm_eval(module: Any) -> None:
+    """Put every batch-norm layer of ``module`` whose weight is frozen (``requires_grad``
+    false) in eval mode: it normalises with its running statistics and keeps them, as
+    Keras does for frozen layers."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and \
+                m.weight is not None and not m.weight.requires_grad:
+            m.eval()
+
+
+class FreezableModuleDict(nn.ModuleDict):
+    """A ``ModuleDict`` (e.g. ``backbone``, ``head``, ``aux`` of
+    :class:`~histoexpr.models.cnn_aux.CNNAux`) whose ``train()`` keeps the batch norms of
+    frozen parameters in eval mode (:func:`frozen_batchnorm_eval`); with nothing frozen it
+    is an ordinary ``ModuleDict``."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            frozen_batchnorm_eval(self)
+        return self
 
 
 class FinetuneNet(nn.Module):
@@ -64,10 +88,7 @@ class FinetuneNet(nn.Module):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and \
-                        m.weight is not None and not m.weight.requires_grad:
-                    m.eval()
+            frozen_batchnorm_eval(self.backbone)
         return self
 
 
