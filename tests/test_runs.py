@@ -102,3 +102,20 @@ def test_an_in_memory_cohort_fits_like_its_files(specs, tmp_path):
     del cohort.layers["counts"]
     with pytest.raises(InputError, match='lacks layers\\["counts"\\]'):
         fit_run(STConfig.resolve(**FAST), tmp_path / "other", adata=cohort)
+
+
+def test_an_option_added_since_the_run_resumes_when_left_empty(tmp_path):
+    """A run written before an option existed resumes when the option is unset, off or an
+    empty list (e.g. ensemble_encoders ()); set to something, it is another config."""
+    from histoexpr.errors import InputError
+    from histoexpr.runs import RunFolder
+
+    run = RunFolder(tmp_path / "r")
+    run.start({"a": 1})
+    run.stage("data", 0.1)
+    run.finish()
+    again = RunFolder(tmp_path / "r")
+    again.start({"a": 1, "new_list": (), "new_flag": False, "new_value": None})
+    again.finish()
+    with pytest.raises(InputError, match="another config"):
+        RunFolder(tmp_path / "r").start({"a": 1, "new_list": ("x",)})

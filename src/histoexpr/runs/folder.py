@@ -203,9 +203,10 @@ class RunFolder:
             old = None  # a damaged config: nothing to resume
         if isinstance(old, dict):  # older layouts kept execution settings in the config
             old = {k: v for k, v in old.items() if k not in ignore}
-            # an option added since the run was written, left unset or off, changes nothing
+            # an option added since the run was written, left unset, off or empty (e.g.
+            # ensemble_encoders ()), changes nothing
             old.update({k: v for k, v in config.items()
-                        if k not in old and (v is None or v is False)})
+                        if k not in old and (v is None or v is False or v in ([], (), {}))})
         before = self.previous() or {}
         if before.get("stages") and before.get("format") != FORMAT:
             raise InputError(f"{self.path} was written by another histoexpr layout (format "
