@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.encoder} + ridge unless named; LOSO: leave-one-section-out over the "
           f"sections of one patient (fold mean); original/svs/hed-*: trained on {args.train}, "
           f"tested on {args.test} as they are and re-stained (mean over the test sections); "
-          f"loss = original - this row")
+          f"loss = original - this row; wall s: this invocation's fit_run (a resumed run only "
+          f"re-reads its features and re-scores)")
     print(table.round(3).to_string(na_rep=""))
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / f"table_{args.part}.csv")
