@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Any
 
@@ -54,7 +55,9 @@ AUGMENT_STRENGTHS: dict[str, dict[str, float]] = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def _hed_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """Ruifrok & Johnston's unmixing matrices, built once (they are read for every patch)."""
     from skimage.color import hed_from_rgb, rgb_from_hed
 
     return np.asarray(hed_from_rgb, np.float32), np.asarray(rgb_from_hed, np.float32)
