@@ -59,6 +59,14 @@ RECIPES = {
     "context3+smooth": {"context": 3, "smooth": True},
     "mlp": {"model": "mlp"},
     "mlp+context1": {"model": "mlp", "context": 1},
+    "context2-attention": {"context": 2, "context_attention": True},
+    "multiscale": {"scales": (224.0, 448.0)},  # 112 (the patch) + 224 + 448 µm
+    "multiscale+context2": {"scales": (224.0, 448.0), "context": 2},
+    "ensemble": {"ensemble_encoders": ("efficientnet_lite1", "efficientnet_lite2")},
+    "ensemble+context2": {"ensemble_encoders": ("efficientnet_lite1", "efficientnet_lite2"),
+                          "context": 2},
+    "smooth-targets": {"smooth_targets": 0.5},
+    "context2+smooth-targets": {"context": 2, "smooth_targets": 0.5},
     "macenko": {"stain": "macenko"},  # every patch normalised to the first section's stain
     "stain-aug": {"stain_augment": "light"},
     "stain-aug+tta+context2": {"stain_augment": "light", "tta": True, "context": 2},

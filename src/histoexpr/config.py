@@ -156,6 +156,15 @@ class STConfig(ConfigBase):
                                 "of its neighbours' within this many grid steps (e.g. 1: the "
                                 "ring around it); applied to every feature entry, baselines "
                                 "too", metavar="STEPS")
+    context_attention: bool = opt(False, "pool the --context neighbours by attention (each "
+                                  "weighted by its features' cosine similarity to the spot's, "
+                                  "a softmax) instead of their plain mean",
+                                  undo=("--no-context-attention",))
+    scales: tuple[float, ...] = opt(
+        (), "more patch sides in µm around each spot (e.g. 224,448): each is read at "
+        "--patch-px pixels, embedded, and its features joined to the --patch-um patch's "
+        "(multi-scale context; one more encoder pass per scale)", form="comma",
+        metavar="UM,...")
     gene_names: str | None = opt(None, "GTF or id,symbol table naming genes the sections give "
                                  "by Ensembl id (the ST-Net / BrST-Net breast data, seed "
                                  "003)", metavar="FILE")
@@ -209,6 +218,21 @@ class STConfig(ConfigBase):
         if self.context is not None and not self.context > 0:
             raise InputError(f"context must be a positive number of grid steps, got "
                              f"{self.context!r}")
+        if self.context_attention and not self.context:
+            raise InputError("context_attention (--context-attention) pools the --context "
+                             "neighbours; give --context STEPS too")
+        bad_scales = [v for v in self.scales if not v > 0]
+        if bad_scales:
+            raise InputError(f"scales (--scales) must be positive patch sides in µm, got "
+                             f"{', '.join(map(str, bad_scales))}")
+        if self.scales and level_input(self.model, "spot") != "features":
+            raise InputError(f"scales (--scales): model {self.model!r} trains its own encoder "
+                             "on one patch size; multi-scale features take a features model "
+                             "(ridge, mlp)")
+        if len(set(self.scales)) < len(self.scales) or self.patch_um in self.scales:
+            raise InputError(f"scales (--scales) {','.join(f'{v:g}' for v in self.scales)}: "
+                             f"each patch side once, and not --patch-um {self.patch_um:g} "
+                             "again")
         if self.stain_augment is not None:
             from .stain.augment import AUGMENT_STRENGTHS
 

@@ -16,6 +16,12 @@ A section has a spot grid when at least half its spots have a neighbour about on
 layout) have none, and context or smoothing over them is refused rather than computed at
 an arbitrary scale.
 
+``pool="attention"`` weights the neighbours instead of averaging them: each spot attends
+to its neighbours by the cosine similarity of their standardised features, softmax with
+temperature :data:`ATTENTION_TEMPERATURE` (a non-parametric self-attention: scaled
+dot-product attention with identity projections over the grid neighbourhood), so tissue
+like the spot's own weighs more than a neighbour across a boundary.
+
 Examples
 --------
 >>> xy = np.array([[0, 0], [1, 0], [2, 0], [10, 0]], float)
@@ -41,8 +47,9 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["MIN_ON_GRID", "SpotGrid", "grid_step", "neighbour_mean", "no_grid_reason",
-           "reach_warning", "section_grids", "spot_grid", "spot_names", "with_context"]
+__all__ = ["ATTENTION_TEMPERATURE", "CONTEXT_POOLS", "MIN_ON_GRID", "SpotGrid", "grid_step",
+           "neighbour_mean", "no_grid_reason", "reach_warning", "section_grids", "spot_grid",
+           "spot_names", "with_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,12 @@ MIN_ON_GRID = 0.5
 SLACK = (0.05, 0.3)
 #: neighbour pairs held at once while averaging (bounds the memory of wide radii)
 PAIRS_PER_CHUNK = 4_000_000
+#: feature values held at once while scoring attention pairs (pairs x feature columns)
+ATTENTION_VALUES = 20_000_000
+#: softmax temperature of the attention pool over cosine similarities
+ATTENTION_TEMPERATURE = 0.1
+#: how the neighbours' features are pooled
+CONTEXT_POOLS = ("mean", "attention")
 
 
 @dataclass(frozen=True)
@@ -206,10 +219,34 @@ def spot_names(items: list[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def _mean_of_others(f: np.ndarray, pts: np.ndarray, reach: float) -> tuple[np.ndarray, int]:
-    """Per point, the mean features of the other points within ``reach`` (its own when it
-    has none), and how many points have any. The pairs are held a chunk of points at a
-    time, so wide radii over many tiles do not exhaust the memory."""
+def _unit_rows(f: np.ndarray) -> np.ndarray:
+    """Features standardised over the section's spots, each row scaled to unit length (the
+    queries and keys of the attention pool)."""
+    z = (f - f.mean(axis=0)) / np.maximum(f.std(axis=0), 1e-6)
+    return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-6)).astype(np.float32)
+
+
+def _attention_weights(z: np.ndarray, i: np.ndarray, j: np.ndarray, offset: int,
+                       n_rows: int, temperature: float) -> np.ndarray:
+    """Softmax over each row's pairs ``(i, j)`` of the cosine similarity of ``z[offset + i]``
+    and ``z[j]`` over ``temperature``; pairs scored a batch at a time."""
+    logits = np.empty(len(i), np.float32)
+    batch = max(1, ATTENTION_VALUES // max(1, z.shape[1]))
+    for b in range(0, len(i), batch):
+        ii, jj = i[b:b + batch], j[b:b + batch]
+        logits[b:b + batch] = np.einsum("ij,ij->i", z[offset + ii], z[jj]) / temperature
+    top = np.full(n_rows, -np.inf, np.float32)
+    np.maximum.at(top, i, logits)
+    w = np.exp(logits - top[i])
+    return w / np.bincount(i, weights=w, minlength=n_rows)[i]
+
+
+def _pool_of_others(f: np.ndarray, pts: np.ndarray, reach: float, *, pool: str = "mean"
+                    ) -> tuple[np.ndarray, int]:
+    """Per point, the pooled features (mean, or attention-weighted) of the other points
+    within ``reach`` (its own when it has none), and how many points have any. The pairs
+    are held a chunk of points at a time, so wide radii over many tiles do not exhaust the
+    memory."""
     from scipy.sparse import csr_matrix
     from scipy.spatial import cKDTree
 
@@ -218,6 +255,7 @@ def _mean_of_others(f: np.ndarray, pts: np.ndarray, reach: float) -> tuple[np.nd
     sample = pts[: min(n, 200)]
     per_point = max(1.0, tree.count_neighbors(cKDTree(sample), reach) / len(sample))
     chunk = int(max(1, PAIRS_PER_CHUNK // per_point))
+    z = _unit_rows(f) if pool == "attention" else None
     out = f.copy()
     n_with = 0
     for start in range(0, n, chunk):
@@ -228,17 +266,22 @@ def _mean_of_others(f: np.ndarray, pts: np.ndarray, reach: float) -> tuple[np.nd
         i, j = i[other], j[other]
         count = np.bincount(i, minlength=len(part))
         has = count > 0
-        m = csr_matrix((np.ones(len(i), np.float32), (i, j)), shape=(len(part), n))
-        out[start + np.flatnonzero(has)] = (m @ f)[has] / count[has, None]
+        if z is None:
+            w = 1.0 / count[i]
+        else:
+            w = _attention_weights(z, i, j, start, len(part), ATTENTION_TEMPERATURE)
+        m = csr_matrix((w.astype(np.float32), (i, j)), shape=(len(part), n))
+        out[start + np.flatnonzero(has)] = (m @ f)[has]
         n_with += int(has.sum())
     return out, n_with
 
 
 def neighbour_mean(feats: Any, xy: Any, sections: Any, *, radius: float,
-                   step: float | None = None, what: str = "spot context (--context)"
-                   ) -> np.ndarray:
+                   step: float | None = None, what: str = "spot context (--context)",
+                   pool: str = "mean") -> np.ndarray:
     """Per spot, the mean features of the other spots of its section within ``radius``
-    grid steps (its own features when it has none).
+    grid steps (its own features when it has none); with ``pool="attention"`` their
+    attention-weighted mean (see the module's notes).
 
     ``step`` is the grid step when it is known (a tile grid's stride, the positions' units);
     by default each section's is measured. ``what`` names the option in errors.
@@ -254,6 +297,9 @@ def neighbour_mean(feats: Any, xy: Any, sections: Any, *, radius: float,
     sections = np.asarray(sections).astype(str)
     if not radius > 0:
         raise InputError(f"context radius must be positive (in grid steps), got {radius}")
+    if pool not in CONTEXT_POOLS:
+        raise InputError(f"context pool must be one of {', '.join(CONTEXT_POOLS)}, not "
+                         f"{pool!r}")
     if len(xy) != len(feats) or len(sections) != len(feats):
         raise InputError(f"spot context: {len(feats)} feature rows, {len(xy)} positions, "
                          f"{len(sections)} section labels")
@@ -268,11 +314,11 @@ def neighbour_mean(feats: Any, xy: Any, sections: Any, *, radius: float,
                              f"({no_grid_reason(grid)}); check the section's spot positions")
         rows = np.flatnonzero(sections == s)
         f = feats[rows]
-        if grid.covers(radius):  # every other spot of the section: no pairs needed
+        if grid.covers(radius) and pool == "mean":  # every other spot: no pairs needed
             total = f.sum(axis=0, dtype=np.float64)[None, :] - f
             out[rows] = (total / (len(rows) - 1)).astype(np.float32)
         else:
-            out[rows], n_with = _mean_of_others(f, xy[rows], grid.reach(radius))
+            out[rows], n_with = _pool_of_others(f, xy[rows], grid.reach(radius), pool=pool)
             if not n_with:
                 logger.warning("section %s: no spot has a neighbour within %g grid steps",
                                s, radius)
@@ -280,8 +326,9 @@ def neighbour_mean(feats: Any, xy: Any, sections: Any, *, radius: float,
 
 
 def with_context(feats: Any, xy: Any, sections: Any, *, radius: float,
-                 step: float | None = None) -> np.ndarray:
-    """``[own features, neighbour mean]`` per spot (twice the width)."""
+                 step: float | None = None, pool: str = "mean") -> np.ndarray:
+    """``[own features, pooled neighbours]`` per spot (twice the width); ``pool`` is
+    ``"mean"`` or ``"attention"``."""
     feats = np.asarray(feats, np.float32)
     return np.concatenate([feats, neighbour_mean(feats, xy, sections, radius=radius,
-                                                 step=step)], axis=1)
+                                                 step=step, pool=pool)], axis=1)

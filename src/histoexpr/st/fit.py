@@ -32,7 +32,7 @@ from .data import SpotData, fit_stain, load_spot_data
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Entry", "entries", "fit_run", "make_selector", "spot_context"]
+__all__ = ["Entry", "entries", "fit_run", "make_selector", "scale_specs", "spot_context"]
 
 PATCHES = "patches"
 
@@ -115,12 +115,30 @@ def _fold_genes(run: RunFolder, fold: str, cfg: STConfig, x: np.ndarray, var_nam
     return main, rest
 
 
-def spot_context(feats: np.ndarray, adata: Any, radius: float) -> np.ndarray:
-    """Features joined by their grid neighbours' mean (:mod:`histoexpr.features.context`)."""
+def spot_context(feats: np.ndarray, adata: Any, radius: float, *,
+                 attention: bool = False) -> np.ndarray:
+    """Features joined by their grid neighbours' mean, or attention-weighted pool
+    (:mod:`histoexpr.features.context`)."""
     from ..features.context import with_context
 
     return with_context(feats, adata.obs[[K.X, K.Y]].to_numpy(float),
-                        adata.obs[K.SLIDE_ID].to_numpy(), radius=radius)
+                        adata.obs[K.SLIDE_ID].to_numpy(), radius=radius,
+                        pool="attention" if attention else "mean")
+
+
+def scale_specs(spec: Any, scales: tuple[float, ...]) -> list[tuple[Any, str]]:
+    """The patch of ``spec`` and one per extra side in µm (``--scales``), each with the
+    ``variant`` its features are cached under: the same pixels over a wider (or narrower)
+    field, so each extra scale costs one more encoder pass.
+
+    >>> from histoexpr.tiling.spec import TileSpec
+    >>> [(s.size_px, s.mpp, v) for s, v in scale_specs(TileSpec(224, 0.5), (224.0,))]
+    [(224, 0.5, ''), (224, 1.0, '224um')]
+    """
+    from ..tiling.spec import TileSpec
+
+    return [(spec, "")] + [(TileSpec(spec.size_px, float(um) / spec.size_px), f"{um:g}um")
+                           for um in scales]
 
 
 def _features(cfg: STConfig, data: SpotData, entry: Entry, cache_dir: Path, stain: Any,
@@ -157,17 +175,21 @@ def entry_features(cfg: STConfig, adata: Any, source: str, spec: Any, *, pretrai
                    cache_dir: Path | None = None, stain: Any = None, variant: str = "",
                    widths: list[int] | None = None) -> np.ndarray:
     """The features a run's model reads for ``adata``'s spots: each encoder of ``source``
-    (``"a+b"`` for an ensemble of encoders) with the run's TTA and context, side by side;
+    (``"a+b"`` for an ensemble of encoders) with the run's TTA, scales (``--scales``, one
+    block per encoder with its scales side by side) and context, side by side;
     each encoder's column count is appended to ``widths`` when given."""
     from ..features.per_spot import spot_features
 
     parts = []
     for name in source.split("+"):
-        f = spot_features(adata, name, spec, pretrained=pretrained, cache_dir=cache_dir,
-                          batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                          device=cfg.device, stain=stain, store=False, tta=cfg.tta,
-                          variant=variant)
-        parts.append(spot_context(f, adata, cfg.context) if cfg.context else f)
+        each = [spot_features(adata, name, s, pretrained=pretrained, cache_dir=cache_dir,
+                              batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                              device=cfg.device, stain=stain, store=False, tta=cfg.tta,
+                              variant="-".join(v for v in (variant, scale) if v))
+                for s, scale in scale_specs(spec, tuple(cfg.scales))]
+        f = each[0] if len(each) == 1 else np.concatenate(each, axis=1)
+        parts.append(spot_context(f, adata, cfg.context, attention=cfg.context_attention)
+                     if cfg.context else f)
         if widths is not None:
             widths.append(parts[-1].shape[1])
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)

@@ -86,10 +86,16 @@ def _mpp_warning(slide_mpp: float, model_mpp: float, name: str) -> str | None:
 
 
 def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any], spec: Any,
-                        stain: dict[str, Any] | None, slide: Any) -> None:
+                        stain: dict[str, Any] | None, slide: Any,
+                        scales: tuple[float, ...] = ()) -> None:
     """Refuse a feature file that is not what the run's final model was fitted on."""
     card = attrs.get("encoder") or {}
     enc, want = card.get("name"), info.get("source")
+    if scales:
+        raise InputError(f"{path}: the run's final model reads patches of "
+                         f"{', '.join(f'{v:g}' for v in scales)} µm beside the tiles (st fit "
+                         "--scales), and a feature file holds one size; drop --features and "
+                         "predict-slide embeds each scale")
     if want and "+" in want:
         raise InputError(f"{path}: the run's final model ensembles the encoders "
                          f"{', '.join(want.split('+'))}, and a feature file holds one; drop "
@@ -118,12 +124,22 @@ def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any],
                          f"{slide.path} ({slide.dimensions[0]} x {slide.dimensions[1]})")
 
 
+def _recentred(coords: np.ndarray, spec: Any, other: Any, slide_mpp: float) -> np.ndarray:
+    """Top-left corners of ``other``-sized patches centred on ``spec``-sized tiles."""
+    shift = (other.size_level0(slide_mpp) - spec.size_level0(slide_mpp)) / 2
+    return np.round(np.asarray(coords, np.float64) - shift).astype(np.int64)
+
+
 def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *, stain: Any,
               batch_size: int, device: str, num_workers: int, advance: Any,
-              tta: bool = False, widths: list[int] | None = None) -> np.ndarray:
+              tta: bool = False, widths: list[int] | None = None,
+              scales: tuple[float, ...] = ()) -> np.ndarray:
     """The final model's input for every tile, computed in chunks of :data:`CHUNK` tiles;
-    each encoder's column count goes into ``widths`` when given."""
+    each encoder's column count goes into ``widths`` when given. With ``scales`` (the run's
+    ``--scales``) each encoder also embeds wider patches centred on each tile, side by side
+    as st fit joined them."""
     from ..features.colour import COLOUR_FEATURES, colour_histogram
+    from .fit import scale_specs
 
     kind, source = info["features"], info.get("source")
     if kind == "none":  # the mean predictor sees no image
@@ -147,9 +163,11 @@ def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *
         else:
             from ..features.extract import embed
 
-            each = [embed(slide, c, enc, size_px=spec.size_px, mpp=spec.mpp,
-                          batch_size=batch_size, num_workers=num_workers, device=device,
-                          stain=stain, tta=tta) for enc in encoders]
+            each = [np.concatenate([
+                embed(slide, c if not tag else _recentred(c, spec, sp, slide.mpp), enc,
+                      size_px=sp.size_px, mpp=sp.mpp, batch_size=batch_size,
+                      num_workers=num_workers, device=device, stain=stain, tta=tta)
+                for sp, tag in scale_specs(spec, tuple(scales))], axis=1) for enc in encoders]
             if widths is not None and not widths:
                 widths.extend(f.shape[1] for f in each)
             parts.append(np.concatenate(each, axis=1))
@@ -219,7 +237,8 @@ def tile_heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, s
 def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, float],
                     task: Any, *, stain: Any, min_tissue: float, path: Path, batch_size: int,
                     device: str, num_workers: int, tta: bool = False,
-                    widths: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    widths: list[int] | None = None,
+                    scales: tuple[float, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Stages tissue, tiles and embed; their seconds go into ``stages``."""
     from ..tiling.pipeline import tile_slide
     from ..tissue import detect_tissue
@@ -243,7 +262,7 @@ def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, f
     t0 = time.perf_counter()
     x = _features(s, coords, spec, info, stain=stain, batch_size=batch_size, device=device,
                   num_workers=num_workers, advance=task("embed", len(coords)), tta=tta,
-                  widths=widths)
+                  widths=widths, scales=scales)
     stages["embed"] = time.perf_counter() - t0
     return coords, x
 
@@ -264,7 +283,7 @@ def _spot_step_um(run: Any) -> float | None:
 
 def _tile_context(x: np.ndarray, coords: np.ndarray, radius: float, *, slide: Any, run: Any,
                   spec: Any, where: Path, step: float | None, warns: list[str],
-                  from_file: bool = False) -> np.ndarray:
+                  from_file: bool = False, attention: bool = False) -> np.ndarray:
     """The run's spot context (:mod:`histoexpr.features.context`) over the tile grid
     (``step`` apart, in level-0 pixels; measured when ``None``): the tiles must lie on a
     grid; a radius over the whole slide, or a tile grid much finer or coarser than the spots
@@ -276,11 +295,12 @@ def _tile_context(x: np.ndarray, coords: np.ndarray, radius: float, *, slide: An
         warns.append(msg)
 
     xy = np.asarray(coords, float)
+    pool = "attention" if attention else "mean"
     fitted = f"{run.path} was fitted with --context {radius:g} (each spot beside its grid " \
              "neighbours)"
     if len(xy) < 2:
         warn(f"{slide.name}: one tile, no neighbours: its context is its own features")
-        return with_context(x, xy, np.zeros(len(xy)), radius=radius)
+        return with_context(x, xy, np.zeros(len(xy)), radius=radius, pool=pool)
     try:
         grid = spot_grid(xy, step=step)
     except InputError as e:
@@ -305,7 +325,7 @@ def _tile_context(x: np.ndarray, coords: np.ndarray, radius: float, *, slide: An
         warn(f"{slide.name}: the run's --context {radius:g} spanned {radius * spot_um:.0f} µm "
              f"(its spots were {spot_um:.0f} µm apart), here {radius * tile_um:.0f} µm (tiles "
              f"{tile_um:.0f} µm apart); {how}")
-    return with_context(x, xy, np.zeros(len(xy)), radius=radius, step=grid.step)
+    return with_context(x, xy, np.zeros(len(xy)), radius=radius, step=grid.step, pool=pool)
 
 
 def _safe_name(gene: str) -> str:
@@ -420,14 +440,16 @@ def predict_slide(
             except (OSError, KeyError) as e:
                 raise InputError(f"{features}: not a readable `histoexpr embed` file ({e})") \
                     from e
-            _check_feature_file(Path(features), fattrs, info, spec, stain_params, s)
+            _check_feature_file(Path(features), fattrs, info, spec, stain_params, s,
+                                tuple(cfg.scales))
             adv()
             stages["features"] = time.perf_counter() - t0
         else:
             coords, x = _tile_and_embed(s, spec, info, stages, task, stain=stain,
                                         min_tissue=min_tissue, path=slide_path,
                                         batch_size=batch_size or cfg.batch_size, device=device,
-                                        num_workers=num_workers, tta=cfg.tta, widths=widths)
+                                        num_workers=num_workers, tta=cfg.tta, widths=widths,
+                                        scales=tuple(cfg.scales))
 
         size0 = spec.size_level0(s.mpp)
         stride0 = spec.stride_level0(s.mpp) if features is None else _grid_step(coords, size0)
@@ -439,7 +461,8 @@ def predict_slide(
                               where=slide_path if features is None else Path(features),
                               step=stride0 if features is None or stride0 >= size0 / 2
                               else None, warns=warns if k == 0 else [],
-                              from_file=features is not None)
+                              from_file=features is not None,
+                              attention=cfg.context_attention)
                 for k, b in enumerate(blocks)], axis=1)
         t0 = time.perf_counter()
         adv = task("predict", len(coords))
