@@ -79,3 +79,25 @@ def test_ensemble_averages_its_members_and_plugs_into_both_levels():
         EnsembleModel(members=("ridge", "cnn_aux")).fit(x, y)
     with pytest.raises(InputError, match="at least two"):
         EnsembleModel(members=("ridge",)).fit(x, y)
+
+
+def test_ridge_on_augmented_copies_chooses_its_penalty_on_distinct_rows():
+    """Stain-augmented copies of the training rows: leave-one-out over them would see each
+    held-out row's copies; the penalty is chosen on the first block and scaled by the
+    copies, so exact copies give the un-augmented model back."""
+    from histoexpr.models import fit_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 30))
+    y = x[:, :3] @ rng.normal(size=(3, 4)) + rng.normal(size=(150, 4))
+    plain = RidgeProbe().fit(x, y)
+    xx, yy = np.concatenate([x] * 3), np.concatenate([y] * 3)
+    copies = fit_model(RidgeProbe(), xx, yy, copies=3)
+    assert np.allclose(copies.alpha_, 3 * plain.alpha_)
+    np.testing.assert_allclose(copies.predict(x), plain.predict(x), atol=1e-4)
+    naive = RidgeProbe().fit(xx, yy)  # copies unknown: the penalty is too weak
+    assert np.abs(naive.predict(x) - plain.predict(x)).max() > 1e-2
+    one = RidgeProbe().fit(xx, yy[:, 0], copies=3)  # one gene: a scalar penalty
+    np.testing.assert_allclose(one.predict(x), plain.predict(x)[:, 0], atol=1e-3)
+    with pytest.raises(ValueError, match="not 2 blocks"):
+        RidgeProbe().fit(xx[:-1], yy[:-1], copies=2)

@@ -122,6 +122,11 @@ def test_stain_augmented_copies_are_extra_training_rows(specs, plain, tmp_path):
     n = [joblib.load(r.final / "model.joblib").pipeline_[0].scaler_.n_samples_seen_
          for r in (plain, aug)]
     assert n[1] == 3 * n[0]
+    # the fold loop tells the probe its rows are 3 blocks: penalties chosen on distinct rows
+    from histoexpr.models.probe import ALPHAS
+
+    alphas = joblib.load(aug.final / "model.joblib").alpha_
+    assert np.isin(np.round(alphas / 3, 6), np.round(ALPHAS, 6)).all()
     cached = {p.name for p in (aug.path / "features").iterdir()}
     assert {"toy-aug-light-0", "toy-aug-light-1", "colour_hist-aug-light-0"} <= cached
     fold = json.loads((aug.path / "folds" / "0" / "ridge.json").read_text())

@@ -60,7 +60,7 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
     """
 
     #: frozen features in; groups are passed to the members that use them
-    model_tags = ModelTags(input="features", groups=True)
+    model_tags = ModelTags(input="features", groups=True, copies=True)
 
     def __init__(self, members: Sequence[str] = ("ridge", "mlp"),
                  member_params: Mapping[str, Mapping[str, Any]] | None = None,
@@ -104,7 +104,7 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
         ends = np.cumsum(widths)
         return [slice(int(e - w), int(e)) for w, e in zip(widths, ends)]
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, copies=1):
         """Fit every member on ``X`` (n, D) (each block of it) and ``y`` (n,) or (n, genes)."""
         names = self._check()
         params = dict(self.member_params or {})
@@ -115,7 +115,8 @@ class EnsembleModel(RegressorMixin, BaseEstimator):
             for n in names:
                 est = build_model(n, "spot", dict(params.get(n, {})), seed=self.random_state,
                                   device=self.device)
-                self.members_.append(fit_model(est, X[:, cols], y, groups=groups))
+                self.members_.append(fit_model(est, X[:, cols], y, groups=groups,
+                                                copies=copies))
         w = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, float)
         w = np.tile(w, len(self.slices_))
         self.weights_ = w / w.sum()

@@ -35,6 +35,10 @@ class ModelTags:
         ``fit(X, y, eval_set=(X_val, y_val))`` stops early on a given validation set (the
         validation patients of a train / validation / test split, seed 000) instead of an
         inner split of the training rows.
+    copies
+        ``fit(X, y, copies=k)`` knows that its rows are ``k`` blocks, the first the
+        training rows and the others augmented copies of them in the same order (stain
+        augmentation), so an inner choice (a penalty) is made on distinct rows.
     """
 
     input: str = "features"
@@ -42,6 +46,7 @@ class ModelTags:
     groups: bool = False
     aux_targets: bool = False
     validation: bool = False
+    copies: bool = False
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
@@ -67,7 +72,7 @@ def tags_of(model: Any) -> ModelTags:
 
 
 def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None,
-              eval_set: Any = None) -> Any:
+              eval_set: Any = None, copies: int = 1) -> Any:
     """``est.fit`` with the optional arguments its tags ask for; returns the fitted model."""
     tags = tags_of(est)
     kw: dict[str, Any] = {}
@@ -77,4 +82,6 @@ def fit_model(est: Any, X: Any, y: Any, *, groups: Any = None, y_aux: Any = None
         kw["y_aux"] = y_aux
     if tags.validation and eval_set is not None:
         kw["eval_set"] = eval_set
+    if tags.copies and copies > 1:
+        kw["copies"] = copies
     return est.fit(X, y, **kw)

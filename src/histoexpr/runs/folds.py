@@ -153,8 +153,9 @@ def average_errors(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 def _with_augmented(adapter: FoldAdapter, entry: Entry, est: Any, unit: Unit, x_train: Any,
                     targets: FoldTargets) -> tuple[Any, Any, dict[str, Any]]:
-    """``(X, y, {groups, y_aux})`` of a fit: the training rows, and after them the extra
-    (augmented) copies of the same rows an adapter may give, with their targets repeated."""
+    """``(X, y, {groups, y_aux, copies})`` of a fit: the training rows, and after them the
+    extra (augmented) copies of the same rows an adapter may give, with their targets
+    repeated (``copies`` counts the blocks, the original one included)."""
     groups = adapter.groups[unit.train]
     extra = adapter.augmented(entry, est, unit.train)
     if not extra:
@@ -165,7 +166,7 @@ def _with_augmented(adapter: FoldAdapter, entry: Entry, est: Any, unit: Unit, x_
         return None if a is None else np.concatenate([np.asarray(a)] * reps)
 
     return (np.concatenate([x_train, *extra]), tile(targets.y_train),
-            {"groups": tile(groups), "y_aux": tile(targets.y_aux)})
+            {"groups": tile(groups), "y_aux": tile(targets.y_aux), "copies": reps})
 
 
 def run_folds(run: RunFolder, entries: list[Entry], units: list[Unit],
