@@ -403,3 +403,31 @@ def test_read_image_modes_and_errors(tmp_path, monkeypatch):
     text.write_text("not an image")
     with pytest.raises(SlideError, match=r"t\.png: cannot decode the image"):
         read_image(text)
+
+
+def test_a_large_level_is_thumbnailed_in_strips_exactly_and_read_once(monkeypatch):
+    """A slide without a pyramid is streamed in strips, with the same pixels as one read;
+    a smaller thumbnail after a larger one is shrunk from it, not read again."""
+    from histoexpr.slide import ArraySlide, base
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((900, 1200, 3)) * 255).astype(np.uint8)
+    img[:451] //= 2  # an edge that a seam between strips would blur
+    whole = ArraySlide(img, mpp=0.5).thumbnail(170)
+    monkeypatch.setattr(base, "THUMBNAIL_STRIP_PIXELS", 1200 * 11)
+    s = ArraySlide(img, mpp=0.5)
+    heights = []
+    real = s.read_region
+
+    def counted(x, y, w, h, level=0):
+        heights.append(h)
+        return real(x, y, w, h, level)
+
+    monkeypatch.setattr(s, "read_region", counted)
+    strips = s.thumbnail(170)
+    assert strips.shape == whole.shape == (128, 170, 3)
+    assert np.array_equal(strips, whole)
+    lw = s.level_dimensions[s.best_level_for_downsample(1200 / 170)][0]
+    assert len(heights) > 5 and max(heights) * lw <= 1200 * 11 + 2 * lw  # the strip budget
+    n = len(heights)
+    assert s.thumbnail(85).shape == (64, 85, 3) and len(heights) == n

@@ -217,3 +217,24 @@ def test_her2st_spot_patches_contain_tissue(shared_data):
         tiles = s.read_at_mpp_batch(coords, 224, spec.mpp)
     frac_ok = (white_fraction(tiles) <= 0.5).mean()
     assert frac_ok > 0.95, frac_ok
+
+
+def test_filters_read_their_tiles_a_chunk_at_a_time_with_the_same_result(monkeypatch):
+    from histoexpr.slide import ArraySlide
+    from histoexpr.tiling import TileSpec, pipeline, tile_slide
+
+    rng = np.random.default_rng(3)
+    img = np.full((512, 768, 3), 240, np.uint8)
+    img[64:448, 64:640] = (rng.random((384, 576, 3)) * 120 + 80).astype(np.uint8)
+    img[100:200, 100:300] = 255  # a hole of glass
+    s = ArraySlide(img, mpp=0.5)
+    spec = TileSpec(32, 0.5)
+    one = tile_slide(s, spec, filters=("white", "kmeans"))
+    monkeypatch.setattr(pipeline, "FILTER_CHUNK", 7)
+    sizes = []
+    real = pipeline.read_filter_tiles
+    monkeypatch.setattr(pipeline, "read_filter_tiles",
+                        lambda sl, c, sp, **k: sizes.append(len(c)) or real(sl, c, sp, **k))
+    chunked = tile_slide(s, spec, filters=("white", "kmeans"))
+    assert max(sizes) == 7 and sum(sizes) == one.n_candidates
+    assert np.array_equal(one.coords, chunked.coords) and one.removed == chunked.removed

@@ -22,6 +22,9 @@ __all__ = ["Slide", "resize_rgb", "resolve_mpp"]
 
 #: a level is used directly when its downsample is within this relative distance of the target
 LEVEL_TOLERANCE = 1e-3
+#: pixels read at once when a thumbnail is made from a large level (about 48 MB of RGB):
+#: a slide without a pyramid is streamed in strips, never read whole
+THUMBNAIL_STRIP_PIXELS = 16 * 2**20
 
 
 def default_read_workers() -> int:
@@ -221,15 +224,55 @@ class Slide(ABC):
         return out
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
-        """The whole slide, scaled so its longer side is at most ``max_size`` pixels."""
+        """The whole slide, scaled so its longer side is at most ``max_size`` pixels.
+
+        Read from the coarsest pyramid level fine enough, in strips of at most
+        :data:`THUMBNAIL_STRIP_PIXELS` (each strip shrunk to its rows of the thumbnail by
+        area averaging), so peak memory does not grow with the slide: a single-level
+        100,000 x 80,000 px slide is read 200 rows at a time, never as one 24 GB array.
+        The largest thumbnail made is kept, and a smaller one is shrunk from it (tissue
+        detection and the QC image read the slide once).
+
+        Examples
+        --------
+        >>> from histoexpr.slide import ArraySlide
+        >>> s = ArraySlide(np.zeros((300, 500, 3), np.uint8), mpp=0.5)
+        >>> s.thumbnail(100).shape
+        (60, 100, 3)
+        """
         w0, h0 = self.dimensions
         scale = max(w0, h0) / max_size
         if scale <= 1:
             return self.read_region(0, 0, w0, h0, 0)
         tw, th = max(1, round(w0 / scale)), max(1, round(h0 / scale))
+        kept = self.__dict__.get("_thumbnail")
+        if kept is not None and kept.shape[1] >= tw and kept.shape[0] >= th:
+            return kept if kept.shape[:2] == (th, tw) else resize_rgb(kept, (tw, th))
         level = self.best_level_for_downsample(scale)
+        thumb = self._streamed_thumbnail(level, tw, th)
+        self.__dict__["_thumbnail"] = thumb
+        return thumb
+
+    def _streamed_thumbnail(self, level: int, tw: int, th: int) -> np.ndarray:
+        """Level ``level`` shrunk to ``(th, tw)``, read in strips of whole rows."""
         lw, lh = self.level_dimensions[level]
-        return resize_rgb(self.read_region(0, 0, lw, lh, level), (tw, th))
+        if lw * lh <= THUMBNAIL_STRIP_PIXELS:
+            return resize_rgb(self.read_region(0, 0, lw, lh, level), (tw, th))
+        rows_per_out = lh / th  # level rows behind one thumbnail row
+        out_rows = max(1, int(THUMBNAIL_STRIP_PIXELS // lw / rows_per_out))
+        ds = self.level_downsamples[level]
+        out = np.empty((th, tw, 3), np.uint8)
+        from PIL import Image
+
+        for o0 in range(0, th, out_rows):
+            o1 = min(th, o0 + out_rows)
+            top, bottom = o0 * rows_per_out, min(lh, o1 * rows_per_out)
+            r0, r1 = math.floor(top), min(lh, max(math.ceil(bottom), math.floor(top) + 1))
+            strip = Image.fromarray(self.read_region(0, round(r0 * ds), lw, r1 - r0, level))
+            # the strip's exact share of the level (fractional rows): no seams between strips
+            out[o0:o1] = np.asarray(strip.resize((tw, o1 - o0), Image.Resampling.BOX,
+                                                 box=(0, top - r0, lw, bottom - r0)))
+        return out
 
     def info(self) -> dict[str, object]:
         """A summary for ``histoexpr info``."""
