@@ -39,6 +39,34 @@ def test_worker_processes_give_the_same_features(synthetic_tiff, toy, coords):
     np.testing.assert_array_equal(a, b)
 
 
+def test_prefetched_batches_give_the_features_of_reading_in_turn(synthetic_tiff, toy, coords,
+                                                                   monkeypatch):
+    """The default path reads batches on a background thread ahead of the network: the
+    same features, bit for bit, as reading each batch in turn (with a stain normaliser),
+    and the reads really run on that thread."""
+    import threading
+
+    from histoexpr.features import extract
+
+    with open_slide(synthetic_tiff) as s:
+        norm = get_normalizer("macenko").fit(s.read_at_mpp_batch(coords[:4], 64, 1.0)
+                                             .reshape(-1, 64, 3))
+    threads = set()
+    real = extract._TileDataset.batch
+
+    def spy(self, start, stop, **kw):
+        threads.add(threading.current_thread().name)
+        return real(self, start, stop, **kw)
+
+    monkeypatch.setattr(extract._TileDataset, "batch", spy)
+    with open_slide(synthetic_tiff) as s:
+        ahead = embed(s, coords, toy, size_px=64, mpp=1.0, batch_size=7, stain=norm)
+        in_turn = embed(s, coords, toy, size_px=64, mpp=1.0, batch_size=7, stain=norm,
+                        prefetch=0)
+    np.testing.assert_array_equal(ahead, in_turn)
+    assert threads and all(t.startswith("histoexpr-prefetch") for t in threads)
+
+
 def test_stain_normaliser_runs_in_the_loader(synthetic_tiff, toy, coords):
     norm = get_normalizer("luminosity")
     with open_slide(synthetic_tiff) as s:

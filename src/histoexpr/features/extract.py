@@ -1,8 +1,9 @@
 """Tile → feature extraction into the per-slide feature store.
 
-:func:`embed` turns a slide and its tile coordinates into an ``(N, D)`` float32 array: a
-``DataLoader`` reads and preprocesses tiles in worker processes (each opens the slide
-itself) while the model runs; ``inference_mode``, optional ``channels_last``, AMP and
+:func:`embed` turns a slide and its tile coordinates into an ``(N, D)`` float32 array: by
+default a background thread reads and preprocesses the next batches while the model runs
+(``prefetch``); with ``num_workers > 0`` a ``DataLoader`` does so in worker processes (each
+opens the slide itself); ``inference_mode``, optional ``channels_last``, AMP and
 pinned memory on GPU, optional ``torch.compile``, an optional stain normaliser in the
 loader; the order of rows is the order of ``coords``.
 
@@ -60,8 +61,43 @@ class _TileDataset:
             tile = self.stain.transform(tile)
         return preprocess_tiles(self.card, tile[None])[0]
 
+    def batch(self, start: int, stop: int, *, read_workers: int = 1):
+        """Tiles ``start:stop`` as one preprocessed tensor (the prefetch thread's unit)."""
+        if self._slide is None:
+            self._slide = open_slide(self.slide_path, mpp=self.slide_mpp)
+        tiles = self._slide.read_at_mpp_batch(self.coords[start:stop], self.size_px, self.mpp,
+                                              workers=read_workers)
+        if self.stain is not None:
+            tiles = self.stain.transform(tiles)
+        return preprocess_tiles(self.card, tiles)
+
     def __getstate__(self) -> dict[str, Any]:  # worker processes reopen the slide
         return {**self.__dict__, "_slide": None}
+
+
+def _prefetched(ds: _TileDataset, batch_size: int, depth: int):
+    """The batches of ``ds`` in order, read by one background thread ``depth`` batches ahead
+    of the consumer: tile decoding, resizing and stain maths release the GIL, so reading
+    batch k+1 overlaps the network's work on batch k without worker processes (which
+    would each reopen the slide and copy every batch between processes)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = iter(range(0, len(ds), batch_size))
+    with ThreadPoolExecutor(1, thread_name_prefix="histoexpr-prefetch") as pool:
+        queue: deque = deque()
+
+        def submit() -> None:
+            start = next(starts, None)
+            if start is not None:
+                queue.append(pool.submit(ds.batch, start, min(len(ds), start + batch_size)))
+
+        for _ in range(max(1, depth)):
+            submit()
+        while queue:
+            batch = queue.popleft().result()
+            submit()
+            yield batch
 
 
 def _init_loader_worker(_: int) -> None:
@@ -87,6 +123,7 @@ def embed(
     amp: bool | None = None,
     compile: bool = False,
     tta: bool = False,
+    prefetch: int = 2,
 ) -> np.ndarray:
     """Features of every tile, ``(N, D)`` float32, rows in the order of ``coords``.
 
@@ -112,6 +149,10 @@ def embed(
         Test-time augmentation: each tile's features are the mean over its 8 flips and 90°
         rotations (8x the network time; features that do not depend on the tile's
         orientation on the glass).
+    prefetch
+        With ``num_workers=0``: a background thread reads this many batches ahead of the
+        network, so reading overlaps compute by default (0: read each batch in turn).
+        The features are the same either way, bit for bit.
 
     Examples
     --------
@@ -136,9 +177,12 @@ def embed(
         raise InputError(f"{slide.path}: in-memory slides need num_workers=0")
     ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder.card, stain,
                       slide=slide if num_workers == 0 else None)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=on_gpu, persistent_workers=False,
-                        worker_init_fn=_init_loader_worker if num_workers else None)
+    if num_workers == 0 and prefetch > 0:
+        loader: Any = _prefetched(ds, batch_size, prefetch)
+    else:
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            pin_memory=on_gpu, persistent_workers=False,
+                            worker_init_fn=_init_loader_worker if num_workers else None)
     net = encoder.network.to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -149,6 +193,8 @@ def embed(
         device.split(":")[0], dtype=torch.bfloat16, enabled=amp
     ):
         for batch in loader:
+            if on_gpu and not batch.is_pinned():
+                batch = batch.pin_memory()
             batch = batch.to(device, non_blocking=on_gpu)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
