@@ -132,3 +132,39 @@ def test_manifest_paths_defaults_and_errors(tmp_path):
 def test_embed_cli_argument_errors(capsys, argv, msg):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_tile_from_a_manifest_on_two_local_workers_matches_tiling_in_process(batch, tmp_path,
+                                                                            capsys):
+    """tile --manifest: one Dask task per slide (the K-means filter fitted on the first
+    slide first), the same coordinates as an in-process run, the worker in run.json; a
+    missing slide fails alone and a rerun skips the slides done."""
+    import json
+
+    from histoexpr.tiling import load_coords
+
+    man = tmp_path / "slides.csv"
+    man.write_text(f"slide\n{batch / 'a.tif'}\n{batch / 'b.tif'}\n{batch / 'gone.tif'}\n")
+    common = ["--tile-size", "32", "--mpp", "0.5", "--filter", "white,kmeans"]
+    assert main(["-q", "tile", str(batch / "a.tif"), str(batch / "b.tif"), "--out",
+                 str(tmp_path / "here"), *common]) == 0
+    rc = main(["-q", "tile", "--manifest", str(man), "--workers", "2", "--out",
+               str(tmp_path / "dask"), *common])
+    assert rc == 2  # one of three slides failed
+    rec = json.loads((tmp_path / "dask" / "run.json").read_text())
+    status = {o["slide"]: o["status"] for o in rec["slides"]}
+    assert status == {"a": "done", "b": "done", "gone": "failed"}
+    assert any(o["where"].startswith("worker") for o in rec["slides"] if o["slide"] == "b")
+    for name in "ab":
+        here, _ = load_coords(tmp_path / "here" / "32px_0.5mpp" / f"{name}.h5")
+        there, _ = load_coords(tmp_path / "dask" / "32px_0.5mpp" / f"{name}.h5")
+        assert len(here) > 0 and np.array_equal(here, there)
+    man.write_text(f"slide\n{batch / 'a.tif'}\n{batch / 'b.tif'}\n")
+    assert main(["-q", "tile", "--manifest", str(man), "--workers", "2", "--out",
+                 str(tmp_path / "dask"), *common]) == 0
+    rec = json.loads((tmp_path / "dask" / "run.json").read_text())
+    assert {o["status"] for o in rec["slides"]} == {"done before"}
+    capsys.readouterr()
+    assert main(["-q", "tile", str(batch / "a.tif"), "--workers", "2", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "need --manifest" in capsys.readouterr().err

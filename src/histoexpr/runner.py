@@ -32,7 +32,8 @@ from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchOutput", "TaskFailed", "map_on_dask", "unique_items", "worker_device"]
+__all__ = ["BatchOutput", "ManifestRow", "TaskFailed", "manifest_rows", "map_on_dask",
+           "unique_items", "worker_device"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,61 @@ def map_on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One slide of a manifest: its line, the slide (from the manifest's folder), its
+    pixel size when the row gives one, and the row's other columns (lower-case names)."""
+
+    line: int
+    slide: Path
+    slide_mpp: float | None
+    columns: dict[str, str]
+
+
+def manifest_rows(path: str | Path, *, slide_mpp: float | None = None) -> list[ManifestRow]:
+    """The rows of a manifest CSV (a ``slide`` column, optionally ``slide_mpp`` and
+    others; relative paths are taken from the manifest's folder); ``slide_mpp`` is the
+    default pixel size. Rows without a slide are skipped.
+
+    Raises :class:`~histoexpr.errors.InputError` naming the manifest (and line) for an
+    unreadable file, no rows, no ``slide`` column, or a pixel size that is not positive.
+    """
+    import csv
+    import math
+
+    path = Path(path)
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, row) for row in reader]  # line_num: blank lines count
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path}: cannot read the manifest ({e})") from e
+    if not rows:
+        raise InputError(f"{path}: the manifest lists no slides (one `slide` column, one row "
+                         "per slide)")
+    cols = {c.strip().lower() for c in rows[0][1] if c}
+    if "slide" not in cols:
+        raise InputError(f"{path}: the manifest needs a `slide` column (found: "
+                         f"{', '.join(sorted(cols)) or 'none'})")
+    out = []
+    for line, row in rows:
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items()
+               if isinstance(k, str) and isinstance(v, str | None)}
+        if not row.get("slide"):
+            continue
+        mpp = slide_mpp
+        if row.get("slide_mpp"):
+            try:
+                mpp = float(row["slide_mpp"])
+            except ValueError:
+                mpp = math.nan
+            if not (mpp > 0):
+                raise InputError(f"{path}, line {line}: slide_mpp {row['slide_mpp']!r} is not "
+                                 "a positive number of µm per pixel")
+        out.append(ManifestRow(line, path.parent / row["slide"], mpp, row))
+    return out
 
 
 def unique_items(paths: Sequence[str | Path], *, name: Callable[[Path], str],

@@ -13,8 +13,8 @@ import traceback
 from ..config import parse_params
 from ..errors import HistoexprError
 
-__all__ = ["COMMANDS", "build_parser", "main", "parse_params", "report_failures",
-           "table_console"]
+__all__ = ["COMMANDS", "add_common", "add_dask_options", "build_parser", "main", "parse_params",
+           "report_failures", "table_console"]
 
 #: command name → module in this package (each has ``add_parser(subparsers)``)
 COMMANDS = {
@@ -31,6 +31,16 @@ COMMANDS = {
     "reproduce": "reproduce",
     "demo": "demo",
 }
+
+
+def add_dask_options(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--scheduler``, for the commands that run a ``--manifest`` on
+    Dask."""
+    d = p.add_argument_group("Dask (with --manifest)")
+    d.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster workers (default: one per GPU, else cores / 4)")
+    d.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler, e.g. tcp://head:8786")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common, report_failures
+from . import add_common, add_dask_options, report_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,11 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
     p.add_argument("--overwrite", action="store_true", help="redo slides that are done")
-    d = p.add_argument_group("Dask (with --manifest)")
-    d.add_argument("--workers", type=int, default=None,
-                   help="LocalCluster workers (default: one per GPU, else cores / 4)")
-    d.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler, e.g. tcp://head:8786")
+    add_dask_options(p)
     add_common(p)
     p.set_defaults(func=run)
 

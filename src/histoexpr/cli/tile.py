@@ -8,6 +8,10 @@ resolved settings, package version, the run's status and each slide's status and
 which every slide fails leaves the folder as it found it (a new folder is removed). A full
 disk or read-only folder stops the run at once (the other slides would fail alike). One run
 at a time writes a folder: a second one is refused while the first holds its lock.
+
+With ``--manifest slides.csv`` (a ``slide`` column, optionally ``slide_mpp``) each slide is
+one Dask task, on a LocalCluster or a running scheduler (``--scheduler``); a slide whose
+worker dies fails alone, and a rerun tiles what is missing.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common, report_failures
+from . import add_common, add_dask_options, report_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tile", help="find tissue and cut tile coordinates (HDF5 + QC PNG)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files, images or tile folders")
+    p.add_argument("slides", nargs="*", metavar="SLIDE", help="slide files, images or tile folders")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="CSV of slides (columns slide[,slide_mpp]); runs on Dask")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--tile-size", type=int, nargs="+", default=[224], metavar="PX",
                    help="tile side in pixels at --mpp; several values tile at several sizes")
@@ -51,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tissue", default="otsu", help="tissue detector (otsu, saturation)")
     p.add_argument("--overwrite", action="store_true", help="redo slides that are already done")
     p.add_argument("--no-qc", action="store_true", help="skip the QC PNGs")
+    add_dask_options(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -90,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         heatmap=args.heatmap, n_tiles=args.n_tiles, min_prob=args.min_prob,
         filters=args.filter, kmeans_model=args.kmeans_model, min_tissue=args.min_tissue,
         tissue=args.tissue, overwrite=args.overwrite, qc=not args.no_qc,
-        progress=not args.quiet)
+        progress=not args.quiet, manifest=args.manifest, workers=args.workers,
+        scheduler=args.scheduler)
     if res.record is not None and not args.quiet:
         _print_table(res)
     return report_failures(res.failed, total=res.n_slides)

@@ -25,9 +25,7 @@ exactly the slides that are missing.
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import multiprocessing
 import os
 import time
@@ -100,40 +98,16 @@ def read_manifest(path: str | Path, out_dir: Path, *, coords_dir: Path | None = 
     Raises :class:`~histoexpr.errors.InputError` naming the manifest and line for a missing
     ``slide`` column, an unreadable pixel size, or two rows that would write the same output.
     """
+    from ..runner import manifest_rows
+
     path = Path(path)
     base = path.parent
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            rows = [(reader.line_num, row) for row in reader]  # line_num: blank lines count
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{path}: cannot read the manifest ({e})") from e
-    if not rows:
-        raise InputError(f"{path}: the manifest lists no slides (one `slide` column, one row "
-                         "per slide)")
-    cols = {c.strip().lower() for c in rows[0][1] if c}
-    if "slide" not in cols:
-        raise InputError(f"{path}: the manifest needs a `slide` column (found: "
-                         f"{', '.join(sorted(cols)) or 'none'})")
     jobs: list[SlideJob] = []
     seen: dict[str, tuple[int, str, SlideJob]] = {}
-    for line, row in rows:
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items()
-               if isinstance(k, str) and isinstance(v, str | None)}
-        if not row.get("slide"):
-            continue
-        mpp = slide_mpp
-        if row.get("slide_mpp"):
-            try:
-                mpp = float(row["slide_mpp"])
-            except ValueError:
-                mpp = math.nan
-            if not (mpp > 0):
-                raise InputError(f"{path}, line {line}: slide_mpp {row['slide_mpp']!r} is not "
-                                 "a positive number of µm per pixel")
+    for r in manifest_rows(path, slide_mpp=slide_mpp):
+        line, row, mpp = r.line, r.columns, r.slide_mpp
         coords = base / row["coords"] if row.get("coords") else None
-        job = make_job(base / row["slide"], out_dir, coords=coords, coords_dir=coords_dir,
-                       slide_mpp=mpp)
+        job = make_job(r.slide, out_dir, coords=coords, coords_dir=coords_dir, slide_mpp=mpp)
         if job.name in seen:
             first, first_slide, other = seen[job.name]
             if other.slide.resolve() == job.slide.resolve():

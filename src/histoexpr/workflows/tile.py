@@ -53,6 +53,7 @@ class SlideOutcome:
     tissue_seconds: float = 0.0  # tissue detection (once per slide, shared by its specs)
     tiles_seconds: float = 0.0  # sampler + pixel filters
     seconds: float = 0.0  # all of it, with writing the coordinates and the QC image
+    where: str = ""  # the Dask worker that ran it ("" in this process)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,10 @@ def _tile_one(path: Path, opt: _Options, kmeans_state: dict) -> list[SlideOutcom
     return outcomes
 
 
-def _tile_all(slides: list[Path], opt: _Options, *, progress: bool) -> list[SlideOutcome]:
+def _tile_all(slides: list[Path], opt: _Options, *, progress: bool,
+              strict: bool = True) -> list[SlideOutcome]:
+    """The slides one after the other in this process; with ``strict``, the error of a
+    run of one slide is raised (else it is a failed outcome)."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -260,13 +264,68 @@ def _tile_all(slides: list[Path], opt: _Options, *, progress: bool) -> list[Slid
             except OutputError:
                 raise  # a full disk or read-only folder: every other slide would fail alike
             except HistoexprError as e:
-                if len(slides) == 1:
+                if len(slides) == 1 and strict:
                     raise
                 msg = str(e)  # named once: most messages start with the file already
                 logger.error("skipped %s", msg if str(path) in msg else f"{path}: {msg}")
                 outcomes.append(SlideOutcome(slide_name(path), "-", "failed", str(e)))
             bar.advance(task)
     return outcomes
+
+
+def _tile_task(path: Path, opt: _Options) -> list[SlideOutcome]:
+    """Runs on a Dask worker: one slide (each worker reads the saved K-means filter);
+    bad input becomes a ``failed`` outcome."""
+    import os
+
+    from ..errors import HistoexprError
+    from ..runner import worker_index
+
+    where = f"worker {worker_index()} (pid {os.getpid()})"
+    try:
+        outcomes = _tile_one(path, opt, {"path": opt.kmeans_model, "filter": None})
+    except HistoexprError as e:
+        outcomes = [SlideOutcome(slide_name(path), "-", "failed", str(e))]
+    for o in outcomes:
+        o.where = where
+    return outcomes
+
+
+def _tile_on_dask(slides: list[tuple[Path, _Options]], *, workers: int | None,
+                  scheduler: str | None, progress: bool) -> list[SlideOutcome]:
+    """One Dask task per slide, outcomes in manifest order. A K-means filter that does not
+    exist yet is fitted on the first slide here first (as in-process runs do), so every
+    worker filters with the same one."""
+    from ..runner import TaskFailed, map_on_dask
+
+    first: list[SlideOutcome] = []
+    opt0 = slides[0][1] if slides else None
+    if opt0 is not None and "kmeans" in opt0.filters and not opt0.kmeans_model.exists():
+        first = _tile_all([slides[0][0]], opt0, progress=progress, strict=False)
+        slides = slides[1:]
+
+    def report(i: int, value: Any, k: int, n: int) -> None:
+        name = slide_name(slides[i][0])
+        if isinstance(value, TaskFailed):
+            logger.error("[%d/%d] %s: failed (%s)", k, n, name, value.message)
+        else:
+            bad = [o.message for o in value if o.status == "failed"]
+            (logger.error if bad else logger.info)(
+                "[%d/%d] %s: %s", k, n, name, f"failed ({bad[0]})" if bad else
+                ", ".join(sorted({o.status for o in value})))
+
+    values = map_on_dask(_tile_task_of, slides, names=[f"tile-{slide_name(p)}"
+                                                        for p, _ in slides],
+                         workers=workers, scheduler=scheduler, on_result=report)
+    out = list(first)
+    for (p, _), v in zip(slides, values):
+        out.extend([SlideOutcome(slide_name(p), "-", "failed", v.message)]
+                   if isinstance(v, TaskFailed) else v)
+    return out
+
+
+def _tile_task_of(item: tuple[Path, _Options]) -> list[SlideOutcome]:
+    return _tile_task(*item)
 
 
 def _write_record(opt: _Options, outcomes: list[SlideOutcome]) -> Path:
@@ -284,6 +343,27 @@ def _write_record(opt: _Options, outcomes: list[SlideOutcome]) -> Path:
         "slides": [o.__dict__ for o in outcomes],
     }
     return write_json(opt.out / "run.json", record)
+
+
+def _cohort_slides(slides: Sequence[str | Path], opt: _Options, *,
+                   manifest: str | Path | None, dask_options: bool
+                   ) -> list[tuple[Path, _Options]]:
+    """Each slide once, with its options (a manifest row's ``slide_mpp`` is its own)."""
+    from dataclasses import replace
+
+    from ..runner import manifest_rows, unique_items
+
+    if manifest is None:
+        if dask_options:
+            raise InputError("--workers / --scheduler run on Dask and need --manifest "
+                             "slides.csv")
+        return [(p, opt) for p in unique_items(slides, name=slide_name)]
+    if slides:
+        raise InputError("give slides either on the command line or in --manifest, not both")
+    rows = manifest_rows(manifest, slide_mpp=None)
+    paths = unique_items([r.slide for r in rows], name=slide_name)
+    mpp = {r.slide: r.slide_mpp for r in rows}
+    return [(p, opt if mpp.get(p) is None else replace(opt, slide_mpp=mpp[p])) for p in paths]
 
 
 def _filters(filters: str | Sequence[str]) -> tuple[str, ...]:
@@ -315,6 +395,9 @@ def tile_cohort(
     overwrite: bool = False,
     qc: bool = True,
     progress: bool = True,
+    manifest: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> TileCohortResult:
     """Find tissue and cut tile coordinates for many slides, resumably.
 
@@ -351,6 +434,13 @@ def tile_cohort(
         Write the QC PNGs.
     progress
         Show a progress bar (on a terminal only).
+    manifest
+        CSV of slides (a ``slide`` column, optionally ``slide_mpp``; relative paths from
+        its folder) instead of ``slides``: one Dask task per slide.
+    workers, scheduler
+        With ``manifest``: LocalCluster workers (default one per GPU, else cores / 4), or
+        the address of a running scheduler (``tcp://head:8786``); see
+        :func:`histoexpr.runner.map_on_dask`.
 
     Returns
     -------
@@ -371,7 +461,7 @@ def tile_cohort(
     ...                   specs=[TileSpec(224, 0.5)], filters=["white"])  # doctest: +SKIP
     >>> res.failed, res.table[["slide", "n_tiles"]]  # doctest: +SKIP
     """
-    from ..runner import BatchOutput, unique_items
+    from ..runner import BatchOutput
 
     fs = _filters(filters)
     if spots is not None and heatmap is not None:
@@ -391,10 +481,14 @@ def tile_cohort(
                    kmeans_model=Path(kmeans_model) if kmeans_model else
                    out / "kmeans_filter.json", min_tissue=min_tissue, tissue=tissue,
                    overwrite=overwrite, qc=qc)
-    paths = unique_items(slides, name=slide_name)
+    items = _cohort_slides(slides, opt, manifest=manifest,
+                           dask_options=workers is not None or scheduler is not None)
+    paths = [p for p, _ in items]
     # locked for the run: a second run on out, or a read-only one, fails before any work
     with BatchOutput(out) as output:
-        outcomes = _tile_all(paths, opt, progress=progress)
+        outcomes = (_tile_on_dask(items, workers=workers, scheduler=scheduler,
+                                  progress=progress) if manifest is not None
+                    else _tile_all(paths, opt, progress=progress))
         # a run in which every slide failed made nothing: no record that looks finished
         output.produced = any(o.status != "failed" for o in outcomes)
         record = _write_record(opt, outcomes) if output.produced else None
