@@ -25,6 +25,8 @@ LEVEL_TOLERANCE = 1e-3
 #: pixels read at once when a thumbnail is made from a large level (about 48 MB of RGB):
 #: a slide without a pyramid is streamed in strips, never read whole
 THUMBNAIL_STRIP_PIXELS = 16 * 2**20
+#: thumbnails are made at least this many pixels across (the QC image's), then shrunk
+THUMBNAIL_BUILD = 1024
 
 
 def default_read_workers() -> int:
@@ -230,8 +232,9 @@ class Slide(ABC):
         :data:`THUMBNAIL_STRIP_PIXELS` (each strip shrunk to its rows of the thumbnail by
         area averaging), so peak memory does not grow with the slide: a single-level
         100,000 x 80,000 px slide is read 200 rows at a time, never as one 24 GB array.
-        The largest thumbnail made is kept, and a smaller one is shrunk from it (tissue
-        detection and the QC image read the slide once).
+        Thumbnails are made at least :data:`THUMBNAIL_BUILD` pixels across and the largest
+        is kept; a smaller one is shrunk from it (tissue detection and the QC image read
+        the slide once).
 
         Examples
         --------
@@ -246,12 +249,17 @@ class Slide(ABC):
             return self.read_region(0, 0, w0, h0, 0)
         tw, th = max(1, round(w0 / scale)), max(1, round(h0 / scale))
         kept = self.__dict__.get("_thumbnail")
-        if kept is not None and kept.shape[1] >= tw and kept.shape[0] >= th:
-            return kept if kept.shape[:2] == (th, tw) else resize_rgb(kept, (tw, th))
-        level = self.best_level_for_downsample(scale)
-        thumb = self._streamed_thumbnail(level, tw, th)
-        self.__dict__["_thumbnail"] = thumb
-        return thumb
+        if kept is None or kept.shape[1] < tw or kept.shape[0] < th:
+            # made at least THUMBNAIL_BUILD across: the tissue mask's smaller thumbnail
+            # and the QC image's then come from one read of the slide
+            build = max(w0, h0) / max(max_size, THUMBNAIL_BUILD)
+            bw, bh = max(1, round(w0 / build)), max(1, round(h0 / build))
+            if build <= 1:
+                kept = self.read_region(0, 0, w0, h0, 0)
+            else:
+                kept = self._streamed_thumbnail(self.best_level_for_downsample(build), bw, bh)
+            self.__dict__["_thumbnail"] = kept
+        return kept if kept.shape[:2] == (th, tw) else resize_rgb(kept, (tw, th))
 
     def _streamed_thumbnail(self, level: int, tw: int, th: int) -> np.ndarray:
         """Level ``level`` shrunk to ``(th, tw)``, read in strips of whole rows."""
