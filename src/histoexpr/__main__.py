@@ -1,0 +1,8 @@
+"""``python -m histoexpr``: the command-line tool (the same as ``histoexpr``)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
