@@ -153,3 +153,35 @@ def test_an_embed_file_replaces_tiling_and_embedding(run, synthetic_tiff, result
     with pytest.raises(InputError, match=r"tiles of 32 px at 1\.0 µm/px"):
         predict_slide(synthetic_tiff, run.path, out=tmp_path / "o2",
                       features=tmp_path / "e2" / "synthetic.h5", quiet=True)
+
+
+def test_a_cohort_from_a_manifest_runs_one_dask_task_per_slide(run, result, synthetic_tiff,
+                                                               tmp_path, capsys):
+    """predict-slide --manifest: each slide in OUT/<slide>/ with the same predictions as a
+    run on its own, a missing slide fails alone, run.json names the workers, a rerun
+    skips the slides done."""
+    import shutil
+
+    pytest.importorskip("distributed")
+    twin = tmp_path / "twin.tif"
+    shutil.copy(synthetic_tiff, twin)
+    man = tmp_path / "slides.csv"
+    man.write_text(f"slide\n{synthetic_tiff}\n{twin}\n{tmp_path / 'gone.tif'}\n")
+    args = ["-q", "predict-slide", "--manifest", str(man), "--model", str(run.path), "--out",
+            str(tmp_path / "out"), "--workers", "2", "--n-maps", "1"]
+    assert main(args) == 2  # one of three failed
+    assert "done 2 · skipped 0 · failed 1" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert [s["status"] for s in rec["slides"]] == ["done", "done", "failed"]
+    assert all(s["where"].startswith("worker") for s in rec["slides"][:2])
+    alone = ad.read_h5ad(result.h5ad)
+    for name in ("synthetic", "twin"):
+        a = ad.read_h5ad(tmp_path / "out" / name / f"{name}.h5ad")
+        np.testing.assert_allclose(a.X, alone.X, rtol=1e-5, atol=1e-6)
+    man.write_text(f"slide\n{synthetic_tiff}\n{twin}\n")
+    assert main(args) == 0
+    assert "done 0 · skipped 2 · failed 0" in capsys.readouterr().out
+    with pytest.raises(InputError, match="need --manifest"):
+        from histoexpr.st.predict_cohort import predict_cohort
+
+        predict_cohort([synthetic_tiff], run=run.path, out=tmp_path / "x", workers=2)

@@ -11,6 +11,10 @@ thumbnail), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Impo
 and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings). With
 ``--features`` the tiles and embeddings of ``histoexpr embed`` are used instead (checked
 against the run's encoder, tile size, µm/px and stain).
+
+Several slides, or ``--manifest slides.csv`` (a ``slide`` column, optionally ``slide_mpp``
+and ``features``), write ``DIR/<slide>/`` each and ``DIR/run.json``; with a manifest each
+slide is one Dask task (``--workers``, ``--scheduler``). Slides done are skipped by a rerun.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common
+from . import add_common, add_dask_options, report_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict-slide", help="whole-slide expression maps from an st run",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("slide", type=Path, metavar="SLIDE", help="whole-slide image")
+    p.add_argument("slides", type=Path, nargs="*", metavar="SLIDE",
+                   help="whole-slide image(s)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="CSV of slides (columns slide[,slide_mpp,features]); runs on Dask")
     p.add_argument("--model", required=True, type=Path, metavar="RUN",
                    help="run folder of `histoexpr st fit` (with final/)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -43,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, default=None, metavar="H5",
                    help="this slide's `histoexpr embed` file (the run's encoder, tile size "
                         "and µm/px): skip tiling and embedding")
+    p.add_argument("--overwrite", action="store_true",
+                   help="several slides: redo slides that are done")
+    add_dask_options(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -51,12 +61,33 @@ def run(args: argparse.Namespace) -> int:
     from ..st.predict_slide import predict_slide
 
     genes = [g for g in args.genes.split(",") if g] if args.genes else None
-    res = predict_slide(args.slide, args.model, out=args.out, genes=genes, n_maps=args.n_maps,
-                        batch_size=args.batch_size, device=args.device,
-                        num_workers=args.num_workers, mpp=args.mpp, stride=args.stride,
-                        min_tissue=args.min_tissue, features=args.features, quiet=args.quiet)
+    options = {"genes": genes, "n_maps": args.n_maps, "batch_size": args.batch_size,
+               "device": args.device, "num_workers": args.num_workers,
+               "stride": args.stride, "min_tissue": args.min_tissue}
+    if args.manifest is not None or len(args.slides) != 1:
+        return _cohort(args, options)
+    res = predict_slide(args.slides[0], args.model, out=args.out, mpp=args.mpp,
+                        features=args.features, quiet=args.quiet, **options)
     total = sum(res.stages.values())
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.stages.items())
     print(f"{res.n_tiles} tiles x {res.adata.n_vars} genes in {total:.1f} s ({times}) -> "
           f"{args.out}")
     return 0
+
+
+def _cohort(args: argparse.Namespace, options: dict) -> int:
+    from ..errors import InputError
+    from ..st.predict_cohort import predict_cohort
+
+    if args.features is not None:
+        raise InputError("--features is one slide's file; with several slides give a "
+                         "`features` column in --manifest")
+    results = predict_cohort(args.slides, run=args.model, out=args.out,
+                             manifest=args.manifest, workers=args.workers,
+                             scheduler=args.scheduler, overwrite=args.overwrite,
+                             slide_mpp=args.mpp, **options)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "done before", "failed")}
+    print(f"done {counts['done']} · skipped {counts['done before']} · failed "
+          f"{counts['failed']} -> {args.out}")
+    return report_failures([(r.name, r.message) for r in results if r.status == "failed"],
+                           total=len(results))
