@@ -172,8 +172,9 @@ def test_a_cohort_from_a_manifest_runs_one_dask_task_per_slide(run, result, synt
     assert main(args) == 2  # one of three failed
     assert "done 2 · skipped 0 · failed 1" in capsys.readouterr().out
     rec = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert [s["status"] for s in rec["slides"]] == ["done", "done", "failed"]
-    assert all(s["where"].startswith("worker") for s in rec["slides"][:2])
+    assert [s["status"] for s in rec["items"]] == ["done", "done", "failed"]
+    assert all(s["where"].startswith("worker") for s in rec["items"][:2])
+    assert rec["items"][0]["n"] == result.n_tiles
     alone = ad.read_h5ad(result.h5ad)
     for name in ("synthetic", "twin"):
         a = ad.read_h5ad(tmp_path / "out" / name / f"{name}.h5ad")

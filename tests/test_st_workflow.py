@@ -333,3 +333,34 @@ def test_output_smoothing_is_scored_beside_the_model_and_applied_by_predict(syn,
     assert rec["strength"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(rec["per_fold"]) == 3
     pred = predict_section(run.path, s.specs[3]["image"], s.specs[3]["spots"])
     assert np.isfinite(pred.X).all()
+
+
+def test_st_predict_a_manifest_of_sections_on_dask_resumes_and_fails_alone(run, syn, tmp_path,
+                                                                           capsys):
+    """st predict --manifest: one Dask task per section, the same predictions as predicting
+    each alone, a section with a missing image fails alone, a rerun skips what is done."""
+    pytest.importorskip("distributed")
+    from histoexpr.st import predict_section
+
+    s, _ = syn
+    man = tmp_path / "sections.csv"
+    rows = [f"{sp['image']},{sp['spots']},{sp['counts']}" for sp in s.specs[2:4]]
+    man.write_text("image,spots,counts\n" + "\n".join(rows)
+                   + f"\n{tmp_path / 'gone.jpg'},{s.specs[0]['spots']},\n")
+    args = ["-q", "st", "predict", str(run.path), "--manifest", str(man), "--workers", "2",
+            "--out", str(tmp_path / "pred")]
+    assert main(args) == 2
+    assert "done 2 · skipped 0 · failed 1" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "pred" / "run.json").read_text())
+    assert [i["status"] for i in rec["items"]] == ["done", "done", "failed"]
+    assert (tmp_path / "pred" / "S3_metrics.csv").is_file()  # its counts were scored
+    alone = predict_section(run.path, s.specs[3]["image"], s.specs[3]["spots"],
+                            out=tmp_path / "alone")
+    got = ad.read_h5ad(tmp_path / "pred" / "S3_predictions.h5ad")
+    np.testing.assert_allclose(got.X, alone.X, rtol=1e-5, atol=1e-6)
+    man.write_text("image,spots\n" + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
+    assert main(args) == 0
+    assert "done 0 · skipped 2 · failed 0" in capsys.readouterr().out
+    assert main(["-q", "st", "predict", str(run.path), "--manifest", str(man), "--image",
+                 s.specs[0]["image"]]) == 2
+    assert "drop --image" in capsys.readouterr().err

@@ -32,8 +32,8 @@ from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchOutput", "ManifestRow", "TaskFailed", "manifest_rows", "map_on_dask",
-           "unique_items", "worker_device"]
+__all__ = ["BatchOutput", "ItemResult", "ManifestRow", "TaskFailed", "manifest_rows",
+           "map_on_dask", "run_cohort", "unique_items", "worker_device", "worker_label"]
 
 
 @dataclass(frozen=True)
@@ -189,10 +189,12 @@ class ManifestRow:
     columns: dict[str, str]
 
 
-def manifest_rows(path: str | Path, *, slide_mpp: float | None = None) -> list[ManifestRow]:
+def manifest_rows(path: str | Path, *, slide_mpp: float | None = None, slide: str = "slide",
+                  mpp: str = "slide_mpp") -> list[ManifestRow]:
     """The rows of a manifest CSV (a ``slide`` column, optionally ``slide_mpp`` and
     others; relative paths are taken from the manifest's folder); ``slide_mpp`` is the
-    default pixel size. Rows without a slide are skipped.
+    default pixel size; ``slide`` and ``mpp`` name the two columns (a sections manifest
+    has ``image`` and ``mpp``). Rows without a slide are skipped.
 
     Raises :class:`~histoexpr.errors.InputError` naming the manifest (and line) for an
     unreadable file, no rows, no ``slide`` column, or a pixel size that is not positive.
@@ -211,25 +213,25 @@ def manifest_rows(path: str | Path, *, slide_mpp: float | None = None) -> list[M
         raise InputError(f"{path}: the manifest lists no slides (one `slide` column, one row "
                          "per slide)")
     cols = {c.strip().lower() for c in rows[0][1] if c}
-    if "slide" not in cols:
-        raise InputError(f"{path}: the manifest needs a `slide` column (found: "
+    if slide not in cols:
+        raise InputError(f"{path}: the manifest needs a `{slide}` column (found: "
                          f"{', '.join(sorted(cols)) or 'none'})")
     out = []
     for line, row in rows:
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items()
                if isinstance(k, str) and isinstance(v, str | None)}
-        if not row.get("slide"):
+        if not row.get(slide):
             continue
-        mpp = slide_mpp
-        if row.get("slide_mpp"):
+        value = slide_mpp
+        if row.get(mpp):
             try:
-                mpp = float(row["slide_mpp"])
+                value = float(row[mpp])
             except ValueError:
-                mpp = math.nan
-            if not (mpp > 0):
-                raise InputError(f"{path}, line {line}: slide_mpp {row['slide_mpp']!r} is not "
-                                 "a positive number of µm per pixel")
-        out.append(ManifestRow(line, path.parent / row["slide"], mpp, row))
+                value = math.nan
+            if not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{path}, line {line}: {mpp} {row[mpp]!r} is not a positive "
+                                 "number of µm per pixel")
+        out.append(ManifestRow(line, path.parent / row[slide], value, row))
     return out
 
 
@@ -318,3 +320,88 @@ class BatchOutput:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One item (slide, section) of a cohort run: ``status`` is ``done``, ``done before``
+    or ``failed``; ``n`` counts what it produced (tiles, spots)."""
+
+    name: str
+    status: str
+    n: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    where: str = ""
+    source: str = ""
+
+
+def worker_label() -> str:
+    """``"worker 1 (pid 123)"`` on a Dask worker, ``""`` in the driver."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return ""
+    return f"worker {worker_index()} (pid {os.getpid()})"
+
+
+def _cohort_item(item: Any, *, item_fn: Callable[..., ItemResult],
+                 item_kwargs: dict[str, Any]) -> ItemResult:
+    """Runs on a Dask worker: one item, its result stamped with the worker."""
+    from dataclasses import replace
+
+    return replace(item_fn(item, **item_kwargs), where=worker_label())
+
+
+def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Sequence[str],
+               out: Path, command: str, on_dask: bool, workers: int | None = None,
+               scheduler: str | None = None, record: dict[str, Any] | None = None,
+               **kwargs: Any) -> list[ItemResult]:
+    """``fn(item, **kwargs)`` for every item, in this process or one Dask task each; one
+    :class:`ItemResult` per item in input order.
+
+    ``fn`` (module level, so workers can import it) returns ``done before`` for an item
+    whose output is complete, turns bad input into a ``failed`` result and writes its
+    outputs atomically, so a run killed at any point (driver or worker) resumes with the
+    items that are missing. ``out`` is locked for the run (:class:`BatchOutput`);
+    ``out/run.json`` lists each item's status, count, seconds and worker (``record`` adds
+    keys to it); a worker that dies fails its item alone.
+    """
+    import time
+
+    from .atomic import write_json
+
+    def log(r: ItemResult, k: int, n: int) -> None:
+        (logger.error if r.status == "failed" else logger.info)(
+            "[%d/%d] %s: %s%s", k, n, r.name, r.status, f" ({r.message})" if r.message else "")
+
+    def as_result(i: int, value: Any) -> ItemResult:
+        if isinstance(value, TaskFailed):
+            return ItemResult(names[i], "failed", message=value.message)
+        return value
+
+    t0 = time.perf_counter()
+    with BatchOutput(out) as output:
+        if on_dask:
+            values = map_on_dask(_cohort_item, items,
+                                 names=[f"{command}-{n}" for n in names], workers=workers,
+                                 scheduler=scheduler,
+                                 on_result=lambda i, v, k, n: log(as_result(i, v), k, n),
+                                 item_fn=fn, item_kwargs=kwargs)
+            results = [as_result(i, v) for i, v in enumerate(values)]
+        else:
+            results = []
+            for k, item in enumerate(items, 1):
+                results.append(fn(item, **kwargs))
+                log(results[-1], k, len(items))
+        output.produced = any(r.status != "failed" for r in results)
+        if output.produced:
+            counts = {s: sum(r.status == s for r in results)
+                      for s in ("done", "done before", "failed")}
+            write_json(out / "run.json", {
+                "command": command, **(record or {}), "on_dask": on_dask, "counts": counts,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "items": [r.__dict__ for r in results]})
+    return results

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from ..config import STConfig, config_from_args
-from . import add_common, table_console
+from . import add_common, add_dask_options, report_failures, table_console
 from .steps import add_fit_step, add_steps, cell
 
 
@@ -47,9 +47,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     pr = ss.add_parser("predict", help="predict a new section (image + spots) with a run")
     pr.add_argument("run", type=Path, metavar="RUN")
-    pr.add_argument("--image", required=True, type=Path, help="the section's H&E image")
-    pr.add_argument("--spots", required=True, type=Path,
+    pr.add_argument("--image", type=Path, default=None, help="the section's H&E image")
+    pr.add_argument("--spots", type=Path, default=None,
                     help="spot table (legacy ST selection, Visium tissue_positions, CSV x,y)")
+    pr.add_argument("--manifest", type=Path, default=None,
+                    help="CSV of sections (columns image, spots[, section, mpp, counts]) "
+                         "instead of --image/--spots: one Dask task per section; a rerun "
+                         "skips the sections done")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="with --manifest: redo sections that are done")
     pr.add_argument("--mpp", type=float, default=None,
                     help="image µm/px (default: from the legacy-ST spot grid)")
     pr.add_argument("--section", default=None, help="section id (default: image name)")
@@ -59,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="the section's measured counts (spots x genes table as legacy ST, "
                          ".h5ad, 10x .h5 or matrix folder; spot ids as in --spots): score the "
                          "predictions per gene and map truth, prediction and uncertainty")
+    add_dask_options(pr)
     add_common(pr)
     pr.set_defaults(func=run_predict)
 
@@ -116,6 +123,26 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_manifest(args: argparse.Namespace, genes: list[str] | None) -> int:
+    from ..errors import InputError
+    from ..st.predict_cohort import predict_sections
+
+    given = [f for f in ("image", "spots", "counts", "section", "mpp")
+             if getattr(args, f) is not None]
+    if given:
+        raise InputError(f"--manifest lists the sections; drop --{', --'.join(given)} (give "
+                         "them as manifest columns)")
+    out = args.out or Path(args.run) / "predict"
+    results = predict_sections(args.manifest, run=args.run, out=out, genes=genes,
+                               workers=args.workers, scheduler=args.scheduler,
+                               overwrite=args.overwrite)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "done before", "failed")}
+    print(f"done {counts['done']} · skipped {counts['done before']} · failed "
+          f"{counts['failed']} -> {out}")
+    return report_failures([(r.name, r.message) for r in results if r.status == "failed"],
+                           total=len(results))
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..st import evaluate_run
 
@@ -126,9 +153,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..st import predict_section
 
     genes = args.genes.split(",") if args.genes else None
+    if args.manifest is not None:
+        return _predict_manifest(args, genes)
+    if args.image is None or args.spots is None:
+        raise InputError("give the section's --image and --spots, or --manifest sections.csv")
+    if args.workers is not None or args.scheduler is not None:
+        raise InputError("--workers / --scheduler run on Dask and need --manifest "
+                         "sections.csv")
     res = predict_section(args.run, args.image, args.spots, out=args.out, mpp=args.mpp,
                           section=args.section, genes=genes, counts=args.counts)
     out = args.out or Path(args.run) / "predict"

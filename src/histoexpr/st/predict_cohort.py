@@ -1,128 +1,141 @@
-"""``predict-slide`` over a cohort: every slide of a list or a manifest through one spatial
-run, in this process or as one Dask task per slide (issue 21).
+"""Prediction over a cohort (issue 21): ``predict-slide`` for every slide, and ``st
+predict`` for every section, of a list or a manifest, in this process or as one Dask task
+each (:func:`histoexpr.runner.run_cohort`).
 
-Each slide writes ``OUT/<slide>/`` (its ``.h5ad``, ``.geojson``, ``maps/`` and, last,
-``predict_slide.json``); a slide whose record exists is done and skipped by a rerun, so a
-run killed at any point (driver or worker) finishes with the slides that are missing, and a
-slide killed half-way is redone whole. ``OUT/run.json`` lists each slide's status, tiles,
-seconds and the worker that ran it; a second run on ``OUT`` is refused while the first
-holds it. A manifest (CSV) has a ``slide`` column and optionally ``slide_mpp`` and
-``features`` (the slide's ``histoexpr embed`` file).
+``predict-slide`` writes ``OUT/<slide>/`` per slide (its ``.h5ad``, ``.geojson``, ``maps/``
+and, last, ``predict_slide.json``); ``st predict`` writes ``OUT/<section>_*`` per section
+(``<section>_predict.json`` last). An item whose record exists is done and skipped by a
+rerun, so a run killed at any point (driver or worker) finishes the items that are
+missing, and an item killed half-way is redone whole. ``OUT/run.json`` lists each item's
+status, count, seconds and worker; a second run on ``OUT`` is refused while the first holds
+it.
+
+Manifests (CSV, relative paths from the manifest's folder):
+
+- slides: ``slide`` [, ``slide_mpp``, ``features`` (the slide's ``histoexpr embed`` file)];
+- sections: ``image``, ``spots`` [, ``section``, ``mpp``, ``counts``].
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..runner import ItemResult
 
-__all__ = ["SlidePrediction", "predict_cohort"]
+__all__ = ["SectionJob", "SlideJob", "predict_cohort", "predict_sections"]
 
 logger = logging.getLogger(__name__)
 
-#: the file a slide writes last: its presence means the slide is done
-RECORD = "predict_slide.json"
-
 
 @dataclass(frozen=True)
-class SlidePrediction:
-    """One slide of a cohort: ``status`` is ``done``, ``done before`` or ``failed``."""
+class SlideJob:
+    """One slide of a ``predict-slide`` cohort."""
 
-    name: str
-    status: str
-    n_tiles: int = 0
-    seconds: float = 0.0
-    message: str = ""
-    where: str = ""
-    slide: str = ""
-
-
-@dataclass(frozen=True)
-class _Job:
     slide: Path
     out: Path
     slide_mpp: float | None = None
     features: Path | None = None
 
 
-def _predict_one(job: _Job, run: str, options: dict[str, Any], overwrite: bool
-                 ) -> SlidePrediction:
-    """One slide; bad input becomes a ``failed`` result (the others go on)."""
+@dataclass(frozen=True)
+class SectionJob:
+    """One section of an ``st predict`` cohort."""
+
+    section: str
+    image: Path
+    spots: Path
+    mpp: float | None = None
+    counts: Path | None = None
+
+
+def _failure(e: Exception) -> bool:
+    """Bad input of one item (a failed result), not a fault of the whole run."""
     from ..errors import HistoexprError, OutputError
-    from ..runner import worker_index
-    from ..slide import slide_name
+
+    return isinstance(e, HistoexprError) and not isinstance(e, OutputError)
+
+
+def _predict_slide(job: SlideJob, *, run: str, options: dict[str, Any],
+                   overwrite: bool) -> ItemResult:
+    """One slide (module level: Dask workers import it)."""
+    from ..runner import worker_device
     from .predict_slide import predict_slide
 
-    name = slide_name(job.slide)
-    where = f"worker {worker_index()} (pid {os.getpid()})" if _on_worker() else ""
-    if (job.out / RECORD).is_file() and not overwrite:
-        return SlidePrediction(name, "done before", where=where, slide=str(job.slide))
+    name = job.out.name
+    if (job.out / "predict_slide.json").is_file() and not overwrite:
+        return ItemResult(name, "done before", source=str(job.slide))
+    opts = dict(options)
+    if opts.get("device") is None:  # one GPU per Dask worker, when there are GPUs
+        opts["device"] = worker_device() or "cpu"
     t0 = time.perf_counter()
     try:
         res = predict_slide(job.slide, run, out=job.out, mpp=job.slide_mpp,
-                            features=job.features, quiet=True, **options)
-    except OutputError:
-        raise  # a full disk: every other slide would fail alike
-    except HistoexprError as e:
-        return SlidePrediction(name, "failed", message=str(e), where=where,
-                               seconds=time.perf_counter() - t0, slide=str(job.slide))
-    return SlidePrediction(name, "done", res.n_tiles, time.perf_counter() - t0, where=where,
-                           slide=str(job.slide))
+                            features=job.features, quiet=True, **opts)
+    except Exception as e:
+        if not _failure(e):
+            raise
+        return ItemResult(name, "failed", seconds=time.perf_counter() - t0, message=str(e),
+                          source=str(job.slide))
+    return ItemResult(name, "done", res.n_tiles, time.perf_counter() - t0,
+                      source=str(job.slide))
 
 
-def _on_worker() -> bool:
+def _predict_section(job: SectionJob, *, run: str, out_dir: str, genes: list[str] | None,
+                     overwrite: bool) -> ItemResult:
+    """One section (module level: Dask workers import it)."""
+    from ..runs.files import PREDICT_RECORD
+    from .predict import predict_section
+
+    name = job.section or job.image.stem  # st predict's default section id
+    if (Path(out_dir) / PREDICT_RECORD.format(section=name)).is_file() and not overwrite:
+        return ItemResult(name, "done before", source=str(job.image))
+    t0 = time.perf_counter()
     try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return False
-    return True
-
-
-def _task(job: _Job, *, run: str, options: dict[str, Any], overwrite: bool
-          ) -> SlidePrediction:
-    """Runs on a Dask worker (one GPU each when there are GPUs)."""
-    from ..runner import worker_device
-
-    opts = dict(options)
-    if opts.get("device") in (None, "auto"):
-        opts["device"] = worker_device() or "cpu"
-    return _predict_one(job, run, opts, overwrite)
+        res = predict_section(run, job.image, job.spots, out=out_dir, mpp=job.mpp, section=name,
+                              genes=genes, counts=job.counts)
+    except Exception as e:
+        if not _failure(e):
+            raise
+        return ItemResult(name, "failed", seconds=time.perf_counter() - t0, message=str(e),
+                          source=str(job.image))
+    return ItemResult(name, "done", res.n_obs, time.perf_counter() - t0,
+                      source=str(job.image))
 
 
-def _jobs(slides: Sequence[str | Path], out: Path, manifest: str | Path | None,
-          dask_options: bool) -> list[_Job]:
+def _slide_jobs(slides: Sequence[str | Path], out: Path, manifest: str | Path | None,
+                slide_mpp: float | None) -> list[SlideJob]:
     from ..runner import manifest_rows, unique_items
     from ..slide import slide_name
 
     if manifest is None:
-        if dask_options:
-            raise InputError("--workers / --scheduler run on Dask and need --manifest "
-                             "slides.csv")
         if not slides:
             raise InputError("no slides: list SLIDE files or pass --manifest slides.csv")
-        return [_Job(p, out / slide_name(p)) for p in unique_items(slides, name=slide_name)]
+        return [SlideJob(p, out / slide_name(p), slide_mpp)
+                for p in unique_items(slides, name=slide_name)]
     if slides:
         raise InputError("give slides either on the command line or in --manifest, not both")
-    rows = manifest_rows(manifest)
-    unique_items([r.slide for r in rows], name=slide_name)  # two files, one name: refused
-    seen: set[Path] = set()
+    rows = manifest_rows(manifest, slide_mpp=slide_mpp)
+    keep = set(unique_items([r.slide for r in rows], name=slide_name))  # one name, two files
     jobs = []
     for r in rows:
-        if r.slide in seen:
-            continue
-        seen.add(r.slide)
-        feats = r.columns.get("features")
-        jobs.append(_Job(r.slide, out / slide_name(r.slide), r.slide_mpp,
-                         Path(manifest).parent / feats if feats else None))
+        if r.slide in keep:
+            keep.discard(r.slide)
+            feats = r.columns.get("features")
+            jobs.append(SlideJob(r.slide, out / slide_name(r.slide), r.slide_mpp,
+                                 Path(manifest).parent / feats if feats else None))
     return jobs
+
+
+def _check_dask(manifest: Any, workers: int | None, scheduler: str | None) -> None:
+    if manifest is None and (workers is not None or scheduler is not None):
+        raise InputError("--workers / --scheduler run on Dask and need --manifest "
+                         "(a CSV, one row per slide or section)")
 
 
 def predict_cohort(
@@ -130,15 +143,16 @@ def predict_cohort(
     manifest: str | Path | None = None, workers: int | None = None,
     scheduler: str | None = None, overwrite: bool = False, slide_mpp: float | None = None,
     **options: Any,
-) -> list[SlidePrediction]:
-    """Predict every slide with a spatial run, resumably; one result per slide in input
-    order.
+) -> list[ItemResult]:
+    """``predict-slide`` for every slide with one spatial run, resumably; one result per
+    slide in input order (``n``: its tiles).
 
     Parameters
     ----------
     slides, manifest
-        Slide files, or a manifest CSV (``slide`` [, ``slide_mpp``, ``features``]): one
-        Dask task per slide on a LocalCluster (``workers``) or a running ``scheduler``.
+        Slide files (in this process), or a manifest CSV (``slide`` [, ``slide_mpp``,
+        ``features``]): one Dask task per slide on a LocalCluster (``workers``) or a
+        running ``scheduler``.
     run
         The ``histoexpr st fit`` run folder.
     out
@@ -151,50 +165,57 @@ def predict_cohort(
         Passed to :func:`~histoexpr.st.predict_slide.predict_slide` (genes, n_maps,
         batch_size, device, num_workers, stride, min_tissue).
     """
-    from ..atomic import write_json
-    from ..runner import BatchOutput, map_on_dask
+    from ..runner import run_cohort
     from .predict import load_spot_model
 
+    _check_dask(manifest, workers, scheduler)
     out = Path(out)
-    jobs = _jobs(slides, out, manifest, workers is not None or scheduler is not None)
-    jobs = [j if j.slide_mpp is not None else replace(j, slide_mpp=slide_mpp) for j in jobs]
+    jobs = _slide_jobs(slides, out, manifest, slide_mpp)
     load_spot_model(run)  # a bad run folder fails once, here, not once per slide
     run = str(Path(run).resolve())
-    t0 = time.perf_counter()
-    with BatchOutput(out) as output:
-        if manifest is None:
-            results = []
-            for k, job in enumerate(jobs, 1):
-                results.append(_predict_one(job, run, options, overwrite))
-                _log(results[-1], k, len(jobs))
-        else:
-            def hook(i: int, value: Any, k: int, n: int) -> None:
-                _log(_as_result(jobs[i], value), k, n)
-
-            values = map_on_dask(_task, jobs, names=[f"predict-{j.out.name}" for j in jobs],
-                                 workers=workers, scheduler=scheduler, on_result=hook,
-                                 run=run, options=options, overwrite=overwrite)
-            results = [_as_result(j, v) for j, v in zip(jobs, values)]
-        output.produced = any(r.status != "failed" for r in results)
-        if output.produced:
-            counts = {s: sum(r.status == s for r in results)
-                      for s in ("done", "done before", "failed")}
-            write_json(out / "run.json", {
-                "command": "predict-slide", "run": run, "on_dask": manifest is not None,
-                "counts": counts, "seconds": round(time.perf_counter() - t0, 3),
-                "slides": [r.__dict__ for r in results]})
-    return results
+    return run_cohort(jobs, _predict_slide, names=[j.out.name for j in jobs], out=out,
+                      command="predict-slide", on_dask=manifest is not None, workers=workers,
+                      scheduler=scheduler, record={"run": run}, run=run, options=options,
+                      overwrite=overwrite)
 
 
-def _as_result(job: _Job, value: Any) -> SlidePrediction:
-    from ..runner import TaskFailed
+def _section_jobs(manifest: str | Path) -> list[SectionJob]:
+    from ..runner import manifest_rows
 
-    if isinstance(value, TaskFailed):
-        return SlidePrediction(job.out.name, "failed", message=value.message,
-                               slide=str(job.slide))
-    return value
+    path = Path(manifest)
+    jobs, seen = [], set()
+    for r in manifest_rows(path, slide="image", mpp="mpp"):
+        c = r.columns
+        if not c.get("spots"):
+            raise InputError(f"{path}, line {r.line}: no spots file for {c['image']} (a "
+                             "sections manifest has the columns image and spots, and "
+                             "optionally section, mpp, counts)")
+        job = SectionJob(c.get("section", ""), r.slide, path.parent / c["spots"],
+                         r.slide_mpp, path.parent / c["counts"] if c.get("counts") else None)
+        key = job.section or job.image.stem
+        if key in seen:
+            raise InputError(f"{path}, line {r.line}: section {key} is listed twice; give "
+                             "each section once (or a distinct `section` name)")
+        seen.add(key)
+        jobs.append(job)
+    return jobs
 
 
-def _log(r: SlidePrediction, k: int, n: int) -> None:
-    log = logger.error if r.status == "failed" else logger.info
-    log("[%d/%d] %s: %s%s", k, n, r.name, r.status, f" ({r.message})" if r.message else "")
+def predict_sections(manifest: str | Path, *, run: str | Path, out: str | Path,
+                     genes: list[str] | None = None, workers: int | None = None,
+                     scheduler: str | None = None, overwrite: bool = False
+                     ) -> list[ItemResult]:
+    """``st predict`` for every section of a manifest (``image``, ``spots`` [, ``section``,
+    ``mpp``, ``counts``]), one Dask task each; one result per section (``n``: its spots).
+    Outputs in ``out`` as ``st predict`` names them, and ``out/run.json``."""
+    from ..runner import run_cohort
+    from .predict import load_spot_model
+
+    jobs = _section_jobs(manifest)
+    load_spot_model(run)
+    run = str(Path(run).resolve())
+    names = [j.section or j.image.stem for j in jobs]
+    return run_cohort(jobs, _predict_section, names=names, out=Path(out), command="st-predict",
+                      on_dask=True, workers=workers, scheduler=scheduler,
+                      record={"run": run}, run=run, out_dir=str(out), genes=genes,
+                      overwrite=overwrite)
