@@ -47,7 +47,10 @@ import pandas as pd
 
 import stain_shift  # beside this file: the script's folder is on sys.path
 
-#: recipe name -> st fit options (beside the shared ones)
+#: st fit options every recipe starts from: the probe alone (st fit's defaults now hold the
+#: recommended recipe, multiscale+context2, so "plain" turns them off)
+PLAIN = {"context": 0, "scales": ()}
+#: recipe name -> st fit options (over PLAIN and the shared ones)
 RECIPES = {
     "plain": {},
     "context1": {"context": 1},
@@ -120,7 +123,7 @@ def part_a(args, name: str, opts: dict, cohort) -> dict[str, float]:
 
     k = int(cohort.obs["slide_id"].nunique())
     cfg = STConfig.resolve(data=[args.data], encoder=args.encoder, split="section", k=k,
-                           refit=False, **opts)
+                           refit=False, **{**PLAIN, **opts})
     t0 = time.perf_counter()
     run = fit_run(cfg, args.out / name, adata=cohort, maps=False, overwrite=True,
                   feature_cache=_feature_cache(args.out, opts))
@@ -178,7 +181,8 @@ def part_b(args, name: str, opts: dict, cohort, paths: list[str], held: list[str
     from histoexpr.st import fit_run
 
     cfg = STConfig.resolve(data=paths, encoder=args.encoder, split="section", k=args.inner_k,
-                           refit=False, holdout=held, **{**opts, "max_white": 1.0})
+                           refit=False, holdout=held,
+                           **{**PLAIN, **opts, "max_white": 1.0})
     t0 = time.perf_counter()
     run = fit_run(cfg, args.out / "stain_shift" / "runs" / name, adata=cohort, maps=False,
                   overwrite=True, feature_cache=_feature_cache(args.out, opts))
@@ -201,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/her2st")
     ap.add_argument("--part", default="ab", choices=("a", "b", "ab"),
                     help="a: leave-one-section-out; b: the stain-shift test; ab: both")
-    ap.add_argument("--recipes", default="plain,tta,context2,tta+context2,macenko",
+    ap.add_argument("--recipes", default="plain,context2,multiscale,multiscale+context2,tta,"
+                    "tta+context2,macenko",
                     help=f"comma list of {', '.join(RECIPES)}")
     ap.add_argument("--encoder", default="efficientnet_lite0")
     ap.add_argument("--train", default="C2,C3,C4", help="(b) training sections")

@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.folds}-fold by section, {args.genes}, {args.epochs} epochs", flush=True)
 
     # the frozen-feature probe and the colour baseline, on the same folds and genes
-    cfg = STConfig.resolve(data=[args.data], model="ridge", encoder="efficientnet_lite0",
+    cfg = STConfig.resolve(context=0, scales=(),  # the probe alone
+                           data=[args.data], model="ridge", encoder="efficientnet_lite0",
                            baselines=["colour"], **common)
     t0 = time.perf_counter()
     probe = _pcc(fit_run(cfg, out / "ridge", adata=cohort, maps=False,
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                   "batch_size": args.batch_size, "lr": args.lr}
         if args.workers:
             params["num_workers"] = args.workers
-        cfg = STConfig.resolve(data=[args.data], model="cnn_aux", encoder=encoder,
+        cfg = STConfig.resolve(context=0, scales=(),  # the probe alone
+                               data=[args.data], model="cnn_aux", encoder=encoder,
                                pretrained=pretrained, model_params=params, baselines=[],
                                **common)
         slug = name.replace(" ", "_").replace("+", "p").replace("(", "").replace(")", "")

@@ -46,7 +46,8 @@ def _cv_table(data: Path, out: Path, genes_sets: list[str], heads: list[str]) ->
     rows = []
     for genes in genes_sets:
         for head in heads:
-            cfg = STConfig.resolve(data=[str(data)], model=head, genes=genes, split="section",
+            cfg = STConfig.resolve(context=0, scales=(),  # the probe alone
+                                   data=[str(data)], model=head, genes=genes, split="section",
                                    k=5, encoder="efficientnet_lite0")
             t0 = time.perf_counter()
             run = fit_run(cfg, out / f"{head}_{genes}", feature_cache=out / "features",
@@ -91,7 +92,7 @@ def _cnn_aux(data: Path, epochs: int, out: Path) -> None:
     from histoexpr.st import load_spot_data
     from histoexpr.tiling.spots import iter_section_patches
 
-    cfg = STConfig.resolve(data=[str(data)], split="section")
+    cfg = STConfig.resolve(context=0, scales=(), data=[str(data)], split="section")
     sd = load_spot_data(cfg)
     a = sd.adata
     test = (a.obs[K.SLIDE_ID].astype(str) == "C6").to_numpy()

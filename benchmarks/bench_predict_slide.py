@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     s = synthetic_st(tmp / "syn", n_sections=2, n_patients=2, grid=(4, 4), n_genes=20,
                      n_signal=5, seed=0)
     (tmp / "sections.json").write_text(json.dumps(s.specs))
-    cfg = STConfig.resolve(data=[str(tmp / "sections.json")], encoder="efficientnet_lite0",
+    cfg = STConfig.resolve(context=0, scales=(),  # the probe alone
+                           data=[str(tmp / "sections.json")], encoder="efficientnet_lite0",
                            genes="top10", k=2, split="section", baselines=(), model="ridge",
                            device=args.device)
     t = time.perf_counter()

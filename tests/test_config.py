@@ -49,7 +49,8 @@ def _example(f) -> tuple[list[str], object]:
                                                                                  "macenko"),
         "model": (["mlp"], "mlp"), "n_tiles": (["4"], 4), "holdout_fraction": (["0.1"], 0.1),
         "max_white": (["0.3"], 0.3), "smooth_targets": (["0.5"], 0.5),
-        "ensemble_encoders": (["toy"], ("toy",)),
+        "ensemble_encoders": (["toy"], ("toy",)), "scales": (["300,600"], (300.0, 600.0)),
+        "context": (["3"], 3.0),
     }
     if f.name in examples:
         words, value = examples[f.name]

@@ -24,9 +24,10 @@ def test_small_demo_finds_the_signal_and_the_baselines_do_not(tmp_path, capsys):
     assert sec["ridge efficientnet_lite0-random"]["signal"] < model["signal"] - 0.2, sec
     assert sec["mean"]["signal"] is None  # r undefined (constant predictions): null in JSON
     assert summary["scores"]["slide"]["signal"] > 0.3, summary["scores"]["slide"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["scales"] == [224.0, 448.0] and config["context"] == 2.0  # the default
     for f in ("run/report.html", "run/final/model.joblib", "slide_maps/demo_slide.geojson",
-              "slide_maps/maps/SIG0.png", "slide_maps/truth/SIG0.png",
-              "slide_features/demo_slide.h5", "slide_tiles/112px_1mpp/demo_slide.h5"):
+              "slide_maps/maps/SIG0.png", "slide_maps/truth/SIG0.png"):
         assert (tmp_path / f).is_file(), f
 
 

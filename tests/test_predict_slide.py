@@ -19,7 +19,9 @@ from histoexpr.st import fit_run
 from histoexpr.st.predict_slide import predict_slide
 
 # 64 px over 32 µm: the model works at 0.5 µm/px, as the synthetic TIFF
+# the plain probe (no context, one patch size): what these tests check is the slide path
 FAST = {"encoder": "toy", "genes": "top10", "patch_px": 64, "patch_um": 32.0, "k": 2,
+        "context": 0, "scales": (),
         "baselines": (), "model": "ridge"}
 
 

@@ -48,7 +48,7 @@ def test_st_fit_with_two_encoders_fits_an_ensemble_of_blocks(tmp_path):
     (out / "sections.json").write_text(json.dumps(s.specs))
     cfg = STConfig.resolve(data=[str(out / "sections.json")], encoder="toy",
                            ensemble_encoders=("toy@3",), pretrained=False, context=1,
-                           genes="SIG0,SIG1,NOISE0", patch_px=32, k=2,
+                           scales=(), genes="SIG0,SIG1,NOISE0", patch_px=32, k=2,
                            baselines=["mean", "colour"])
     run = fit_run(cfg, tmp_path / "ens", maps=False)
     final = joblib.load(run.final / "model.joblib")

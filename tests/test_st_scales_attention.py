@@ -71,7 +71,7 @@ def test_attention_weighs_neighbours_like_the_spot_more_than_the_mean_does():
 
 def test_config_checks_scales_and_attention():
     with pytest.raises(InputError, match="give --context STEPS too"):
-        STConfig.resolve(data=["x"], context_attention=True)
+        STConfig.resolve(data=["x"], context=0, context_attention=True)
     with pytest.raises(InputError, match="positive patch sides"):
         STConfig.resolve(data=["x"], scales=(224.0, -1.0))
     with pytest.raises(InputError, match="not --patch-um 112 again"):

@@ -286,10 +286,10 @@ def test_spot_context_joins_neighbour_features_in_fit_and_predict(syn, tmp_path)
     from histoexpr.st import predict_section
 
     s, specs = syn
-    cfg = STConfig.resolve(data=[str(specs)], context=1, baselines=["mean", "colour"],
-                           **{**FAST, "genes": "SIG0,SIG1,NOISE0"})
+    cfg = STConfig.resolve(data=[str(specs)], context=1, scales=(),
+                           baselines=["mean", "colour"], **{**FAST, "genes": "SIG0,SIG1,NOISE0"})
     run = fit_run(cfg, tmp_path / "ctx", maps=False)
-    plain = fit_run(STConfig.resolve(data=[str(specs)], baselines=["mean"],
+    plain = fit_run(STConfig.resolve(data=[str(specs)], baselines=["mean"], context=0, scales=(),
                                      **{**FAST, "genes": "SIG0,SIG1,NOISE0"}),
                     tmp_path / "plain", maps=False)
     width = [joblib.load(r.final / "model.joblib").pipeline_[0].scaler_.n_features_in_
@@ -299,8 +299,25 @@ def test_spot_context_joins_neighbour_features_in_fit_and_predict(syn, tmp_path)
     assert {"ridge", "ridge-colour_hist"} <= set(summ["entry"])
     pred = predict_section(run.path, s.specs[0]["image"], s.specs[0]["spots"])
     assert pred.n_obs > 0 and np.isfinite(pred.X).all()
-    with pytest.raises(InputError, match="context must be a positive"):
-        STConfig.resolve(data=["x"], context=0)
+    with pytest.raises(InputError, match=r"context must be a positive .*\(0: off\)"):
+        STConfig.resolve(data=["x"], context=-1)
+    assert STConfig.resolve(data=["x"], context=0).context is None  # 0 turns it off
+
+
+def test_st_fit_defaults_are_the_recommended_recipe_and_saved_runs_keep_theirs():
+    """st fit's defaults: --context 2 and patches of 2 and 4 times --patch-um beside the
+    spot's (features models only); a saved config is read as it was written (an option it
+    lacks predates the recipe, so it stays off)."""
+    cfg = STConfig.resolve(data=["x"])
+    assert cfg.context == 2.0 and cfg.scales == (224.0, 448.0)
+    assert STConfig.resolve(data=["x"], patch_um=100).scales == (200.0, 400.0)
+    assert STConfig.resolve(data=["x"], model="cnn_aux", encoder="toy").scales == ()
+    assert STConfig.resolve(data=["x"], scales="none").scales == ()
+    saved = cfg.to_dict()
+    saved["context"] = None
+    del saved["scales"]  # a run written before --scales existed
+    old = STConfig.from_dict(saved)
+    assert old.context is None and old.scales == ()
 
 
 def test_conformal_intervals_and_their_held_out_coverage(syn, tmp_path):

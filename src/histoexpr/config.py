@@ -155,16 +155,20 @@ class STConfig(ConfigBase):
     context: float | None = opt(None, "spot context: join each spot's features with the mean "
                                 "of its neighbours' within this many grid steps (e.g. 1: the "
                                 "ring around it); applied to every feature entry, baselines "
-                                "too", metavar="STEPS")
+                                "too; 0: off. Default 2 (the recipe that held best on "
+                                "sections never seen, README 'Spatial: unseen patients')",
+                                metavar="STEPS")
     context_attention: bool = opt(False, "pool the --context neighbours by attention (each "
                                   "weighted by its features' cosine similarity to the spot's, "
                                   "a softmax) instead of their plain mean",
                                   undo=("--no-context-attention",))
     scales: tuple[float, ...] = opt(
-        (), "more patch sides in µm around each spot (e.g. 224,448): each is read at "
-        "--patch-px pixels, embedded, and its features joined to the --patch-um patch's "
-        "(multi-scale context; one more encoder pass per scale)", form="comma",
-        metavar="UM,...")
+        (), "more patch sides in µm around each spot: each is read at --patch-px pixels, "
+        "embedded, and its features joined to the --patch-um patch's (multi-scale context; "
+        "one more encoder pass per scale); none: the patch alone. Default for features "
+        "models: 2 and 4 times --patch-um (224,448 beside 112 µm patches; the recipe that "
+        "held best on sections never seen)", form="comma",
+        empty="none", metavar="UM,...")
     gene_names: str | None = opt(None, "GTF or id,symbol table naming genes the sections give "
                                  "by Ensembl id (the ST-Net / BrST-Net breast data, seed "
                                  "003)", metavar="FILE")
@@ -176,6 +180,31 @@ class STConfig(ConfigBase):
     batch_size: int = opt(64, "patches per encoder batch", execution=True)
     num_workers: int = opt(0, "data-loading worker processes", execution=True)
     device: str | None = opt(None, _DEVICE, execution=True)
+
+    @classmethod
+    def fill_defaults(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The recommended recipe's defaults where not given (issue 20's benchmark: the best
+        on sections never seen, README 'Spatial: unseen patients'): ``context`` 2 grid steps
+        and, for features models, ``scales`` of 2 and 4 times the patch (224 and 448 µm
+        beside the default 112 µm patch); a given
+        ``context`` of 0 is off (``None``)."""
+        from .models import level_input
+
+        out = dict(values)
+        if "context" not in out:
+            out["context"] = RECOMMENDED_CONTEXT
+        elif out["context"] is not None and float(out["context"]) == 0:
+            out["context"] = None
+        if "scales" not in out:
+            try:
+                features = level_input(out.get("model", "ridge"), "spot") == "features"
+            except InputError:
+                features = False  # an unknown model: validate names it
+            um = float(out.get("patch_um", 112.0) or 0)
+            scales = tuple(f * um for f in RECOMMENDED_SCALE_FACTORS) if um > 0 \
+                else RECOMMENDED_SCALES  # native pixels: BrST-Net's 224 px are ~112 µm
+            out["scales"] = scales if features else ()
+        return out
 
     def validate(self) -> None:
         """Check every value; raises :class:`~histoexpr.errors.InputError` naming the key."""
@@ -216,8 +245,8 @@ class STConfig(ConfigBase):
                 flag = flag_names(self.__dataclass_fields__[name])[0]
                 raise InputError(f"{name} ({flag}) must be {what}, got {getattr(self, name)!r}")
         if self.context is not None and not self.context > 0:
-            raise InputError(f"context must be a positive number of grid steps, got "
-                             f"{self.context!r}")
+            raise InputError(f"context must be a positive number of grid steps (0: off), "
+                             f"got {self.context!r}")
         if self.context_attention and not self.context:
             raise InputError("context_attention (--context-attention) pools the --context "
                              "neighbours; give --context STEPS too")
@@ -246,6 +275,12 @@ class STConfig(ConfigBase):
         if self.join not in ("inner", "outer"):
             raise InputError(f"join must be 'inner' or 'outer', not {self.join!r}")
 
+
+#: the recommended recipe's spot context (grid steps) and extra patch sides (µm), the
+#: defaults of ``st fit`` (issue 20; benchmarks/bench_cross_patient.py)
+RECOMMENDED_CONTEXT = 2.0
+RECOMMENDED_SCALE_FACTORS = (2.0, 4.0)
+RECOMMENDED_SCALES = (224.0, 448.0)
 
 #: the baselines every bulk evaluation reports beside the model
 BULK_BASELINES = ("mean", "colour", "random")

@@ -151,13 +151,21 @@ def read_json_config(file: str | Path) -> dict[str, Any]:
     return raw
 
 
-def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any]) -> Any:
-    """Merge defaults < JSON ``file`` < ``overrides`` into ``cls`` and validate it."""
+def _resolve(cls: Any, file: str | Path | None, overrides: Mapping[str, Any], *,
+             saved: bool = False) -> Any:
+    """Merge defaults < JSON ``file`` < ``overrides`` into ``cls`` and validate it.
+
+    ``saved``: ``overrides`` is a config a run wrote (its ``None`` values are kept, and the
+    defaults that depend on other values are not filled: a key it lacks predates its
+    option, which was then off)."""
     values: dict[str, Any] = {}
     if file is not None:
         values.update(_layer(cls, read_json_config(file)))
-    values.update(_layer(cls, {k: v for k, v in overrides.items() if v is not None}))
+    values.update(_layer(cls, {k: v for k, v in overrides.items()
+                               if v is not None or saved}))
     by_name = {f.name: f for f in fields(cls)}
+    if hasattr(cls, "fill_defaults") and not saved:  # defaults that depend on other values
+        values = cls.fill_defaults(values)
     unknown = sorted(set(values) - set(by_name))
     if unknown:
         raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
@@ -180,7 +188,9 @@ class ConfigBase:
 
     @classmethod
     def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
-        return cls.resolve(**dict(d))
+        """The config a run saved (``config.json``): its values as they are, ``None``
+        included; a key it lacks takes the field's default."""
+        return _resolve(cls, None, dict(d), saved=True)
 
     def validate(self) -> None:
         """Check every value; a config with constraints overrides this (both of

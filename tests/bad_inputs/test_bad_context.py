@@ -22,7 +22,7 @@ from histoexpr.features import context
 from histoexpr.features.context import neighbour_mean, spot_grid
 
 ST_FAST = ["--encoder", "toy", "--patch-px", "32", "--genes", "top6", "--baselines", "mean",
-           "--no-maps", "-q"]
+           "--no-maps", "-q", "--context", "0", "--scales", "none"]
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,10 @@ def _warnings(res) -> list[str]:
     (["--context", "1"], "--context 1: ", "leave it out"),
     (["--smooth"], "--smooth: ", "leave it out"),
     (["--smooth-targets", "0.5"], "--smooth-targets 0.5: ", "leave it out"),
-    (["--context", "2", "--smooth"], "--context 2 and --smooth: ", "leave them out"),
+    (["--context", "3", "--smooth"], "--context 3 and --smooth: ", "leave them out"),
+    # st fit's default context (2), given or not, says how to turn it off
+    (["--context", "2"], "--context 2 (st fit's default; --context 0 turns it off): ",
+     "leave it out"),
 ])
 def test_grid_options_on_scattered_spots_name_the_option_and_the_section(
         cli, st_data, tmp_path, opts, named, them):
@@ -137,7 +140,7 @@ def context_run(st_data, tmp_path_factory):
     from histoexpr.st import fit_run
 
     cfg = STConfig.resolve(data=[str(st_data / "good.json")], split="section", context=1,
-                           encoder="toy", genes="top6", patch_px=64, patch_um=32.0, k=2,
+                           scales=(), encoder="toy", genes="top6", patch_px=64, patch_um=32.0, k=2,
                            baselines=(), model="ridge")
     return fit_run(cfg, tmp_path_factory.mktemp("ctx_run") / "run", maps=False)
 

@@ -8,14 +8,16 @@ in its own way (stain vectors and amounts, glass tint, scanner gamma, brightness
 ``--stain-shift`` sets how much, 0 for none), so features must also carry over to a
 held-out patient's colours. Then runs, as a user would:
 
-1. ``histoexpr tile``     the slide's tissue, 112 µm tiles at 1 µm/px;
-2. ``histoexpr embed``    the slide's tiles with efficientnet_lite0 (ImageNet weights);
-3. ``histoexpr st fit``   patient-grouped 3-fold CV of a ridge probe on efficientnet_lite0
-                          spot features, beside the mean predictor, colour histograms and a
-                          random-init encoder, and the final model;
-4. ``histoexpr st evaluate``  metrics and spatial maps;
-5. ``histoexpr report``   the run's HTML report;
-6. ``histoexpr predict-slide``  expression maps of the whole slide (from step 2's features).
+1. ``histoexpr st fit``   patient-grouped 3-fold CV of a ridge probe on efficientnet_lite0
+                          (ImageNet weights) spot features with st fit's default recipe
+                          (the 112 µm patch beside 224 and 448 µm ones, and the mean of the
+                          grid neighbours within 2 steps), beside the mean predictor, colour
+                          histograms and a random-init encoder given the same, and the
+                          final model;
+2. ``histoexpr st evaluate``  metrics and spatial maps;
+3. ``histoexpr report``   the run's HTML report;
+4. ``histoexpr predict-slide``  expression maps of the whole slide: its tissue tiled at
+                          112 µm, each tile embedded at the run's three scales.
 
 and ends with the mean Pearson r on the signal and the noise genes per feature set, the
 slide-level agreement with the true signal, and the path of the report; it exits 1 when
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if rc != 0:
             raise SystemExit(f"demo: `histoexpr {' '.join(argv)}` failed (exit {rc})")
 
-    print(f"[0/6] generating sections and a slide in {out}/inputs")
+    print(f"[0/4] generating sections and a slide in {out}/inputs")
     t0 = time.perf_counter()
     params = {**(SMALL if args.small else {}), "seed": args.seed}
     if args.stain_shift is not None:
@@ -131,25 +133,18 @@ def run(args: argparse.Namespace) -> int:
     if not new:
         print("  (reusing the inputs of an earlier run)")
     slide, run_dir = str(inp.slide), out / "run"
-    print("[1/6] histoexpr tile: the slide's tissue in 112 µm tiles at 1 µm/px")
-    step("tile", ["tile", slide, "--out", str(out / "slide_tiles"), "--tile-size", "112",
-                  "--mpp", "1.0"])
-    print("[2/6] histoexpr embed: the slide's tiles with efficientnet_lite0")
-    step("embed", ["embed", slide, "--coords", str(out / "slide_tiles" / "112px_1mpp"),
-                   "--encoder", "efficientnet_lite0", "--out", str(out / "slide_features")])
-    print("[3/6] histoexpr st fit: ridge on efficientnet_lite0 spot features, patient-grouped"
-          " 3-fold CV, three baselines")
+    print("[1/4] histoexpr st fit: ridge on efficientnet_lite0 spot features (112, 224 and "
+          "448 µm, grid context), patient-grouped 3-fold CV, three baselines")
     step("st fit", ["st", "fit", "--data", str(inp.sections), "--encoder", "efficientnet_lite0",
                     "--patch-px", "112", "--folds", "3", "--split", "patient", "--no-maps",
                     "--out", str(run_dir)])
-    print("[4/6] histoexpr st evaluate: metrics and spatial maps")
+    print("[2/4] histoexpr st evaluate: metrics and spatial maps")
     step("st evaluate", ["st", "evaluate", str(run_dir)])
-    print("[5/6] histoexpr report")
+    print("[3/4] histoexpr report")
     step("report", ["report", str(run_dir)])
-    print("[6/6] histoexpr predict-slide: expression maps of the whole slide")
-    feats = out / "slide_features" / f"{inp.slide.stem}.h5"
-    step("predict-slide", ["predict-slide", slide, "--model", str(run_dir), "--features",
-                           str(feats), "--genes", ",".join(inp.signal_genes[:4]),
+    print("[4/4] histoexpr predict-slide: expression maps of the whole slide")
+    step("predict-slide", ["predict-slide", slide, "--model", str(run_dir),
+                           "--genes", ",".join(inp.signal_genes[:4]),
                            "--out", str(out / "slide_maps")])
 
     import anndata as ad

@@ -64,7 +64,7 @@ PAIRS_PER_CHUNK = 4_000_000
 #: feature values held at once while scoring attention pairs (pairs x feature columns)
 ATTENTION_VALUES = 20_000_000
 #: softmax temperature of the attention pool over cosine similarities
-ATTENTION_TEMPERATURE = 0.1
+ATTENTION_TEMPERATURE = 0.2
 #: how the neighbours' features are pooled
 CONTEXT_POOLS = ("mean", "attention")
 

@@ -55,6 +55,9 @@ BRSTNET = Preset(
         PaperValue("patch_um", 0.0, "Generating image patches: 224 px cut from the 20x "
                    "image at its own resolution"),
         PaperValue("max_white", 0.5, "Generating image patches: > 50 % white excluded"),
+        PaperValue("context", 0, "Generating image patches: each spot's own patch, no "
+                   "neighbourhood (st fit's default context is off here)"),
+        PaperValue("scales", (), "Generating image patches: one 224 px patch per spot"),
         PaperValue("split", "patient", f"{_S}: 5-fold CV on 22 of 23 patients"),
         PaperValue("k", 5, _S),
         PaperValue("stain", "luminosity+vahadane", "Stain normalization: StainTools' "

@@ -82,9 +82,13 @@ def _step_um(step_px: float | None, mpp: Any) -> float | None:
 
 def _grid_options(cfg: STConfig) -> list[str]:
     """The options of ``cfg`` that average over the spot grid, as the user wrote them."""
+    from ..config import RECOMMENDED_CONTEXT
+
     opts = []
     if cfg.context:
-        opts.append(f"--context {cfg.context:g}")
+        opts.append(f"--context {cfg.context:g}" + (
+            " (st fit's default; --context 0 turns it off)"
+            if cfg.context == RECOMMENDED_CONTEXT else ""))
     if cfg.smooth:
         opts.append("--smooth")
     if cfg.smooth_targets:
