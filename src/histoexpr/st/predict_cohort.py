@@ -73,17 +73,9 @@ def _predict_slide(job: SlideJob, *, run: str, options: dict[str, Any],
     opts = dict(options)
     if opts.get("device") is None:  # one GPU per Dask worker, when there are GPUs
         opts["device"] = worker_device() or "cpu"
-    t0 = time.perf_counter()
-    try:
-        res = predict_slide(job.slide, run, out=job.out, mpp=job.slide_mpp,
-                            features=job.features, quiet=True, **opts)
-    except Exception as e:
-        if not _failure(e):
-            raise
-        return ItemResult(name, "failed", seconds=time.perf_counter() - t0, message=str(e),
-                          source=str(job.slide))
-    return ItemResult(name, "done", res.n_tiles, time.perf_counter() - t0,
-                      source=str(job.slide))
+    return _attempt(name, job.slide, lambda: predict_slide(
+        job.slide, run, out=job.out, mpp=job.slide_mpp, features=job.features, quiet=True,
+        **opts).n_tiles)
 
 
 def _predict_section(job: SectionJob, *, run: str, out_dir: str, genes: list[str] | None,
@@ -95,17 +87,23 @@ def _predict_section(job: SectionJob, *, run: str, out_dir: str, genes: list[str
     name = job.section or job.image.stem  # st predict's default section id
     if (Path(out_dir) / PREDICT_RECORD.format(section=name)).is_file() and not overwrite:
         return ItemResult(name, "done before", source=str(job.image))
+    return _attempt(name, job.image, lambda: predict_section(
+        run, job.image, job.spots, out=out_dir, mpp=job.mpp, section=name, genes=genes,
+        counts=job.counts).n_obs)
+
+
+def _attempt(name: str, source: Path, work: Any) -> ItemResult:
+    """``work()`` (returning what it made: tiles, spots) timed as one item; bad input of
+    this item is a ``failed`` result, anything else is raised."""
     t0 = time.perf_counter()
     try:
-        res = predict_section(run, job.image, job.spots, out=out_dir, mpp=job.mpp, section=name,
-                              genes=genes, counts=job.counts)
+        n = work()
     except Exception as e:
         if not _failure(e):
             raise
         return ItemResult(name, "failed", seconds=time.perf_counter() - t0, message=str(e),
-                          source=str(job.image))
-    return ItemResult(name, "done", res.n_obs, time.perf_counter() - t0,
-                      source=str(job.image))
+                          source=str(source))
+    return ItemResult(name, "done", int(n), time.perf_counter() - t0, source=str(source))
 
 
 def _slide_jobs(slides: Sequence[str | Path], out: Path, manifest: str | Path | None,
