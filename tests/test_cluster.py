@@ -59,31 +59,55 @@ def test_manifest_on_a_running_cluster_then_rerun_skips(batch, tmp_path, capsys)
         assert feats.shape == (len(coords), 16) and attrs["encoder"]["name"] == "toy"
 
 
-def _kill_when_locked(lock, killed: dict, timeout=120.0):
+def _kill_when_locked(lock, killed: dict, timeout=120.0, times: int = 1):
+    """SIGKILL the worker holding ``lock``, ``times`` different workers in turn."""
     t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
+    killed.setdefault("pids", [])
+    while time.monotonic() < t_end and len(killed["pids"]) < times:
         try:
             owner = lock.read_text().strip()
         except OSError:
             owner = ""
-        if owner.rpartition(":")[2].isdigit():
-            killed["pid"] = int(owner.rpartition(":")[2])
-            os.kill(killed["pid"], signal.SIGKILL)
-            return
+        pid = owner.rpartition(":")[2]
+        if pid.isdigit() and int(pid) not in killed["pids"]:
+            killed["pid"] = int(pid)
+            killed["pids"].append(int(pid))
+            try:
+                os.kill(killed["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.005)
 
 
-def test_a_worker_dying_mid_slide_fails_that_slide_and_a_rerun_finishes_it(batch, tmp_path):
+def test_a_worker_dying_mid_slide_is_retried_once_on_another_worker(batch, tmp_path):
     out = tmp_path / "feats"
     jobs = read_manifest(batch / "slides.csv", out)
     killed: dict = {}
     killer = threading.Thread(target=_kill_when_locked, args=(out / "c.h5.lock", killed))
     killer.start()
+    results = {r.name: r for r in embed_on_dask(jobs, EncoderSpec("toy"), workers=2,
+                                                batch_size=4)}
+    killer.join()
+    assert killed["pids"], "the slide never started"
+    assert {r.status for r in results.values()} == {"done"}
+    assert str(killed["pid"]) not in results["c"].where  # the retry ran elsewhere
+    coords, feats, _ = load_features(out / "c.h5")
+    assert feats.shape == (len(coords), 16) and np.isfinite(feats).all()
+
+
+def test_a_worker_dying_twice_fails_that_slide_and_a_rerun_finishes_it(batch, tmp_path):
+    out = tmp_path / "feats"
+    jobs = read_manifest(batch / "slides.csv", out)
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_when_locked, args=(out / "c.h5.lock", killed),
+                              kwargs={"times": 2})
+    killer.start()
     results = embed_on_dask(jobs, EncoderSpec("toy"), workers=2, batch_size=4)
     killer.join()
     by = {r.name: r for r in results}
     assert killed, "the slide never started"
-    assert by["c"].status == "failed" and "worker died" in by["c"].message
+    assert len(killed["pids"]) == 2
+    assert by["c"].status == "failed" and "again on its retry" in by["c"].message
     assert by["a"].status == by["b"].status == "done"
     assert not (out / "c.h5").exists() and not list(out.glob(".*tmp"))
     # the dead worker's lock is taken over; finished slides are not redone

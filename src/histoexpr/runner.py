@@ -7,9 +7,10 @@ every item in order, and returns one value per item: ``fn``'s result, or a
 that calls it makes its outputs atomic and skips finished items, so re-running a batch
 finishes exactly what is missing.
 
-On the ``LocalCluster`` this module starts, a worker death fails its task at once
-(``distributed.scheduler.allowed-failures = 0``) and each worker holds one task at a time
-(``worker-saturation = 1``), so one death costs one item. A cluster you start yourself
+On the ``LocalCluster`` this module starts, a task whose worker dies is retried once on
+another worker and fails on a second death (``distributed.scheduler.allowed-failures =
+1``), and each worker holds one task at a time (``worker-saturation = 1``), so a death
+costs at most its one item. A cluster you start yourself
 keeps its own settings (by default Dask retries a task on three worker deaths).
 
 :class:`BatchOutput` guards the output folder of a batch run (``tile``, ``embed``): one run
@@ -95,7 +96,7 @@ def _local_cluster(workers: int | None):
         logger.warning("%d workers share %d GPUs", n, gpus)
     with dask.config.set({
         "distributed.worker.daemon": False,  # DataLoader worker processes are allowed
-        "distributed.scheduler.allowed-failures": 0,  # a worker death fails its task
+        "distributed.scheduler.allowed-failures": 1,  # retried once, a 2nd death fails it
         "distributed.scheduler.worker-saturation": 1.0,  # one task per worker at a time
     }):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -108,8 +109,8 @@ def _explain(exc: BaseException) -> str:
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
-        return ("the Dask worker died during this task (out of memory or killed); re-run the "
-                "same command to finish it")
+        return ("the Dask worker died during this task, and again on its retry (out of memory "
+                "or killed); re-run the same command to finish it")
     return f"{type(exc).__name__}: {exc}"
 
 
