@@ -192,3 +192,30 @@ def test_tile_from_a_manifest_on_two_local_workers_matches_tiling_in_process(bat
     assert main(["-q", "tile", str(batch / "a.tif"), "--workers", "2", "--out",
                  str(tmp_path / "x")]) == 2
     assert "need --manifest" in capsys.readouterr().err
+
+
+def _square(item, *, fail_on):
+    from histoexpr.runner import ItemResult
+
+    if item == fail_on:
+        return ItemResult(str(item), "failed", message="bad input")
+    return ItemResult(str(item), "done" if item % 2 else "done before", n=item * item)
+
+
+@pytest.mark.parametrize("on_dask", [False, True])
+def test_run_cohort_keeps_input_order_and_records_every_item(tmp_path, on_dask):
+    import json
+
+    from histoexpr.runner import run_cohort
+
+    items = [5, 2, 7, 4]
+    out = tmp_path / "out"
+    res = run_cohort(items, _square, names=[str(i) for i in items], out=out, command="sq",
+                     on_dask=on_dask, workers=2 if on_dask else None, record={"k": 1},
+                     fail_on=7)
+    assert [r.name for r in res] == ["5", "2", "7", "4"]
+    assert [r.status for r in res] == ["done", "done before", "failed", "done before"]
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["counts"] == {"done": 1, "done before": 2, "failed": 1} and rec["k"] == 1
+    assert rec["on_dask"] is on_dask and [i["n"] for i in rec["items"]] == [25, 4, 0, 16]
+    assert all(i["where"].startswith("worker") == on_dask for i in rec["items"])

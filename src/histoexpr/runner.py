@@ -368,15 +368,28 @@ def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Se
     outputs atomically, so a run killed at any point (driver or worker) resumes with the
     items that are missing. ``out`` is locked for the run (:class:`BatchOutput`);
     ``out/run.json`` lists each item's status, count, seconds and worker (``record`` adds
-    keys to it); a worker that dies fails its item alone.
+    keys to it); a task whose worker dies is retried once, a second death fails its item
+    alone. On a terminal a bar counts the items done, skipped and failed.
     """
     import time
 
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from .atomic import write_json
+
+    err = Console(stderr=True)  # a bar on a terminal only: none in pipes and logs
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=err, disable=not err.is_terminal, transient=True)
+    task = bar.add_task(command, total=len(items))
+    tally = {"done": 0, "skipped": 0, "failed": 0}
 
     def log(r: ItemResult, k: int, n: int) -> None:
         (logger.error if r.status == "failed" else logger.info)(
             "[%d/%d] %s: %s%s", k, n, r.name, r.status, f" ({r.message})" if r.message else "")
+        tally["skipped" if r.status == "done before" else r.status] += 1
+        bar.update(task, advance=1, description=f"{command}: done {tally['done']} · skipped "
+                   f"{tally['skipped']} · failed {tally['failed']}")
 
     def as_result(i: int, value: Any) -> ItemResult:
         if isinstance(value, TaskFailed):
@@ -384,7 +397,7 @@ def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Se
         return value
 
     t0 = time.perf_counter()
-    with BatchOutput(out) as output:
+    with BatchOutput(out) as output, bar:
         if on_dask:
             values = map_on_dask(_cohort_item, items,
                                  names=[f"{command}-{n}" for n in names], workers=workers,
