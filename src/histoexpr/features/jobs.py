@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from typing import Any
 
 from .. import _keys as K
 from ..errors import HistoexprError, InputError
-from ..runner import TaskFailed, map_on_dask, worker_device, worker_index
+from ..runner import TaskFailed, map_on_dask, worker_device, worker_label
 from ..slide import open_slide, slide_checksum, slide_name
 from ..tiling import load_coords
 from .encoders import build_encoder, get_card, resolve_weights
@@ -200,7 +199,7 @@ def _task(job: SlideJob, *, spec: EncoderSpec, stain: Any, overwrite: bool, run_
                        "workers; reading tiles in the worker itself (start the workers with "
                        "distributed.worker.daemon: false to allow them)")
         kw["num_workers"] = 0
-    where = f"worker {worker_index()} (pid {os.getpid()})"
+    where = worker_label()
     try:
         res = run_job(job, _encoder(spec), stain=stain, overwrite=overwrite, run_id=run_id,
                       **kw)

@@ -273,15 +273,14 @@ def _tile_all(slides: list[Path], opt: _Options, *, progress: bool,
     return outcomes
 
 
-def _tile_task(path: Path, opt: _Options) -> list[SlideOutcome]:
+def _tile_task(item: tuple[Path, _Options]) -> list[SlideOutcome]:
     """Runs on a Dask worker: one slide (each worker reads the saved K-means filter);
     bad input becomes a ``failed`` outcome."""
-    import os
-
     from ..errors import HistoexprError
-    from ..runner import worker_index
+    from ..runner import worker_label
 
-    where = f"worker {worker_index()} (pid {os.getpid()})"
+    path, opt = item
+    where = worker_label()
     try:
         outcomes = _tile_one(path, opt, {"path": opt.kmeans_model, "filter": None})
     except HistoexprError as e:
@@ -314,18 +313,13 @@ def _tile_on_dask(slides: list[tuple[Path, _Options]], *, workers: int | None,
                 "[%d/%d] %s: %s", k, n, name, f"failed ({bad[0]})" if bad else
                 ", ".join(sorted({o.status for o in value})))
 
-    values = map_on_dask(_tile_task_of, slides, names=[f"tile-{slide_name(p)}"
-                                                        for p, _ in slides],
+    values = map_on_dask(_tile_task, slides, names=[f"tile-{slide_name(p)}" for p, _ in slides],
                          workers=workers, scheduler=scheduler, on_result=report)
     out = list(first)
     for (p, _), v in zip(slides, values):
         out.extend([SlideOutcome(slide_name(p), "-", "failed", v.message)]
                    if isinstance(v, TaskFailed) else v)
     return out
-
-
-def _tile_task_of(item: tuple[Path, _Options]) -> list[SlideOutcome]:
-    return _tile_task(*item)
 
 
 def _write_record(opt: _Options, outcomes: list[SlideOutcome]) -> Path:
