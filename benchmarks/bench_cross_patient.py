@@ -91,9 +91,12 @@ def _unknown_options(opts: dict) -> list[str]:
     return sorted(set(opts) - known)
 
 
-def _feature_cache(out: Path, opts: dict) -> Path:
+def _feature_cache(out: Path, opts: dict, part: str = "a") -> Path:
+    """The feature cache of a recipe in one part: part (b) keeps its own, since its spots of
+    C2-C6 (kept on the original images' filters) are not exactly part (a)'s, and one
+    shared cache would recompute each section's features at every switch."""
     tags = [f"{k}-{opts[k]}" for k in _FEATURE_OPTIONS if k in opts]
-    return out / "-".join(["features", *tags])
+    return out / "-".join(["features", *tags, *(["shift"] if part == "b" else [])])
 
 
 def _entry_keys(run) -> dict[str, str]:
@@ -185,7 +188,7 @@ def part_b(args, name: str, opts: dict, cohort, paths: list[str], held: list[str
                            **{**PLAIN, **opts, "max_white": 1.0})
     t0 = time.perf_counter()
     run = fit_run(cfg, args.out / "stain_shift" / "runs" / name, adata=cohort, maps=False,
-                  overwrite=True, feature_cache=_feature_cache(args.out, opts))
+                  overwrite=True, feature_cache=_feature_cache(args.out, opts, "b"))
     wall = time.perf_counter() - t0
     scores, n = stain_shift.condition_scores(run.path, _entry_keys(run), args.test.split(","),
                                              stain_shift.CONDITIONS, smooth=cfg.smooth)
