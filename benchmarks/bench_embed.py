@@ -243,7 +243,7 @@ def bare_forward(encoder, mode: str, device: str, reps: int, passes: int) -> Bar
 
 
 def end_to_end(case: Case, coords: np.ndarray, encoder, mode: str, device: str, workers: int,
-               stain, out_dir: Path, passes: int = 1) -> float:
+               stain, out_dir: Path, passes: int = 1, prefetch: int = 2) -> float:
     """Tiles/s of ``open_slide`` + ``embed_to_h5`` (read + stain + forward + write), best of
     ``passes`` runs."""
     from histoexpr.features import embed_to_h5
@@ -259,6 +259,7 @@ def end_to_end(case: Case, coords: np.ndarray, encoder, mode: str, device: str, 
                 out, s, coords, encoder, size_px=TILE_PX, mpp=TILE_MPP, overwrite=True,
                 batch_size=BATCH, num_workers=workers, stain=stain, device=device,
                 channels_last=mode != "eager", compile=mode == "compiled",
+                prefetch=prefetch,
             )
         best = min(best, time.perf_counter() - t0)
         if status != "done":
@@ -311,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=None,
                     help="timed passes per rate, best kept (default 2; 1 with --quick)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--prefetch", default="2",
+                    help="with 0 workers: batches read ahead by embed's background thread, "
+                         "comma-separated (default 2, embed's default; 0 reads in turn)")
     args = ap.parse_args(argv)
 
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
@@ -385,11 +389,14 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 for c in cases:
                     coords = subset(c.coords, n_tiles)
-                    for w in workers_list:
+                    runs = [(w, p) for w in workers_list
+                            for p in ([int(v) for v in args.prefetch.split(",")] if w == 0
+                                      else [0])]
+                    for w, ahead in runs:
                         try:
                             e2e = end_to_end(c, coords, encoder, mode, device, w, stain,
-                                             out_dir, passes)
-                            note = ""
+                                             out_dir, passes, prefetch=ahead)
+                            note = f"prefetch {ahead}" if w == 0 else ""
                         except Exception as e:  # reported in the table
                             e2e, note = None, f"embed failed: {short(e)}"
                         r = Row(name, mode, c.name, len(coords), w, bare.rate, e2e, note)
