@@ -33,7 +33,8 @@ from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchOutput", "ItemResult", "ManifestRow", "TaskFailed", "manifest_rows",
+__all__ = ["BatchOutput", "ItemResult", "ManifestRow", "TaskFailed", "check_cohort_inputs",
+           "manifest_rows",
            "map_on_dask", "run_cohort", "unique_items", "worker_device", "worker_label"]
 
 
@@ -234,6 +235,22 @@ def manifest_rows(path: str | Path, *, slide_mpp: float | None = None, slide: st
                                  "number of µm per pixel")
         out.append(ManifestRow(line, path.parent / row[slide], value, row))
     return out
+
+
+def check_cohort_inputs(items: Sequence[Any], manifest: Any, *, dask_options: bool,
+                        what: str = "slides", example: str = "slides.csv") -> None:
+    """The inputs of a cohort command (``tile``, ``embed``, ``predict-slide``, ``st
+    predict``): ``items`` on the command line or a ``manifest``, not both and not neither;
+    ``--workers`` / ``--scheduler`` (``dask_options``) only with a manifest."""
+    if manifest is not None:
+        if items:
+            raise InputError(f"give {what} either on the command line or in --manifest, not "
+                             "both")
+        return
+    if not items:
+        raise InputError(f"no {what}: list SLIDE files or pass --manifest {example}")
+    if dask_options:
+        raise InputError(f"--workers / --scheduler run on Dask and need --manifest {example}")
 
 
 def unique_items(paths: Sequence[str | Path], *, name: Callable[[Path], str],

@@ -161,9 +161,10 @@ def run_predict(args: argparse.Namespace) -> int:
         return _predict_manifest(args, genes)
     if args.image is None or args.spots is None:
         raise InputError("give the section's --image and --spots, or --manifest sections.csv")
-    if args.workers is not None or args.scheduler is not None:
-        raise InputError("--workers / --scheduler run on Dask and need --manifest "
-                         "sections.csv")
+    from ..runner import check_cohort_inputs
+
+    check_cohort_inputs([args.image], None, dask_options=args.workers is not None
+                        or args.scheduler is not None, what="sections", example="sections.csv")
     res = predict_section(args.run, args.image, args.spots, out=args.out, mpp=args.mpp,
                           section=args.section, genes=genes, counts=args.counts)
     out = args.out or Path(args.run) / "predict"

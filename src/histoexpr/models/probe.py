@@ -116,22 +116,15 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         if copies < 1 or len(X) % copies:
             raise ValueError(f"{len(X)} rows are not {copies} blocks of augmented copies")
         n = max(1, min(int(self.n_components), X.shape[0] - 1, X.shape[1]))
-        ridge = RidgeCV(alphas=np.asarray(self.alphas, float), alpha_per_target=y.ndim > 1)
-        if copies == 1:
-            self.pipeline_ = Pipeline([
-                ("scale", ClippedScaler(self.clip)),
-                ("pca", PCA(n_components=n, random_state=self.random_state)),
-                ("ridge", ridge),
-            ]).fit(X, y)
-            self.alpha_ = np.atleast_1d(self.pipeline_.named_steps["ridge"].alpha_)
-            return self
         front = Pipeline([("scale", ClippedScaler(self.clip)),
                           ("pca", PCA(n_components=n, random_state=self.random_state))])
         z = front.fit_transform(X)
+        ridge = RidgeCV(alphas=np.asarray(self.alphas, float), alpha_per_target=y.ndim > 1)
         distinct = len(X) // copies
         chosen = np.atleast_1d(ridge.fit(z[:distinct], y[:distinct]).alpha_) * copies
-        final = Ridge(alpha=chosen if y.ndim > 1 else float(chosen[0])).fit(z, y)
-        self.pipeline_ = Pipeline([*front.steps, ("ridge", final)])
+        if copies > 1:  # refit on every row with the scaled penalties
+            ridge = Ridge(alpha=chosen if y.ndim > 1 else float(chosen[0])).fit(z, y)
+        self.pipeline_ = Pipeline([*front.steps, ("ridge", ridge)])
         self.alpha_ = chosen
         return self
 

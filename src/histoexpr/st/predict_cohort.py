@@ -112,12 +112,8 @@ def _slide_jobs(slides: Sequence[str | Path], out: Path, manifest: str | Path | 
     from ..slide import slide_name
 
     if manifest is None:
-        if not slides:
-            raise InputError("no slides: list SLIDE files or pass --manifest slides.csv")
         return [SlideJob(p, out / slide_name(p), slide_mpp)
                 for p in unique_items(slides, name=slide_name)]
-    if slides:
-        raise InputError("give slides either on the command line or in --manifest, not both")
     rows = manifest_rows(manifest, slide_mpp=slide_mpp)
     keep = set(unique_items([r.slide for r in rows], name=slide_name))  # one name, two files
     jobs = []
@@ -128,12 +124,6 @@ def _slide_jobs(slides: Sequence[str | Path], out: Path, manifest: str | Path | 
             jobs.append(SlideJob(r.slide, out / slide_name(r.slide), r.slide_mpp,
                                  Path(manifest).parent / feats if feats else None))
     return jobs
-
-
-def _check_dask(manifest: Any, workers: int | None, scheduler: str | None) -> None:
-    if manifest is None and (workers is not None or scheduler is not None):
-        raise InputError("--workers / --scheduler run on Dask and need --manifest "
-                         "(a CSV, one row per slide or section)")
 
 
 def predict_cohort(
@@ -163,10 +153,11 @@ def predict_cohort(
         Passed to :func:`~histoexpr.st.predict_slide.predict_slide` (genes, n_maps,
         batch_size, device, num_workers, stride, min_tissue).
     """
-    from ..runner import run_cohort
+    from ..runner import check_cohort_inputs, run_cohort
     from .predict import load_spot_model
 
-    _check_dask(manifest, workers, scheduler)
+    check_cohort_inputs(slides, manifest, dask_options=workers is not None
+                        or scheduler is not None)
     out = Path(out)
     jobs = _slide_jobs(slides, out, manifest, slide_mpp)
     load_spot_model(run)  # a bad run folder fails once, here, not once per slide

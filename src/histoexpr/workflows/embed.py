@@ -112,17 +112,12 @@ def _jobs(slides: Sequence[str | Path], *, out: Path, manifest: Path | None,
           coords: Path | None, slide_mpp: float | None,
           dask_options: bool) -> list[SlideJob]:
     from ..features.jobs import make_job, read_manifest
-    from ..runner import unique_items
+    from ..runner import check_cohort_inputs, unique_items
     from ..slide import slide_name
 
+    check_cohort_inputs(slides, manifest, dask_options=dask_options)
     if manifest is not None:
-        if slides:
-            raise InputError("give slides either on the command line or in --manifest, not both")
         return read_manifest(manifest, out, coords_dir=coords, slide_mpp=slide_mpp)
-    if not slides:
-        raise InputError("no slides: list SLIDE files or pass --manifest slides.csv")
-    if dask_options:
-        raise InputError("--workers / --scheduler run on Dask and need --manifest slides.csv")
     return [make_job(s, out, coords_dir=coords, slide_mpp=slide_mpp)
             for s in unique_items(slides, name=slide_name)]
 

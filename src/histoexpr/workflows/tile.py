@@ -345,15 +345,11 @@ def _cohort_slides(slides: Sequence[str | Path], opt: _Options, *,
     """Each slide once, with its options (a manifest row's ``slide_mpp`` is its own)."""
     from dataclasses import replace
 
-    from ..runner import manifest_rows, unique_items
+    from ..runner import check_cohort_inputs, manifest_rows, unique_items
 
+    check_cohort_inputs(slides, manifest, dask_options=dask_options)
     if manifest is None:
-        if dask_options:
-            raise InputError("--workers / --scheduler run on Dask and need --manifest "
-                             "slides.csv")
         return [(p, opt) for p in unique_items(slides, name=slide_name)]
-    if slides:
-        raise InputError("give slides either on the command line or in --manifest, not both")
     rows = manifest_rows(manifest, slide_mpp=None)
     paths = unique_items([r.slide for r in rows], name=slide_name)
     mpp = {r.slide: r.slide_mpp for r in rows}
