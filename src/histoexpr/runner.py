@@ -34,7 +34,7 @@ from .errors import InputError
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchOutput", "ItemResult", "ManifestRow", "TaskFailed", "check_cohort_inputs",
-           "manifest_rows",
+           "item_failure", "manifest_rows",
            "map_on_dask", "run_cohort", "unique_items", "worker_device", "worker_label"]
 
 
@@ -354,6 +354,15 @@ class ItemResult:
     source: str = ""
 
 
+def item_failure(e: BaseException) -> bool:
+    """Whether ``e`` is bad input of one item (a ``failed`` result that the run goes on
+    past) rather than a fault of the whole run (an output folder that cannot be written,
+    a bug): histoexpr's own errors except :class:`~histoexpr.errors.OutputError`."""
+    from .errors import HistoexprError, OutputError
+
+    return isinstance(e, HistoexprError) and not isinstance(e, OutputError)
+
+
 def worker_label() -> str:
     """``"worker 1 (pid 123)"`` on a Dask worker, ``""`` in the driver."""
     try:
@@ -376,6 +385,7 @@ def _cohort_item(item: Any, *, item_fn: Callable[..., ItemResult],
 def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Sequence[str],
                out: Path, command: str, on_dask: bool, workers: int | None = None,
                scheduler: str | None = None, record: dict[str, Any] | None = None,
+               finish: Callable[[list[ItemResult]], None] | None = None,
                **kwargs: Any) -> list[ItemResult]:
     """``fn(item, **kwargs)`` for every item, in this process or one Dask task each; one
     :class:`ItemResult` per item in input order.
@@ -386,7 +396,9 @@ def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Se
     items that are missing. ``out`` is locked for the run (:class:`BatchOutput`);
     ``out/run.json`` lists each item's status, count, seconds and worker (``record`` adds
     keys to it); a task whose worker dies is retried once, a second death fails its item
-    alone. On a terminal a bar counts the items done, skipped and failed.
+    alone. ``finish(results)``, when given, runs while ``out`` is still locked, before
+    ``run.json`` (to join per-item outputs). On a terminal a bar counts the items done,
+    skipped and failed.
     """
     import time
 
@@ -428,6 +440,8 @@ def run_cohort(items: Sequence[Any], fn: Callable[..., ItemResult], *, names: Se
                 results.append(fn(item, **kwargs))
                 log(results[-1], k, len(items))
         output.produced = any(r.status != "failed" for r in results)
+        if output.produced and finish is not None:
+            finish(results)
         if output.produced:
             counts = {s: sum(r.status == s for r in results)
                       for s in ("done", "done before", "failed")}

@@ -5,7 +5,9 @@ and across patients, and a final model that predicts new slides.
 - :func:`load_bulk_data` — read and join a cohort (:mod:`.data`);
 - :func:`fit_run` — ``histoexpr bulk fit`` (:mod:`.fit`);
 - :func:`evaluate_run` — ``histoexpr bulk evaluate`` (:mod:`.evaluate`);
-- :func:`predict_bulk` — ``histoexpr bulk predict`` (:mod:`.predict`).
+- :func:`predict_bulk` — ``histoexpr bulk predict`` (:mod:`.predict`);
+- :func:`predict_bulk_cohort` — ``bulk predict --manifest``, one task per slide
+  (:mod:`.predict_cohort`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .data import BulkData, load_bulk_data
 from .evaluate import evaluate_run
 from .fit import fit_run
 from .predict import predict_bulk
+from .predict_cohort import predict_bulk_cohort
 
 __all__ = ["BulkData", "BulkRunFolder", "evaluate_run", "fit_run", "load_bulk_data",
-           "predict_bulk"]
+           "predict_bulk", "predict_bulk_cohort"]

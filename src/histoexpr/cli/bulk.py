@@ -6,6 +6,8 @@
                                 multitask|gastric_simplified|he2rna|abmil|mean] --out RUN
     histoexpr bulk evaluate RUN
     histoexpr bulk predict RUN --features DIR [--out FILE]
+    histoexpr bulk predict RUN --manifest slides.csv [--features DIR] [--out DIR]
+                           [--workers N | --scheduler tcp://HOST:8786]
 
 ``fit`` joins the slides of a feature folder (``histoexpr embed`` output, one ``.h5`` per
 slide) to the expression table by TCGA barcode (or ``--manifest``), keeps the panel's genes,
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from ..config import BulkConfig, config_from_args
 from ..runs import files
-from . import add_common
+from . import add_common, add_dask_options, report_failures
 from .steps import add_fit_step, add_steps, cell
 
 
@@ -42,11 +44,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     pr = ss.add_parser("predict", help="predict the slides of a feature folder with a run")
     pr.add_argument("run", type=Path, metavar="RUN")
-    pr.add_argument("--features", required=True, type=Path, help="feature folder")
+    pr.add_argument("--features", type=Path, default=None,
+                    help="feature folder (with --manifest: for rows without `features`)")
+    pr.add_argument("--manifest", type=Path, default=None,
+                    help="CSV of slides (slide[,features,patient]): one Dask task per slide")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="with --manifest: redo slides already predicted")
     pr.add_argument("--heatmaps", default=None, help="tumour heatmaps (runs with --select top)")
     pr.add_argument("--slides", dest="slides_dir", default=None, help="slides (patch models)")
     pr.add_argument("--out", type=Path, default=None,
-                    help="CSV to write (default RUN/predict/predictions.csv)")
+                    help="CSV to write (default RUN/predict/predictions.csv); with "
+                         "--manifest the output folder (default RUN/predict)")
+    add_dask_options(pr)
     add_common(pr)
     pr.set_defaults(func=run_predict)
 
@@ -104,9 +113,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..bulk import predict_bulk
+    from ..errors import InputError
 
+    if args.manifest is not None:
+        return _predict_manifest(args)
+    if args.features is None:
+        raise InputError("bulk predict needs --features DIR (the `histoexpr embed` folder of "
+                         "the new slides) or --manifest slides.csv")
+    if args.workers is not None or args.scheduler is not None:
+        raise InputError("--workers / --scheduler run on Dask and need --manifest slides.csv")
     df = predict_bulk(args.run, args.features, out=args.out, heatmaps=args.heatmaps,
                       slides_dir=args.slides_dir)
     out = args.out or Path(args.run) / files.PREDICT / files.PREDICTIONS_CSV
     print(f"{len(df)} slides x {df.shape[1] - 1} genes predicted -> {out}")
     return 0
+
+
+def _predict_manifest(args: argparse.Namespace) -> int:
+    from ..bulk import predict_bulk_cohort
+
+    df, results = predict_bulk_cohort(
+        args.run, args.manifest, out=args.out, features=args.features, heatmaps=args.heatmaps,
+        slides_dir=args.slides_dir, workers=args.workers, scheduler=args.scheduler,
+        overwrite=args.overwrite)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "done before", "failed")}
+    out = args.out or Path(args.run) / files.PREDICT
+    print(f"{len(df)} slides x {df.shape[1] - 1} genes predicted (done {counts['done']} · "
+          f"skipped {counts['done before']} · failed {counts['failed']}) -> "
+          f"{out / files.PREDICTIONS_CSV}")
+    return report_failures([(r.name, r.message) for r in results if r.status == "failed"],
+                           total=len(results))

@@ -54,13 +54,6 @@ class SectionJob:
     counts: Path | None = None
 
 
-def _failure(e: Exception) -> bool:
-    """Bad input of one item (a failed result), not a fault of the whole run."""
-    from ..errors import HistoexprError, OutputError
-
-    return isinstance(e, HistoexprError) and not isinstance(e, OutputError)
-
-
 def _predict_slide(job: SlideJob, *, run: str, options: dict[str, Any],
                    overwrite: bool) -> ItemResult:
     """One slide (module level: Dask workers import it)."""
@@ -95,11 +88,13 @@ def _predict_section(job: SectionJob, *, run: str, out_dir: str, genes: list[str
 def _attempt(name: str, source: Path, work: Any) -> ItemResult:
     """``work()`` (returning what it made: tiles, spots) timed as one item; bad input of
     this item is a ``failed`` result, anything else is raised."""
+    from ..runner import item_failure
+
     t0 = time.perf_counter()
     try:
         n = work()
     except Exception as e:
-        if not _failure(e):
+        if not item_failure(e):
             raise
         return ItemResult(name, "failed", seconds=time.perf_counter() - t0, message=str(e),
                           source=str(source))
