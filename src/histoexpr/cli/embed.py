@@ -25,6 +25,19 @@ from pathlib import Path
 from . import add_common, add_dask_options, report_failures
 
 
+def batch_size_arg(text: str) -> int | str:
+    """``--batch-size``: a positive number or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a positive number or 'auto'")
+    return n
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="extract tile features with an encoder (HDF5 per slide)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stain normaliser (macenko, vahadane, reinhard, luminosity)")
     p.add_argument("--stain-target", type=Path, default=None,
                    help="reference H&E image the normaliser is fitted on")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=batch_size_arg, default=64,
+                   help="tiles per batch, or auto (1024 on a GPU, 64 on the CPU); a batch "
+                        "that runs out of GPU memory is halved and retried (64)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder")

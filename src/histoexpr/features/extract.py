@@ -115,7 +115,7 @@ def embed(
     *,
     size_px: int,
     mpp: float,
-    batch_size: int = 64,
+    batch_size: int | str = 64,
     num_workers: int = 0,
     stain: Any = None,
     device: str | None = None,
@@ -138,13 +138,18 @@ def embed(
         From :func:`histoexpr.features.build_encoder`.
     size_px, mpp
         Tile size and pixel size to read; tiles are then resized to the encoder's input.
+    batch_size
+        Tiles per batch, or ``"auto"`` (1,024 on a GPU, 64 on the CPU). A batch that runs
+        out of device memory is halved and retried, and the smaller size kept
+        (:class:`~histoexpr.features.forward.Forward`).
     stain
         A fitted :class:`histoexpr.stain.StainNormalizer` applied to each tile.
     device
         ``"cuda"`` when available, else ``"cpu"`` by default.
     channels_last, amp, compile
-        Speed options: NHWC memory layout; bfloat16/float16 autocast (default: on GPU);
-        ``torch.compile`` the network.
+        Speed options: NHWC memory layout; bfloat16 autocast (default: on GPU);
+        ``torch.compile`` the network (if compiling fails, e.g. no compiler on the
+        machine, the run goes on eagerly with a warning).
     tta
         Test-time augmentation: each tile's features are the mean over its 8 flips and 90°
         rotations (8x the network time; features that do not depend on the tile's
@@ -170,8 +175,11 @@ def embed(
     d = encoder.card.embed_dim
     if len(c) == 0:
         return np.zeros((0, d), np.float32)
+    from .forward import Forward, is_oom, resolve_batch_size
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.startswith("cuda")
+    batch_size = resolve_batch_size(batch_size, device)
     amp = on_gpu if amp is None else amp
     if num_workers > 0 and not Path(slide.path).exists():
         raise InputError(f"{slide.path}: in-memory slides need num_workers=0")
@@ -186,7 +194,20 @@ def embed(
     net = encoder.network.to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    run = torch.compile(net) if compile else net
+    runs = [torch.compile(net), net] if compile else [net]
+
+    def call(x: Any) -> Any:
+        while True:
+            try:
+                return (_dihedral_mean(runs[0], x) if tta else runs[0](x)).float()
+            except Exception as e:
+                if len(runs) == 1 or is_oom(e):
+                    raise
+                logger.warning("torch.compile failed (%s: %s); running eagerly",
+                               type(e).__name__, str(e).splitlines()[0][:200])
+                runs.pop(0)
+
+    forward = Forward(call, size=batch_size)
     out = np.empty((len(c), d), np.float32)
     i = 0
     with torch.inference_mode(), torch.autocast(
@@ -198,7 +219,7 @@ def embed(
             batch = batch.to(device, non_blocking=on_gpu)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            f = (_dihedral_mean(run, batch) if tta else run(batch)).float().cpu().numpy()
+            f = forward(batch).cpu().numpy()
             out[i : i + len(f)] = f
             i += len(f)
     return out
