@@ -172,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as e:  # torch.compile without a compiler, say
                     row("e2e embed", key, None, None, float("nan"),
                         f"failed: {type(e).__name__}: {str(e)[:120]}")
+        _reset(torch, device)  # --batch-size auto: starts at 1024 on a GPU, halves on OOM
+        t0 = time.perf_counter()
+        embed(s, tiles, enc, size_px=224, mpp=0.5, batch_size="auto", device=device)
+        dt = time.perf_counter() - t0
+        ref = bare.get((False, device.startswith("cuda")))  # embed's default amp
+        row("e2e embed", "batch auto, eager, default amp", len(tiles) / dt, dt,
+            _peak_mb(torch, device), f"e2e/bare {len(tiles) / dt / ref:.2f}" if ref else "")
     from histoexpr.st.predict_slide import predict_slide
 
     t0 = time.perf_counter()

@@ -25,14 +25,14 @@ import numpy as np
 
 from .. import _keys as K
 from ..atomic import output_error
-from ..errors import HistoexprError, InputError
+from ..errors import HistoexprError, InputError, SlideError
 from ..slide import open_slide
 from .encoders import Encoder, preprocess_tiles
 from .store import save_features
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SlideLocked", "embed", "embed_to_h5"]
+__all__ = ["MAX_UNREADABLE", "SlideLocked", "drop_unreadable", "embed", "embed_to_h5"]
 
 
 class SlideLocked(HistoexprError):
@@ -41,35 +41,60 @@ class SlideLocked(HistoexprError):
 
 class _TileDataset:
     """Reads tile ``i`` at the spec's mpp, optionally stain-normalises it, preprocesses it
-    for the encoder. Opens the slide lazily so each DataLoader worker has its own handle."""
+    for the encoder. Opens the slide lazily so each DataLoader worker has its own handle.
 
-    def __init__(self, slide_path, slide_mpp, coords, size_px, mpp, card, stain, slide=None):
+    Items are ``(tile, unreadable)``. With ``skip_unreadable`` a tile whose read fails (a
+    damaged JPEG tile inside the file) comes back white and flagged; otherwise the
+    :class:`~histoexpr.errors.SlideError` is raised."""
+
+    def __init__(self, slide_path, slide_mpp, coords, size_px, mpp, card, stain, slide=None,
+                 skip_unreadable=False):
         self.slide_path, self.slide_mpp = slide_path, slide_mpp
         self.coords, self.size_px, self.mpp = np.asarray(coords, np.int64), size_px, mpp
         self.card, self.stain = card, stain  # the card, not the network: workers only read
+        self.skip_unreadable = skip_unreadable
         self._slide = slide
 
     def __len__(self) -> int:
         return len(self.coords)
 
-    def __getitem__(self, i: int):
+    def _open(self) -> Any:
         if self._slide is None:
             self._slide = open_slide(self.slide_path, mpp=self.slide_mpp)
+        return self._slide
+
+    def _read_one(self, i: int) -> tuple[np.ndarray, bool]:
         x, y = self.coords[i]
-        tile = self._slide.read_at_mpp(int(x), int(y), self.size_px, self.mpp)
+        try:
+            return self._open().read_at_mpp(int(x), int(y), self.size_px, self.mpp), False
+        except SlideError as e:
+            if not self.skip_unreadable:
+                raise
+            logger.warning("skipping an unreadable tile: %s", e)
+            return np.full((self.size_px, self.size_px, 3), 255, np.uint8), True
+
+    def __getitem__(self, i: int):
+        tile, bad = self._read_one(i)
         if self.stain is not None:
             tile = self.stain.transform(tile)
-        return preprocess_tiles(self.card, tile[None])[0]
+        return preprocess_tiles(self.card, tile[None])[0], bad
 
     def batch(self, start: int, stop: int, *, read_workers: int = 1):
-        """Tiles ``start:stop`` as one preprocessed tensor (the prefetch thread's unit)."""
-        if self._slide is None:
-            self._slide = open_slide(self.slide_path, mpp=self.slide_mpp)
-        tiles = self._slide.read_at_mpp_batch(self.coords[start:stop], self.size_px, self.mpp,
-                                              workers=read_workers)
+        """Tiles ``start:stop`` as one preprocessed tensor and their unreadable flags (the
+        prefetch thread's unit); after a failed read the batch is read tile by tile."""
+        bad = np.zeros(stop - start, bool)
+        try:
+            tiles = self._open().read_at_mpp_batch(self.coords[start:stop], self.size_px,
+                                                   self.mpp, workers=read_workers)
+        except SlideError:
+            if not self.skip_unreadable:
+                raise
+            tiles = np.empty((stop - start, self.size_px, self.size_px, 3), np.uint8)
+            for k in range(stop - start):
+                tiles[k], bad[k] = self._read_one(start + k)
         if self.stain is not None:
             tiles = self.stain.transform(tiles)
-        return preprocess_tiles(self.card, tiles)
+        return preprocess_tiles(self.card, tiles), bad
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes reopen the slide
         return {**self.__dict__, "_slide": None}
@@ -124,6 +149,7 @@ def embed(
     compile: bool = False,
     tta: bool = False,
     prefetch: int = 2,
+    skip_unreadable: bool = False,
 ) -> np.ndarray:
     """Features of every tile, ``(N, D)`` float32, rows in the order of ``coords``.
 
@@ -158,6 +184,10 @@ def embed(
         With ``num_workers=0``: a background thread reads this many batches ahead of the
         network, so reading overlaps compute by default (0: read each batch in turn).
         The features are the same either way, bit for bit.
+    skip_unreadable
+        A tile that cannot be read (a damaged JPEG tile inside the slide file) gets a row
+        of NaN, with a warning, instead of ending the run with a
+        :class:`~histoexpr.errors.SlideError` that names the tile.
 
     Examples
     --------
@@ -184,7 +214,8 @@ def embed(
     if num_workers > 0 and not Path(slide.path).exists():
         raise InputError(f"{slide.path}: in-memory slides need num_workers=0")
     ds = _TileDataset(slide.path, slide.mpp, c, size_px, mpp, encoder.card, stain,
-                      slide=slide if num_workers == 0 else None)
+                      slide=slide if num_workers == 0 else None,
+                      skip_unreadable=skip_unreadable)
     if num_workers == 0 and prefetch > 0:
         loader: Any = _prefetched(ds, batch_size, prefetch)
     else:
@@ -213,13 +244,14 @@ def embed(
     with torch.inference_mode(), torch.autocast(
         device.split(":")[0], dtype=torch.bfloat16, enabled=amp
     ):
-        for batch in loader:
+        for batch, bad in loader:
             if on_gpu and not batch.is_pinned():
                 batch = batch.pin_memory()
             batch = batch.to(device, non_blocking=on_gpu)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             f = forward(batch).cpu().numpy()
+            f[np.asarray(bad, bool)] = np.nan
             out[i : i + len(f)] = f
             i += len(f)
     return out
@@ -269,6 +301,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: more unreadable tiles than this share of a slide fail the slide instead of being skipped
+MAX_UNREADABLE = 0.05
+
+
+def drop_unreadable(coords: np.ndarray, feats: np.ndarray, *, source: Any
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(coords, feats, lost)`` without the rows :func:`embed` could not read (NaN rows
+    under ``skip_unreadable``); ``lost`` holds their coordinates. More than
+    :data:`MAX_UNREADABLE` of the tiles lost raises :class:`~histoexpr.errors.SlideError`:
+    such a file is damaged beyond a few tiles."""
+    coords = np.asarray(coords, np.int64).reshape(-1, 2)
+    bad = np.isnan(feats).any(axis=1) if feats.size else np.zeros(len(coords), bool)
+    if not bad.any():
+        return coords, feats, np.zeros((0, 2), np.int64)
+    n, k = len(coords), int(bad.sum())
+    first = coords[bad][0]
+    if k > MAX_UNREADABLE * n:
+        raise SlideError(f"{source}: {k} of {n} tiles could not be read (the first at level-0 "
+                         f"({first[0]}, {first[1]})); the file is damaged: re-download or "
+                         "re-export it")
+    logger.warning("%s: %d of %d tiles could not be read and are left out (the first at "
+                   "level-0 (%d, %d)); the file may be damaged", source, k, n, *first)
+    return coords[~bad], feats[~bad], coords[bad]
+
+
 def embed_to_h5(
     out: str | Path,
     slide: Any,
@@ -282,7 +339,11 @@ def embed_to_h5(
     **embed_kwargs: Any,
 ) -> tuple[Path, str]:
     """Embed one slide into ``out`` (HDF5); returns ``(path, status)`` with status
-    ``"done"``, ``"done before"`` or ``"locked"`` (another worker is on it)."""
+    ``"done"``, ``"done before"`` or ``"locked"`` (another worker is on it).
+
+    Tiles that cannot be read (damaged JPEG tiles inside the file) are left out with a
+    warning and listed in the ``unreadable_tiles`` attribute; more than
+    :data:`MAX_UNREADABLE` of them fail the slide (:func:`drop_unreadable`)."""
     from .. import __version__
 
     out = Path(out)
@@ -298,7 +359,9 @@ def embed_to_h5(
     except OSError as e:  # a read-only or full file system: say so, in one line
         raise (output_error(out, e) or e) from e
     try:
-        feats = embed(slide, coords, encoder, size_px=size_px, mpp=mpp, **embed_kwargs)
+        feats = embed(slide, coords, encoder, size_px=size_px, mpp=mpp,
+                      **{"skip_unreadable": True, **embed_kwargs})
+        coords, feats, lost = drop_unreadable(coords, feats, source=slide.path)
         attrs = {
             "encoder": encoder.card.to_dict(),
             "encoder_weights": encoder.weights.source,
@@ -307,6 +370,7 @@ def embed_to_h5(
             K.ATTR_SLIDE_PATH: str(Path(slide.path).resolve()),
             K.ATTR_LEVEL0_MPP: float(slide.mpp),
             "slide_dimensions": [int(v) for v in slide.dimensions],
+            **({"unreadable_tiles": lost.tolist()} if len(lost) else {}),
             **(extra_attrs or {}),
         }
         save_features(out, coords, feats, attrs)

@@ -167,8 +167,15 @@ def run_job(job: SlideJob, encoder: Any, *, stain: Any = None, overwrite: bool =
                          "stain": None if stain is None else stain.params(),
                          **({"run_id": run_id} if run_id else {})}, **embed_kwargs,
         )
-    n = len(coords) if status == "done" else 0
+    n = _n_rows(job.out) if status == "done" else 0  # unreadable tiles are left out
     return JobResult(job.name, status, n, time.perf_counter() - t0)
+
+
+def _n_rows(path: Path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return len(f[K.H5_FEATURES])
 
 
 # -- a batch on Dask -------------------------------------------------------------------------

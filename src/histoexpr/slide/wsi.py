@@ -99,6 +99,12 @@ class OpenSlideSlide(Slide):
         try:
             img = self._osr.read_region((x, y), level, (w, h))
         except openslide.OpenSlideError as e:
+            # OpenSlide refuses every call on a handle after one error: a fresh handle
+            # keeps the slide usable for its other regions (a damaged tile is skipped)
+            try:
+                self._osr = openslide.OpenSlide(str(self.path))
+            except openslide.OpenSlideError:
+                pass
             raise SlideError(
                 f"{self.path}: reading ({x}, {y}) {w}x{h} at level {level} failed ({e}); "
                 "the file may be damaged: re-download it"

@@ -166,7 +166,8 @@ def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *
             each = [np.concatenate([
                 embed(slide, c if not tag else _recentred(c, spec, sp, slide.mpp), enc,
                       size_px=sp.size_px, mpp=sp.mpp, batch_size=batch_size,
-                      num_workers=num_workers, device=device, stain=stain, tta=tta)
+                      num_workers=num_workers, device=device, stain=stain, tta=tta,
+                      skip_unreadable=True)
                 for sp, tag in scale_specs(spec, tuple(scales))], axis=1) for enc in encoders]
             if widths is not None and not widths:
                 widths.extend(f.shape[1] for f in each)
@@ -264,6 +265,9 @@ def _tile_and_embed(s: Any, spec: Any, info: dict[str, Any], stages: dict[str, f
                   num_workers=num_workers, advance=task("embed", len(coords)), tta=tta,
                   widths=widths, scales=scales)
     stages["embed"] = time.perf_counter() - t0
+    from ..features.extract import drop_unreadable
+
+    coords, x, _ = drop_unreadable(coords, x, source=path)  # damaged tiles: left out
     return coords, x
 
 

@@ -176,7 +176,8 @@ def embed_cohort(
         Slide files, images or tile folders, embedded in this process (a path listed twice
         is embedded once; two files with one slide name are refused). Not with ``manifest``.
     out
-        Feature folder: ``out/<slide>.h5``. Locked for the run.
+        Feature folder: ``out/<slide>.h5`` and ``out/run.json`` (each slide's status,
+        tiles, seconds, worker). Locked for the run.
     manifest
         CSV of slides (columns ``slide`` [, ``coords``, ``slide_mpp``]; relative paths from
         its folder): one Dask task per slide.
@@ -237,10 +238,23 @@ def embed_cohort(
                                "device": device, "compile": compile}}
     # locked for the run: a second run on out, or a read-only one, fails before any work;
     # a run that finished no slide leaves the folder as it found it
+    import time
+
+    from ..atomic import write_json
+
+    t0 = time.perf_counter()
     with BatchOutput(out) as output:
         results = (_on_dask(jobs, workers=workers, scheduler=scheduler, **common) if on_dask
                    else _in_process(jobs, **common))
         output.produced = any(r.status != "failed" for r in results)
+        if output.produced:  # the run record: each slide's status, tiles, time, worker
+            write_json(out / "run.json", {
+                "command": "embed", "encoder": encoder, "random_init": random_init,
+                "on_dask": on_dask, "counts": {s: sum(r.status == s for r in results)
+                                               for s in ("done", "done before", "failed")},
+                "seconds": round(time.perf_counter() - t0, 3),
+                "items": [{"slide": str(j.slide), **r.__dict__}
+                          for j, r in zip(jobs, results, strict=True)]})
     for r in results:
         if r.status == "locked":
             logger.warning("%s: another worker holds %s.lock; if none does, delete the lock",
