@@ -65,6 +65,7 @@ def test_h5ad_png_geojson_agree(result, synthetic_tiff):
     assert len(result.maps) == 2 and all(p.stat().st_size > 1000 for p in result.maps)
     assert result.maps[0].read_bytes()[:4] == b"\x89PNG"
     rec = json.loads(result.record.read_text())
+    assert rec["files"]["overlays"] == [f"maps/{g}.ome.tif" for g in result.genes]
     assert set(rec["stages"]) == {"tissue", "tiles", "embed", "predict", "write"}
     assert rec["n_tiles"] == a.n_obs and rec["warnings"] == [] and rec["model_mpp"] == 0.5
 
@@ -116,13 +117,35 @@ def test_bad_runs_are_clear_errors(run, synthetic_tiff, tmp_path):
         predict_slide(synthetic_tiff, run.path, out=tmp_path / "o", genes=["NOPE"])
 
 
+def test_overlay_tiff_holds_each_tile_value_at_the_slide_scale(result):
+    """The OME-TIFF overlay: pixel size in the metadata, covers the slide, each tile's
+    centre pixel holds its prediction, NaN off the tiles, a pyramid of halved levels."""
+    tifffile = pytest.importorskip("tifffile")
+    a = ad.read_h5ad(result.h5ad)
+    w, h = a.uns["slide"]["dimensions"]
+    mpp0, size0 = a.uns["tile_spec"]["slide_mpp"], a.uns["tile_spec"]["size_level0"]
+    with tifffile.TiffFile(result.overlays[0]) as tf:
+        assert tf.is_ome and "PhysicalSizeX=\"8.0\"" in tf.ome_metadata
+        page = tf.series[0].levels[0]
+        im = page.asarray()
+        assert len(tf.series[0].levels) >= 1 and im.dtype == np.float32
+    px0 = 8.0 / mpp0
+    assert im.shape == (int(np.ceil(h / px0)), int(np.ceil(w / px0)))
+    j = list(a.var_names).index(result.genes[0])
+    centre = (a.obs[["x", "y"]].to_numpy() + size0 / 2) / px0
+    got = im[centre[:, 1].astype(int), centre[:, 0].astype(int)]
+    np.testing.assert_allclose(got, a.X[:, j], rtol=1e-6)
+    assert np.isnan(im).any() and np.isfinite(im).sum() >= a.n_obs
+
+
 def test_cli_end_to_end(run, synthetic_tiff, tmp_path, capsys):
     g = _genes(run)[:2]
     rc = main(["-q", "predict-slide", str(synthetic_tiff), "--model", str(run.path), "--out",
                str(tmp_path), "--genes", ",".join(g), "--stride", "128"])
     assert rc == 0
     assert "tiles x 10 genes" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(f"{x}.png" for x in g)
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(
+        f"{x}.{ext}" for x in g for ext in ("png", "ome.tif"))
     assert (tmp_path / "synthetic.geojson").is_file() and (tmp_path / "synthetic.h5ad").is_file()
     rc = main(["-q", "predict-slide", str(synthetic_tiff), "--model", str(tmp_path), "--out",
                str(tmp_path / "x")])

@@ -7,7 +7,8 @@
 Tiles the slide's tissue at the run's spot patch (its µm/px), embeds the tiles with the
 run's encoder, predicts every tile with the run's final spot-level model and writes
 ``DIR/<slide>.h5ad`` (tiles x genes), ``DIR/maps/<gene>.png`` (heatmaps over the
-thumbnail), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Import objects)
+thumbnail), ``DIR/maps/<gene>.ome.tif`` (pyramidal overlays at ``--map-mpp`` µm/px
+that QuPath / napari align with the slide), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Import objects)
 and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings). With
 ``--features`` the tiles and embeddings of ``histoexpr embed`` are used instead (checked
 against the run's encoder, tile size, µm/px and stain).
@@ -50,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, default=None, metavar="H5",
                    help="this slide's `histoexpr embed` file (the run's encoder, tile size "
                         "and µm/px): skip tiling and embedding")
+    p.add_argument("--map-mpp", type=float, default=8.0,
+                   help="µm/px of the maps/<gene>.ome.tif overlays (8); 0: write none")
     p.add_argument("--overwrite", action="store_true",
                    help="several slides: redo slides that are done")
     add_dask_options(p)
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     genes = [g for g in args.genes.split(",") if g] if args.genes else None
     options = {"genes": genes, "n_maps": args.n_maps, "batch_size": args.batch_size,
                "device": args.device, "num_workers": args.num_workers,
-               "stride": args.stride, "min_tissue": args.min_tissue}
+               "stride": args.stride, "min_tissue": args.min_tissue,
+               "map_mpp": args.map_mpp or None}
     if args.manifest is not None or len(args.slides) != 1:
         return _cohort(args, options)
     res = predict_slide(args.slides[0], args.model, out=args.out, mpp=args.mpp,

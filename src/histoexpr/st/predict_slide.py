@@ -9,7 +9,8 @@ Stages (each timed in ``OUT/predict_slide.json``):
    with the run's encoder (or colour histograms / raw patches, as the final model needs);
 4. **predict** — the run's final spot-level model on every tile;
 5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
-   the thumbnail), ``OUT/<slide>.geojson`` (tiles with predictions, QuPath's layout) and
+   the thumbnail) and ``OUT/maps/<gene>.ome.tif`` (pyramidal float32 overlays at 8 µm/px,
+   written tile by tile), ``OUT/<slide>.geojson`` (tiles with predictions, QuPath's layout) and
    ``OUT/predict_slide.json`` (run record).
 
 With ``features=`` (a ``histoexpr embed`` file of this slide, made with the run's encoder at
@@ -54,6 +55,8 @@ class PredictSlideResult:
         Paths of the written AnnData, GeoJSON and run record.
     maps
         One PNG per mapped gene.
+    overlays
+        One pyramidal OME-TIFF per mapped gene (none with ``map_mpp=None``).
     genes
         The mapped genes (also the GeoJSON measurements).
     stages
@@ -70,6 +73,7 @@ class PredictSlideResult:
     genes: list[str]
     stages: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    overlays: list[Path] = field(default_factory=list)
 
     @property
     def n_tiles(self) -> int:
@@ -352,6 +356,7 @@ def predict_slide(
     thumbnail_px: int = 1200,
     features: str | Path | None = None,
     quiet: bool = False,
+    map_mpp: float | None = 8.0,
 ) -> PredictSlideResult:
     """Predict expression on a grid of tiles covering a slide's tissue.
 
@@ -374,6 +379,9 @@ def predict_slide(
         Grid step in model pixels (default: the tile size, no overlap).
     min_tissue
         Minimum tissue fraction of a tile.
+    map_mpp
+        µm per pixel of the ``maps/<gene>.ome.tif`` overlays (pyramidal OME-TIFF, streamed;
+        :func:`~histoexpr.st.map_tiff.write_map_tiff`); ``None`` writes none.
     thumbnail_px
         Longer side of the thumbnail under the heatmaps.
     features
@@ -477,7 +485,7 @@ def predict_slide(
         stages["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        adv = task("write", len(chosen) + 3)
+        adv = task("write", len(chosen) * (2 if map_mpp else 1) + 3)
         tile_info = {**spec.to_dict(), "size_level0": float(size0),
                      "stride_level0": float(stride0),
                      "slide_mpp": float(s.mpp), "min_tissue": min_tissue}
@@ -509,12 +517,19 @@ def predict_slide(
         from ..plot import save_figure
 
         thumb = s.thumbnail(thumbnail_px)
-        maps = []
+        maps, overlays = [], []
         for g, j in zip(chosen, gi):
             fig = tile_heatmap(thumb, s.dimensions, coords, size0, stride0,
                            pred[:, j], g, s.name)
             maps.append(save_figure(fig, out / "maps" / f"{_safe_name(g)}.png"))
             adv()
+            if map_mpp:  # the same values as an overlay viewers align with the slide
+                from .map_tiff import write_map_tiff
+
+                overlays.append(write_map_tiff(out / "maps" / f"{_safe_name(g)}.ome.tif", coords,
+                                           size0, stride0, pred[:, j], dims=s.dimensions,
+                                           slide_mpp=s.mpp, map_mpp=map_mpp, gene=g))
+                adv()
         stages["write"] = time.perf_counter() - t0
 
         n = len(coords)
@@ -530,13 +545,14 @@ def predict_slide(
             "tiles_per_second": round(n / max(sum(stages.values()), 1e-9), 2),
             "warnings": warns,
             "files": {"h5ad": h5.name, "geojson": geo.name,
-                      "maps": [str(p.relative_to(out)) for p in maps]},
+                      "maps": [str(p.relative_to(out)) for p in maps],
+                      "overlays": [str(p.relative_to(out)) for p in overlays]},
         })
         adv()
     logger.info("%s: %d tiles x %d genes predicted in %.1f s -> %s", s.name, n,
                 len(info["genes"]), sum(stages.values()), out)
     return PredictSlideResult(adata=adata, h5ad=h5, geojson=geo, record=record, maps=maps,
-                              genes=chosen, stages=stages, warnings=warns)
+                              genes=chosen, stages=stages, warnings=warns, overlays=overlays)
 
 
 def _progress(quiet: bool) -> Any:
