@@ -8,7 +8,8 @@ Tiles the slide's tissue at the run's spot patch (its µm/px), embeds the tiles 
 run's encoder, predicts every tile with the run's final spot-level model and writes
 ``DIR/<slide>.h5ad`` (tiles x genes), ``DIR/maps/<gene>.png`` (heatmaps over the
 thumbnail), ``DIR/maps/<gene>.ome.tif`` (pyramidal overlays at ``--map-mpp`` µm/px
-that QuPath / napari align with the slide), ``DIR/<slide>.geojson`` (tiles with predictions; QuPath: File > Import objects)
+that QuPath / napari align with the slide), ``DIR/<slide>.geojson`` (tiles with
+predictions; QuPath: File > Import objects)
 and ``DIR/predict_slide.json`` (seconds per stage, tiles, pixel sizes, warnings). With
 ``--features`` the tiles and embeddings of ``histoexpr embed`` are used instead (checked
 against the run's encoder, tile size, µm/px and stain).
