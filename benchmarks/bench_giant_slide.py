@@ -118,7 +118,8 @@ def spatial_run(workdir: Path, cli: list[str]) -> Path:
     subprocess.run([sys.executable, "-c", code, str(data)], check=True)
     subprocess.run([*cli, "-q", "st", "fit", "--data", str(data / "sections.json"),
                     "--split", "section", "--folds", "2", "--baselines", "none",
-                    "--genes", "top20", "--out", str(run)], check=True)
+                    "--genes", "top20", "--scales", "none", "--out", str(run)], check=True)
+    # one patch size (no --scales): predict-slide then reads the embed file's features
     return run
 
 

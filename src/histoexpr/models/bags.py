@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..features.bags import POOLINGS, Bag, as_bags, pool
+from ..resident import ResidentBatches, adam
 from ..training import seed_everything, standardise
 from .tags import ModelTags, fit_model, tags_of
 from .torch_base import TorchEstimator
@@ -135,6 +136,16 @@ def _collate(rows):
     return x, mask, torch.stack([t for _, t in rows])
 
 
+def _resident(xs: list[np.ndarray], ys: np.ndarray, cap: int | None) -> bool:
+    """Whether the bags can train from tensors held on the device: all of one length (no
+    padding, e.g. one slide-mean row each), not subsampled per draw, and small enough."""
+    from .. import resident
+
+    n = len(xs[0])
+    return (all(len(x) == n for x in xs) and (cap is None or n <= cap)
+            and sum(x.nbytes for x in xs) + ys.nbytes <= resident.RESIDENT_MAX_BYTES)
+
+
 class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
     """Shared fit/predict of the torch bag models (see the module docstring).
 
@@ -231,11 +242,20 @@ class TorchBagRegressor(TorchEstimator, RegressorMixin, BaseEstimator):
         net = self._build(xs[0].shape[1], y2.shape[1]).to(device)
         bs = int(self.batch_size)
         cap = None if self.max_tiles is None else int(self.max_tiles)
-        train = DataLoader(_BagRows([xs[i] for i in tr], ys[tr], cap), batch_size=bs,
-                           shuffle=True, collate_fn=_collate)
-        val = DataLoader(_BagRows([xs[i] for i in va], ys[va], None), batch_size=bs,
-                         collate_fn=_collate)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if _resident(xs, ys, cap):  # equal bags (slide means): on the device, sliced
+            x_all = torch.from_numpy(np.stack(xs))
+            mask = torch.ones(x_all.shape[:2], dtype=torch.bool)
+            y_all = torch.from_numpy(np.asarray(ys, np.float32))
+            train: Any = ResidentBatches(x_all[tr], mask[tr], y_all[tr], batch_size=bs,
+                                         shuffle=True, device=device)
+            val: Any = ResidentBatches(x_all[va], mask[va], y_all[va], batch_size=bs,
+                                       device=device)
+        else:
+            train = DataLoader(_BagRows([xs[i] for i in tr], ys[tr], cap), batch_size=bs,
+                               shuffle=True, collate_fn=_collate)
+            val = DataLoader(_BagRows([xs[i] for i in va], ys[va], None), batch_size=bs,
+                             collate_fn=_collate)
+        opt = adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         return self._fit_network(net, train, val, optimizer=opt, loss_fn=self._loss,
                                  val_loss_fn=self._val_loss, device=device)
 

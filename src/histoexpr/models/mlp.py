@@ -10,6 +10,7 @@ error. The weights with the lowest validation loss are kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -94,6 +95,7 @@ class MLPHead(TorchEstimator, RegressorMixin, BaseEstimator):
         import torch
         from torch.utils.data import DataLoader, TensorDataset
 
+        from .. import resident
         from .nets import mlp_layers
         from .probe import ClippedScaler
 
@@ -107,9 +109,16 @@ class MLPHead(TorchEstimator, RegressorMixin, BaseEstimator):
         tr, va, device = self._start_fit(len(X), groups)
         net = mlp_layers(X.shape[1], self.hidden, y2.shape[1], float(self.dropout)).to(device)
         bs = int(self.batch_size)
-        train = DataLoader(TensorDataset(xs[tr], ys[tr]), batch_size=bs, shuffle=True)
-        val = DataLoader(TensorDataset(xs[va], ys[va]), batch_size=max(bs, 1024))
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if xs.nbytes + ys.nbytes <= resident.RESIDENT_MAX_BYTES:  # on the device, sliced
+            train: Any = resident.ResidentBatches(xs[tr], ys[tr], batch_size=bs,
+                                                  shuffle=True, device=device)
+            val: Any = resident.ResidentBatches(xs[va], ys[va], batch_size=max(bs, 1024),
+                                                device=device)
+        else:
+            train = DataLoader(TensorDataset(xs[tr], ys[tr]), batch_size=bs, shuffle=True)
+            val = DataLoader(TensorDataset(xs[va], ys[va]), batch_size=max(bs, 1024))
+        opt = resident.adam(net.parameters(), decoupled=True, lr=self.lr,
+                            weight_decay=self.weight_decay)
         return self._fit_network(net, train, val, optimizer=opt, loss_fn=_mse, device=device)
 
     def predict(self, X):
