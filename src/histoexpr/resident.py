@@ -37,10 +37,11 @@ class ResidentBatches:
     """Batches sliced from tensors already on the training device: no per-row collation
     and no host-to-device copy per step (the loader of the heads on pooled features).
 
-    Shuffled with ``torch.randperm`` on the global CPU generator, which
-    :func:`~histoexpr.training.seed_everything` seeds and
-    :func:`~histoexpr.training.fit_loop` checkpoints, so a seeded fit
-    repeats and a resumed one continues its draws.
+    Shuffled as ``DataLoader(shuffle=True)`` shuffles (the same draws from the global CPU
+    generator, which :func:`~histoexpr.training.seed_everything` seeds and
+    :func:`~histoexpr.training.fit_loop` checkpoints): the same batches in the same order,
+    so a seeded fit repeats, a resumed one continues its draws, and on the CPU the weights
+    equal a ``DataLoader`` fit's.
 
     >>> import torch
     >>> b = ResidentBatches(torch.arange(5), torch.arange(5) * 2, batch_size=2)
@@ -61,7 +62,15 @@ class ResidentBatches:
     def __iter__(self):
         import torch
 
-        order = torch.randperm(self.n) if self.shuffle else None
+        # the draws of a DataLoader(shuffle=True) from the global generator, in its order
+        # (its base seed, then its sampler's seed): the same batches, so a fit gives the
+        # same weights as through a DataLoader
+        torch.empty((), dtype=torch.int64).random_()
+        order = None
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(self.n, generator=g)
         for k in range(len(self)):
             if order is None:
                 sel: Any = slice(k * self.batch_size, (k + 1) * self.batch_size)

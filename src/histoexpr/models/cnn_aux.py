@@ -343,12 +343,41 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
                  amp: bool = False) -> None:
         self._init_params(locals())
 
+    def _loaders(self, X: np.ndarray, ys: Any, yas: Any, tr: np.ndarray, va: np.ndarray, *,
+                 card: Any, stain: str | None, device: Any) -> tuple[Any, Any, Any]:
+        """``(train, val, prep)``: the batches and what turns a batch's patches into the
+        network's input. Without stain augmentation and when the patches fit
+        :data:`~histoexpr.resident.RESIDENT_MAX_BYTES`, the uint8 patches are held on the
+        training device and resized/normalised there (``prep``); otherwise a
+        ``DataLoader`` (``num_workers``) collates and preprocesses them on the CPU."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        from .. import resident
+        from ..features.encoders.build import normalise_unit
+
+        bs = int(self.batch_size)
+        drop = drop_lone_batch(len(tr), bs)
+        if stain is None and X.nbytes <= resident.RESIDENT_MAX_BYTES:
+            xt = torch.from_numpy(np.ascontiguousarray(X))
+            train = resident.ResidentBatches(xt[tr], ys[tr], yas[tr], batch_size=bs,
+                                             shuffle=True, drop_last=drop, device=device)
+            val = resident.ResidentBatches(xt[va], ys[va], yas[va], batch_size=bs,
+                                           device=device)
+            return train, val, lambda x: normalise_unit(card, x.permute(0, 3, 1, 2)
+                                                        .float().div_(255))
+        opts = self._loader_options(device)
+        train = DataLoader(_Rows(tr), shuffle=True, drop_last=drop, batch_size=bs,
+                           collate_fn=_Collate(card, X, ys, yas, stain), **opts)
+        val = DataLoader(_Rows(va), shuffle=False, batch_size=bs,
+                         collate_fn=_Collate(card, X, ys, yas), **opts)
+        return train, val, lambda x: x
+
     def fit(self, X, y, y_aux=None, groups=None):
         """Train on uint8 patches ``X`` (N, H, W, 3), main targets ``y`` (N,) or (N, G) and
         optional auxiliary targets ``y_aux`` (N, R); ``groups`` groups the inner split."""
         import torch
         from torch import nn
-        from torch.utils.data import DataLoader
 
         X = _check_patches(X)
         n = len(X)
@@ -387,18 +416,14 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
         self.aux_layer_ = aux
         dtype, scaler = self._start_amp(model, device)
 
-        bs = int(self.batch_size)
-        opts = self._loader_options(device)
-        train = DataLoader(_Rows(tr), shuffle=True, drop_last=drop_lone_batch(len(tr), bs),
-                           batch_size=bs, collate_fn=_Collate(card, X, ys, yas, stain), **opts)
-        val = DataLoader(_Rows(va), shuffle=False, batch_size=bs,
-                         collate_fn=_Collate(card, X, ys, yas), **opts)
+        train, val, prep = self._loaders(X, ys, yas, tr, va, card=card, stain=stain,
+                                         device=device)
         weight = float(self.aux_weight)
 
         def train_loss(net, batch):
             x, yb, yab = batch
             with self._autocast(device, dtype):
-                x = self._amp_input(self._augmented(x), dtype)
+                x = self._amp_input(self._augmented(prep(x)), dtype)
                 feats, act = forward_with_aux(net["backbone"], x, aux)
                 loss = crit(net["head"](feats).float(), yb)
                 if act is not None:
@@ -407,7 +432,7 @@ class CNNAux(PatchEncoderModel, RegressorMixin, BaseEstimator):
 
         def val_loss(net, batch):
             with self._autocast(device, dtype):
-                out = net["head"](net["backbone"](self._amp_input(batch[0], dtype)))
+                out = net["head"](net["backbone"](self._amp_input(prep(batch[0]), dtype)))
                 return crit(out.float(), batch[1])
 
         trainable = [p for p in model.parameters() if p.requires_grad]
