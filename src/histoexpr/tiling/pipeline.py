@@ -28,9 +28,10 @@ __all__ = ["FILTERS", "TileResult", "read_filter_tiles", "tile_slide"]
 FILTERS = ("white", "kmeans")
 #: filters look at tiles this many pixels across (read from a coarser level: fast)
 FILTER_PX = 64
-#: tiles the filters read at once (bounds memory: 8,192 x 64 x 64 x 3 = 100 MB); only their
-#: per-tile statistics are kept, so memory does not grow with the slide
-FILTER_CHUNK = 8192
+#: tiles the filters read at once (bounds memory: 2,048 x 64 x 64 x 3 = 25 MB, and the
+#: statistics pass is chunked too); only per-tile statistics are kept, so memory does not
+#: grow with the slide
+FILTER_CHUNK = 2048
 
 
 @dataclass
