@@ -238,3 +238,14 @@ def test_filters_read_their_tiles_a_chunk_at_a_time_with_the_same_result(monkeyp
     chunked = tile_slide(s, spec, filters=("white", "kmeans"))
     assert max(sizes) == 7 and sum(sizes) == one.n_candidates
     assert np.array_equal(one.coords, chunked.coords) and one.removed == chunked.removed
+
+
+def test_colour_stats_in_chunks_equal_one_pass(monkeypatch):
+    """The statistics pass runs STATS_CHUNK tiles at a time (bounded memory on giant
+    slides) and gives what one pass over every tile gives."""
+    from histoexpr.tiling import filters
+
+    tiles = np.random.default_rng(3).integers(0, 256, (37, 8, 8, 3), dtype=np.uint8)
+    whole = patch_colour_stats(tiles)
+    monkeypatch.setattr(filters, "STATS_CHUNK", 5)
+    np.testing.assert_array_equal(patch_colour_stats(tiles), whole)
