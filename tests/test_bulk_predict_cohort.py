@@ -91,3 +91,25 @@ def test_bad_manifests_are_named(syn, run, tmp_path):
                                  features=syn.features_dir, in_process=True)
     assert res[0].status == "failed" and "run `histoexpr embed`" in res[0].message
     assert not (tmp_path / "o2").exists()  # nothing produced, nothing left
+
+
+def test_a_second_run_on_the_same_folder_is_refused(syn, run, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    code = ("import sys, time; from histoexpr.atomic import FolderLock; "
+            "FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        man = _manifest(tmp_path / "m.csv", ["TCGA-SY-0000-01Z-00-DX1"])
+        with pytest.raises(InputError, match=f"pid {p.pid}.*is writing this folder now"):
+            predict_bulk_cohort(run.path, man, out=out, features=syn.features_dir,
+                                in_process=True)
+        assert not (out / "slides").exists()
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()

@@ -211,3 +211,42 @@ def test_a_cohort_from_a_manifest_runs_one_dask_task_per_slide(run, result, synt
         from histoexpr.st.predict_cohort import predict_cohort
 
         predict_cohort([synthetic_tiff], run=run.path, out=tmp_path / "x", workers=2)
+
+
+def test_cohort_killed_mid_run_resumes_to_identical_outputs(run, synthetic_tiff, tmp_path):
+    """SIGKILL the driver of a predict-slide cohort after its first slide; the rerun does
+    only the rest, and every slide's predictions equal an uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    names = ["a", "b", "c"]
+    for n in names:
+        os.symlink(synthetic_tiff, tmp_path / f"{n}.tif")
+    cmd = [sys.executable, "-m", "histoexpr", "-q", "predict-slide",
+           *(str(tmp_path / f"{n}.tif") for n in names), "--model", str(run.path),
+           "--n-maps", "1", "--map-mpp", "0"]
+    assert subprocess.run([*cmd, "--out", str(tmp_path / "whole")]).returncode == 0
+    out = tmp_path / "killed"
+    p = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while not (out / "a" / "predict_slide.json").exists():
+        assert p.poll() is None, "ended before the kill"
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (out / "c" / "predict_slide.json").exists(), "finished before the kill"
+    stamp = (out / "a" / "a.h5ad").stat().st_mtime_ns
+    assert subprocess.run([*cmd, "--out", str(out)]).returncode == 0
+    assert (out / "a" / "a.h5ad").stat().st_mtime_ns == stamp  # done slides untouched
+    for n in names:
+        want = ad.read_h5ad(tmp_path / "whole" / n / f"{n}.h5ad")
+        got = ad.read_h5ad(out / n / f"{n}.h5ad")
+        np.testing.assert_array_equal(got.X, want.X)
+    rec = json.loads((out / "run.json").read_text())
+    status = [i["status"] for i in rec["items"]]
+    assert status[0] == "done before" and status[2] == "done"
+    assert not list(out.rglob("*.tmp*")) and not list(out.rglob(".*.h5ad*"))
