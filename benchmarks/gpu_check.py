@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         ref = bare.get((False, device.startswith("cuda")))  # embed's default amp
         row("e2e embed", "batch auto, eager, default amp", len(tiles) / dt, dt,
             _peak_mb(torch, device), f"e2e/bare {len(tiles) / dt / ref:.2f}" if ref else "")
+        _reset(torch, device)  # --compile auto: the faster of compiled and eager is kept
+        t0 = time.perf_counter()
+        embed(s, tiles, enc, size_px=224, mpp=0.5, batch_size=args.batch, device=device,
+              compile="auto")
+        dt = time.perf_counter() - t0
+        row("e2e embed", "compile auto, default amp", len(tiles) / dt, dt,
+            _peak_mb(torch, device), f"e2e/bare {len(tiles) / dt / ref:.2f}" if ref else "")
     from histoexpr.st.predict_slide import predict_slide
 
     t0 = time.perf_counter()

@@ -99,3 +99,43 @@ def test_a_compile_that_fails_runs_eagerly(monkeypatch, caplog):
         got = embed(s, np.array([[0, 0], [32, 32]]), enc, size_px=32, mpp=0.5, compile=True)
     np.testing.assert_array_equal(got, want)
     assert "torch.compile failed" in caplog.text
+
+
+@pytest.mark.parametrize("slow", ["compiled", "eager"])
+def test_compile_auto_keeps_the_faster(monkeypatch, caplog, slow):
+    import time
+
+    enc = build_encoder("toy")
+    net = enc.network
+    calls = {"compiled": 0}
+
+    def fake_compile(module, **kw):
+        def run(x):
+            calls["compiled"] += 1
+            if slow == "compiled":
+                time.sleep(0.05)
+            return module(x)
+        return run
+
+    class SlowEager(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            if slow == "eager":
+                time.sleep(0.05)
+            return self.inner(x)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    enc.network = SlowEager(net)
+    s = ArraySlide(np.full((128, 128, 3), 120, np.uint8), mpp=0.5)
+    coords = np.array([[x, y] for x in range(0, 96, 32) for y in range(0, 96, 32)])
+    with caplog.at_level(logging.INFO):
+        got = embed(s, coords, enc, size_px=32, mpp=0.5, batch_size=4, compile="auto")
+    keep = "eager" if slow == "compiled" else "compiled"
+    assert f"keeping the {keep} network" in caplog.text
+    n_batches = 3  # 9 tiles, batches of 4
+    assert calls["compiled"] == (2 + n_batches if keep == "compiled" else 2)
+    enc.network = net
+    np.testing.assert_allclose(got, embed(s, coords, enc, size_px=32, mpp=0.5), rtol=1e-6)

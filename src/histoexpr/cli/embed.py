@@ -64,7 +64,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "that runs out of GPU memory is halved and retried (64)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    p.add_argument("--compile", nargs="?", const=True, default=False, choices=[True, "auto"],
+                   metavar="auto",
+                   help="torch.compile the encoder; --compile auto: time compiled and eager "
+                        "on the first batch and keep the faster")
     p.add_argument("--overwrite", action="store_true", help="redo slides that are done")
     add_dask_options(p)
     add_common(p)

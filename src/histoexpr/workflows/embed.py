@@ -165,7 +165,7 @@ def embed_cohort(
     random_init: bool = False, slide_mpp: float | None = None,
     stain: Any = None, stain_target: str | Path | None = None,
     batch_size: int = 64, num_workers: int = 0, device: str | None = None,
-    compile: bool = False, overwrite: bool = False,
+    compile: bool | str = False, overwrite: bool = False,
     workers: int | None = None, scheduler: str | None = None,
 ) -> EmbedCohortResult:
     """Tile features of many slides, resumably, in this process or on Dask.
@@ -195,7 +195,8 @@ def embed_cohort(
         image it is fitted on; or an already fitted normaliser.
     batch_size, num_workers, device, compile
         Encoder batches; DataLoader worker processes; ``cuda`` / ``cpu`` (default: cuda
-        when available; on Dask one GPU per worker); ``torch.compile`` the encoder.
+        when available; on Dask one GPU per worker); ``torch.compile`` the encoder
+        (``"auto"``: kept only where it runs faster than eager).
     overwrite
         Redo slides already done.
     workers, scheduler
