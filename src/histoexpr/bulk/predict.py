@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,33 @@ import pandas as pd
 from ..errors import InputError
 from ..runs import BulkRunFolder, files
 
-__all__ = ["predict_bulk"]
+__all__ = ["final_run", "predict_bulk", "slide_patient"]
 
 logger = logging.getLogger(__name__)
+
+
+def final_run(run: str | Path) -> tuple[BulkRunFolder, dict, Any]:
+    """``(run folder, final/model.json, BulkConfig)`` of a bulk run that has a final model.
+
+    Raises :class:`~histoexpr.errors.InputError` when it has none."""
+    from ..config import BulkConfig
+
+    rf = BulkRunFolder(run)
+    if not rf.final_model.is_file():
+        raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
+                         "bulk fit` without --no-refit")
+    return rf, rf.read_json(rf.final_info), BulkConfig.from_dict(rf.read_json(rf.config))
+
+
+def slide_patient(name: str, given: str = "") -> str:
+    """The patient of a slide: ``given`` when there is one, else the TCGA barcode's
+    patient in the slide name, else ``""``."""
+    from ..barcodes import try_parse_barcode
+
+    if given:
+        return given
+    bc = try_parse_barcode(name)
+    return bc.patient if bc is not None else ""
 
 
 def predict_bulk(
@@ -42,16 +67,9 @@ def predict_bulk(
     import joblib
 
     from ..atomic import write_csv, write_json
-    from ..barcodes import try_parse_barcode
-    from ..config import BulkConfig
     from ..features.bags import load_bags
 
-    rf = BulkRunFolder(run)
-    if not rf.final_model.is_file():
-        raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
-                         "bulk fit` without --no-refit")
-    info = rf.read_json(rf.final_info)
-    cfg = BulkConfig.from_dict(rf.read_json(rf.config))
+    rf, info, cfg = final_run(run)
     bagset = load_bags(features, slides, select=info["select"], n=info["n_tiles"],
                        heatmaps=heatmaps or cfg.heatmaps, seed=cfg.seed if seed is None else seed,
                        encoder=info["encoder"])
@@ -69,11 +87,7 @@ def predict_bulk(
     pred = np.asarray(model.predict(X), np.float32)
     names = [b.slide for b in bags]
     df = pd.DataFrame(pred, index=pd.Index(names, name="slide"), columns=info["genes"])
-    patients = []
-    for s in names:
-        bc = try_parse_barcode(s)
-        patients.append(bc.patient if bc is not None else "")
-    df.insert(0, "patient", patients)
+    df.insert(0, "patient", [slide_patient(s) for s in names])
     path = Path(out) if out is not None else rf.path / files.PREDICT / files.PREDICTIONS_CSV
     write_csv(path, df)
     write_json(path.with_suffix(".json"), {

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..runner import ItemResult
+from .predict import final_run, slide_patient
 
 __all__ = ["BulkSlideJob", "predict_bulk_cohort"]
 
@@ -49,15 +50,6 @@ class BulkSlideJob:
     features: Path
     slide: Path | None = None
     patient: str = ""
-
-
-def _patient(name: str, given: str) -> str:
-    from ..barcodes import try_parse_barcode
-
-    if given:
-        return given
-    bc = try_parse_barcode(name)
-    return bc.patient if bc is not None else ""
 
 
 def _model(run: str) -> Any:
@@ -114,7 +106,7 @@ def _predict_one(job: BulkSlideJob, *, run: str, info: dict[str, Any], heatmaps:
         return ItemResult(job.name, "failed", seconds=time.perf_counter() - t0,
                           message=str(e), source=source)
     df = pd.DataFrame(pred, index=pd.Index([job.name], name="slide"), columns=info["genes"])
-    df.insert(0, "patient", _patient(job.name, job.patient))
+    df.insert(0, "patient", slide_patient(job.name, job.patient))
     write_csv(row_file, df)
     return ItemResult(job.name, "done", len(bag), time.perf_counter() - t0, source=source)
 
@@ -173,16 +165,10 @@ def predict_bulk_cohort(
     out) and one :class:`~histoexpr.runner.ItemResult` per slide.
     """
     from ..atomic import write_csv, write_json
-    from ..config import BulkConfig
     from ..runner import run_cohort
-    from ..runs import BulkRunFolder, files
+    from ..runs import files
 
-    rf = BulkRunFolder(run)
-    if not rf.final_model.is_file():
-        raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
-                         "bulk fit` without --no-refit")
-    info = rf.read_json(rf.final_info)
-    cfg = BulkConfig.from_dict(rf.read_json(rf.config))
+    rf, info, cfg = final_run(run)
     if info["select"] == "top" and not (heatmaps or cfg.heatmaps):
         raise InputError(f"{rf.path}: the run picks the top tiles of a tumour heatmap; pass "
                          "--heatmaps DIR for the new slides")
