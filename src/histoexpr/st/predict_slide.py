@@ -10,7 +10,7 @@ Stages (each timed in ``OUT/predict_slide.json``):
 4. **predict** — the run's final spot-level model on every tile;
 5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
    the thumbnail) and ``OUT/maps/<gene>.ome.tif`` (pyramidal float32 overlays at 8 µm/px,
-   written tile by tile), ``OUT/<slide>.geojson`` (tiles with predictions, QuPath's layout) and
+   written tile by tile), ``OUT/<slide>.geojson`` (tiles with every predicted gene as a QuPath measurement) and
    ``OUT/predict_slide.json`` (run record).
 
 With ``features=`` (a ``histoexpr embed`` file of this slide, made with the run's encoder at
@@ -32,6 +32,7 @@ import numpy as np
 from .. import _keys as K
 from ..atomic import atomic_path, write_json
 from ..errors import InputError
+from .qupath import tiles_geojson, write_tiles_geojson
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class PredictSlideResult:
     overlays
         One pyramidal OME-TIFF per mapped gene (none with ``map_mpp=None``).
     genes
-        The mapped genes (also the GeoJSON measurements).
+        The mapped genes (the GeoJSON holds every predicted gene).
     stages
         Seconds per stage.
     warnings
@@ -178,29 +179,6 @@ def _features(slide: Any, coords: np.ndarray, spec: Any, info: dict[str, Any], *
             parts.append(np.concatenate(each, axis=1))
         advance(len(c))
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
-
-
-def tiles_geojson(coords: np.ndarray, size0: float, values: np.ndarray,
-                  genes: list[str]) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection of square tiles (level-0 pixels) as QuPath imports it:
-    ``properties = {"objectType": "tile", "measurements": {gene: value}}``.
-
-    Examples
-    --------
-    >>> g = tiles_geojson(np.array([[0, 0]]), 10.0, np.array([[1.5]]), ["A"])
-    >>> f = g["features"][0]
-    >>> f["geometry"]["coordinates"][0][2], f["properties"]["measurements"]
-    ([10.0, 10.0], {'A': 1.5})
-    """
-    feats = []
-    for (x, y), v in zip(np.asarray(coords, float), np.asarray(values, float)):
-        x, y = float(x), float(y)
-        ring = [[x, y], [x + size0, y], [x + size0, y + size0], [x, y + size0], [x, y]]
-        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                      "properties": {"objectType": "tile", "isLocked": True,
-                                     "measurements": {g: (float(m) if np.isfinite(m) else None)
-                                                      for g, m in zip(genes, v)}}})
-    return {"type": "FeatureCollection", "features": feats}
 
 
 def tile_heatmap(thumb: np.ndarray, dims: tuple[int, int], coords: np.ndarray, size0: float,
@@ -510,8 +488,9 @@ def predict_slide(
         adv()
 
         gi = [info["genes"].index(g) for g in chosen]
-        geo = write_json(out / f"{s.name}.geojson",
-                         tiles_geojson(coords, size0, pred[:, gi], chosen))
+        # QuPath objects: every predicted gene a measurement, streamed to the file
+        geo = write_tiles_geojson(out / f"{s.name}.geojson", coords, size0, pred,
+                                  list(info["genes"]))
         adv()
 
         from ..plot import save_figure
