@@ -10,8 +10,8 @@ Stages (each timed in ``OUT/predict_slide.json``):
 4. **predict** — the run's final spot-level model on every tile;
 5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
    the thumbnail) and ``OUT/maps/<gene>.ome.tif`` (pyramidal float32 overlays at 8 µm/px,
-   written tile by tile), ``OUT/<slide>.geojson`` (tiles with every predicted gene as a QuPath measurement) and
-   ``OUT/predict_slide.json`` (run record).
+   written tile by tile), ``OUT/<slide>.geojson`` (tiles with every predicted gene as a
+   QuPath measurement) and ``OUT/predict_slide.json`` (run record).
 
 With ``features=`` (a ``histoexpr embed`` file of this slide, made with the run's encoder at
 the run's tile size and µm/px) stages 1–3 are replaced by reading that file, so a slide
