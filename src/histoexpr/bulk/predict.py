@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import InputError
 from ..runs import BulkRunFolder, files
 
-__all__ = ["final_run", "predict_bulk", "slide_patient"]
+__all__ = ["final_model", "final_run", "predict_bulk", "slide_patient"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +22,36 @@ def final_run(run: str | Path) -> tuple[BulkRunFolder, dict, Any]:
 
     Raises :class:`~histoexpr.errors.InputError` when it has none."""
     from ..config import BulkConfig
+    from ..runs.portable import is_model_file, open_model
 
-    rf = BulkRunFolder(run)
-    if not rf.final_model.is_file():
-        raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun `histoexpr "
-                         "bulk fit` without --no-refit")
-    return rf, rf.read_json(rf.final_info), BulkConfig.from_dict(rf.read_json(rf.config))
+    if is_model_file(run):  # a `histoexpr export-model` file: no unpickling
+        folder, model = open_model(run)
+        rf = BulkRunFolder(folder)
+        _LOADED[str(rf.final_model)] = model
+    else:
+        rf = BulkRunFolder(run)
+        if not rf.final_model.is_file():
+            raise InputError(f"{rf.path}: no final model (final/model.joblib); rerun "
+                             "`histoexpr bulk fit` without --no-refit")
+    try:
+        cfg = BulkConfig.from_dict(rf.read_json(rf.config))
+    except (InputError, TypeError) as e:
+        raise InputError(f"{run}: not a bulk run ({e}); `bulk predict` needs the folder "
+                         "(or model file) of a `histoexpr bulk fit` run") from e
+    return rf, rf.read_json(rf.final_info), cfg
+
+
+#: models of model files, by their unpacked run folder's final/model.joblib path
+_LOADED: dict[str, Any] = {}
+
+
+def final_model(rf: BulkRunFolder) -> Any:
+    """The final model of a run folder from :func:`final_run` (a model file's from its
+    tensors, a run's from final/model.joblib)."""
+    import joblib
+
+    model = _LOADED.get(str(rf.final_model))
+    return model if model is not None else joblib.load(rf.final_model)
 
 
 def slide_patient(name: str, given: str = "") -> str:
@@ -64,7 +88,6 @@ def predict_bulk(
     InputError
         The run has no final model; features from another encoder or of another size.
     """
-    import joblib
 
     from ..atomic import write_csv, write_json
     from ..features.bags import load_bags
@@ -77,7 +100,7 @@ def predict_bulk(
     if dims != {info["n_features"]}:
         raise InputError(f"{features}: features of size {sorted(dims)}, the model expects "
                          f"{info['n_features']}; embed with encoder {info['encoder']!r}")
-    model = joblib.load(rf.final_model)
+    model = final_model(rf)
     bags = bagset.bags
     X = bags
     if info.get("input_kind") == "patch_bags":
@@ -88,7 +111,12 @@ def predict_bulk(
     names = [b.slide for b in bags]
     df = pd.DataFrame(pred, index=pd.Index(names, name="slide"), columns=info["genes"])
     df.insert(0, "patient", [slide_patient(s) for s in names])
-    path = Path(out) if out is not None else rf.path / files.PREDICT / files.PREDICTIONS_CSV
+    if out is None:
+        from ..runs.portable import is_model_file, portable_output
+
+        out = ((portable_output(run) if is_model_file(run) else rf.path / files.PREDICT)
+               / files.PREDICTIONS_CSV)
+    path = Path(out)
     write_csv(path, df)
     write_json(path.with_suffix(".json"), {
         "run": str(rf.path.resolve()), "features": str(features), "model": info["model"],

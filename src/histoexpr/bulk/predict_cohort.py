@@ -52,16 +52,19 @@ class BulkSlideJob:
     patient: str = ""
 
 
-def _model(run: str) -> Any:
+def _model(source: str) -> Any:
+    """The final model of a run folder or model file, loaded once per (worker) process."""
     import joblib
 
     from ..runs import BulkRunFolder
+    from ..runs.portable import is_model_file, open_model
 
-    path = BulkRunFolder(run).final_model
+    portable = is_model_file(source)
+    path = Path(source) if portable else BulkRunFolder(source).final_model
     key = (str(path), path.stat().st_mtime_ns)
     if key not in _MODELS:
         _MODELS.clear()
-        _MODELS[key] = joblib.load(path)
+        _MODELS[key] = open_model(path)[1] if portable else joblib.load(path)
     return _MODELS[key]
 
 
@@ -172,10 +175,14 @@ def predict_bulk_cohort(
     if info["select"] == "top" and not (heatmaps or cfg.heatmaps):
         raise InputError(f"{rf.path}: the run picks the top tiles of a tumour heatmap; pass "
                          "--heatmaps DIR for the new slides")
-    out = Path(out) if out is not None else rf.path / files.PREDICT
+    if out is None:
+        from ..runs.portable import is_model_file, portable_output
+
+        out = portable_output(run) if is_model_file(run) else rf.path / files.PREDICT
+    out = Path(out)
     manifest = Path(manifest)
     jobs = _jobs(manifest, Path(features) if features is not None else None)
-    runp = str(rf.path.resolve())
+    source = str(Path(run).resolve())  # the run folder or model file the workers load
     joined: list[pd.DataFrame] = []
 
     def join(results: list[ItemResult]) -> None:  # under the run's lock, before run.json
@@ -186,7 +193,7 @@ def predict_bulk_cohort(
         path = out / files.PREDICTIONS_CSV
         write_csv(path, df)
         write_json(path.with_suffix(".json"), {
-            "run": runp, "manifest": str(manifest), "model": info["model"],
+            "run": source, "manifest": str(manifest), "model": info["model"],
             "encoder": info["encoder"], "units": info["transform"], "n_slides": len(df),
             "failed": {r.name: r.message for r in results if r.status == "failed"}})
         logger.info("predicted %d slides x %d genes -> %s", len(df), len(info["genes"]), path)
@@ -195,8 +202,8 @@ def predict_bulk_cohort(
     results = run_cohort(
         jobs, _predict_one, names=[j.name for j in jobs], out=out, command="bulk-predict",
         on_dask=not in_process, workers=workers,
-        scheduler=scheduler, record={"run": runp, "manifest": str(manifest)}, finish=join,
-        run=runp, info=info, heatmaps=str(heatmaps or cfg.heatmaps or "") or None,
+        scheduler=scheduler, record={"run": source, "manifest": str(manifest)}, finish=join,
+        run=source, info=info, heatmaps=str(heatmaps or cfg.heatmaps or "") or None,
         slides_dir=str(slides_dir or cfg.slides_dir or "") or None,
         seed=cfg.seed if seed is None else seed, out_dir=str(out), overwrite=overwrite)
     empty = pd.DataFrame(columns=["patient", *info["genes"]]).rename_axis("slide")

@@ -30,6 +30,7 @@ COMMANDS = {
     "tma": "tma",
     "reproduce": "reproduce",
     "demo": "demo",
+    "export-model": "export_model",
 }
 
 

@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_evaluate)
 
     pr = ss.add_parser("predict", help="predict the slides of a feature folder with a run")
-    pr.add_argument("run", type=Path, metavar="RUN")
+    pr.add_argument("run", type=Path, metavar="RUN",
+                    help="run folder of `bulk fit`, or its `histoexpr export-model` file")
     pr.add_argument("--features", type=Path, default=None,
                     help="feature folder (with --manifest: for rows without `features`)")
     pr.add_argument("--manifest", type=Path, default=None,
@@ -124,7 +125,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise InputError("--workers / --scheduler run on Dask and need --manifest slides.csv")
     df = predict_bulk(args.run, args.features, out=args.out, heatmaps=args.heatmaps,
                       slides_dir=args.slides_dir)
-    out = args.out or Path(args.run) / files.PREDICT / files.PREDICTIONS_CSV
+    out = args.out or _default_out(args.run) / files.PREDICTIONS_CSV
     print(f"{len(df)} slides x {df.shape[1] - 1} genes predicted -> {out}")
     return 0
 
@@ -137,9 +138,15 @@ def _predict_manifest(args: argparse.Namespace) -> int:
         slides_dir=args.slides_dir, workers=args.workers, scheduler=args.scheduler,
         overwrite=args.overwrite)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "done before", "failed")}
-    out = args.out or Path(args.run) / files.PREDICT
+    out = args.out or _default_out(args.run)
     print(f"{len(df)} slides x {df.shape[1] - 1} genes predicted (done {counts['done']} · "
           f"skipped {counts['done before']} · failed {counts['failed']}) -> "
           f"{out / files.PREDICTIONS_CSV}")
     return report_failures([(r.name, r.message) for r in results if r.status == "failed"],
                            total=len(results))
+
+
+def _default_out(run: Path) -> Path:
+    from ..runs.portable import is_model_file, portable_output
+
+    return portable_output(run) if is_model_file(run) else Path(run) / files.PREDICT

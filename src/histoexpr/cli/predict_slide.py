@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", type=Path, default=None,
                    help="CSV of slides (columns slide[,slide_mpp,features]); runs on Dask")
     p.add_argument("--model", required=True, type=Path, metavar="RUN",
-                   help="run folder of `histoexpr st fit` (with final/)")
+                   help="run folder of `histoexpr st fit` (with final/), or its "
+                        "`histoexpr export-model` file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--genes", default=None,
                    help="genes to map, comma separated (default: the run's best)")

@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_evaluate)
 
     pr = ss.add_parser("predict", help="predict a new section (image + spots) with a run")
-    pr.add_argument("run", type=Path, metavar="RUN")
+    pr.add_argument("run", type=Path, metavar="RUN",
+                    help="run folder of `st fit`, or its `histoexpr export-model` file")
     pr.add_argument("--image", type=Path, default=None, help="the section's H&E image")
     pr.add_argument("--spots", type=Path, default=None,
                     help="spot table (legacy ST selection, Visium tissue_positions, CSV x,y)")

@@ -17,6 +17,7 @@ from .. import _keys as K
 from ..atomic import atomic_path, write_csv
 from ..errors import InputError
 from ..runs import RunFolder, files, write_json
+from ..runs.portable import is_model_file, portable_output
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def _spots_adata(image: Path, spots: Path, *, mpp: float | None, section: str) -
 
 def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any], Any]:
     """The run folder, its :class:`~histoexpr.config.STConfig`, ``final/model.json`` and the
-    final spot-level model of a ``histoexpr st fit`` run.
+    final spot-level model of a ``histoexpr st fit`` run, or of a model file
+    (``histoexpr export-model``; its run files unpacked in the model cache).
 
     Raises
     ------
@@ -64,7 +66,11 @@ def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any
     import joblib
 
     from ..config import STConfig
+    from ..runs.portable import open_model
 
+    model = None
+    if is_model_file(run_path):  # a `histoexpr export-model` file: no unpickling
+        run_path, model = open_model(run_path)
     run = RunFolder(run_path)
     if not run.path.is_dir():
         raise InputError(f"{run.path}: no such run folder; pass the --out of `histoexpr st fit`")
@@ -79,12 +85,12 @@ def load_spot_model(run_path: str | Path) -> tuple[RunFolder, Any, dict[str, Any
         raise InputError(f"{run.config}: not the config of a `histoexpr st fit` run ({e}); "
                          "predict-slide needs a spot-level run folder") from e
     model_path = run.final_model
-    if not model_path.is_file():
+    if model is None and not model_path.is_file():
         raise InputError(f"{run.path}: no final model (no final spot-level model at "
                          "final/model.joblib); the fit "
                          "ran with --no-refit or did not finish — rerun `histoexpr st fit`")
     info = run.read_json(run.final_info)
-    return run, cfg, info, joblib.load(model_path)
+    return run, cfg, info, model if model is not None else joblib.load(model_path)
 
 
 def _check_grid(run: RunFolder, cfg: Any, adata: AnnData, spots: Path) -> None:
@@ -109,7 +115,8 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     Parameters
     ----------
     run_path
-        A run folder from ``histoexpr st fit`` (with ``final/``).
+        A run folder from ``histoexpr st fit`` (with ``final/``), or a model file of
+        ``histoexpr export-model``.
     image, spots
         The section's H&E image and its spot table (any format
         :func:`histoexpr.expression.read_spots` reads).
@@ -164,7 +171,10 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
                           "run": str(run.path)})
     result.obsm[K.OBSM_SPATIAL] = xy.astype(np.float64)
     _add_intervals(run, result)
-    out = Path(out) if out is not None else run.path / files.PREDICT
+    if out is None:  # beside a model file (its run folder is the cache's), else RUN/predict
+        out = (portable_output(run_path) if is_model_file(run_path)
+               else run.path / files.PREDICT)
+    out = Path(out)
     record: dict[str, Any] = {"image": str(image), "spots": str(spots),
                               "n_spots": int(adata.n_obs), "map_genes": chosen,
                               "interval": result.uns.get("interval", {}).get("method")}

@@ -1,0 +1,148 @@
+"""Portable models (issue 22, item 4): `export-model` writes one safetensors file that
+`st predict` and `bulk predict` take in place of the run folder, with the same
+predictions; loading never unpickles; bad files get one clear error."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from histoexpr.bulk import fit_run as bulk_fit
+from histoexpr.bulk import predict_bulk
+from histoexpr.cli import main
+from histoexpr.config import BulkConfig, STConfig
+from histoexpr.datasets.synthetic_bulk import synthetic_bulk
+from histoexpr.datasets.synthetic_st import synthetic_st
+from histoexpr.errors import InputError
+from histoexpr.runs.portable import export_model, open_model
+from histoexpr.st import fit_run as st_fit
+from histoexpr.st.predict import predict_section
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HISTOEXPR_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def st_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pm_st")
+    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
+                     seed=2)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section",
+                           encoder="toy", genes="top10", patch_px=64, patch_um=32.0, k=2,
+                           context=0, scales=(), baselines=(), model="ridge")
+    return st_fit(cfg, tmp_path_factory.mktemp("pm_runs") / "ridge", maps=False), s
+
+
+@pytest.fixture(scope="module")
+def bulk(tmp_path_factory):
+    syn = synthetic_bulk(tmp_path_factory.mktemp("pm_bulk"), n_slides=24, n_genes=4,
+                         n_signal=2, seed=4)
+    runs = {}
+    for model in ("ridge", "hist2rna"):
+        cfg = BulkConfig.resolve(features=str(syn.features_dir),
+                                 expression=str(syn.expression_path), genes="all",
+                                 baselines=[], k=2, model=model, **(
+                                     {"model_params": {"max_epochs": 3}}
+                                     if model != "ridge" else {}))
+        runs[model] = bulk_fit(cfg, tmp_path_factory.mktemp(f"pm_{model}") / "run")
+    return syn, runs
+
+
+def _no_unpickling(monkeypatch):
+    import joblib
+
+    def refuse(*a, **k):
+        raise AssertionError("a model file was unpickled")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
+
+
+def test_st_model_file_predicts_as_the_run_folder(st_run, tmp_path, monkeypatch):
+    run, s = st_run
+    spec = s.specs[0]
+    want = predict_section(run.path, spec["image"], spec["spots"], out=tmp_path / "a")
+    path = tmp_path / "model.histoexpr"
+    assert main(["-q", "export-model", str(run.path), str(path)]) == 0
+    _no_unpickling(monkeypatch)
+    got = predict_section(path, spec["image"], spec["spots"], out=tmp_path / "b")
+    np.testing.assert_allclose(got.X, want.X, rtol=1e-6, atol=1e-7)
+    assert list(got.var_names) == list(want.var_names)
+    # the default output folder sits beside the file, not in the cache
+    predict_section(path, spec["image"], spec["spots"])
+    assert (tmp_path / "model_predict").is_dir()
+
+
+@pytest.mark.parametrize("model", ["ridge", "hist2rna"])
+def test_bulk_model_file_predicts_as_the_run_folder(bulk, tmp_path, monkeypatch, model):
+    syn, runs = bulk
+    want = predict_bulk(runs[model].path, syn.features_dir, out=tmp_path / "a.csv")
+    path = export_model(runs[model].path, tmp_path / f"{model}.histoexpr")
+    _no_unpickling(monkeypatch)
+    got = predict_bulk(path, syn.features_dir, out=tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(got, want, atol=1e-6)
+    from histoexpr.bulk import predict_bulk_cohort
+
+    man = tmp_path / "m.csv"
+    pd.DataFrame({"slide": [f"{n}.svs" for n in want.index[:3]]}).to_csv(man, index=False)
+    cohort, _ = predict_bulk_cohort(path, man, features=syn.features_dir, in_process=True)
+    pd.testing.assert_frame_equal(cohort, want.iloc[:3], atol=1e-6, check_dtype=False)
+    assert (tmp_path / f"{model}_predict" / "predictions.csv").is_file()
+
+
+def test_bad_model_files_are_named(st_run, tmp_path):
+    run, _ = st_run
+    junk = tmp_path / "junk.histoexpr"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match=r"junk\.histoexpr: not a histoexpr model file"):
+        open_model(junk)
+    from safetensors.numpy import save_file
+
+    other = tmp_path / "weights.safetensors"
+    save_file({"w": np.zeros(2)}, str(other))
+    with pytest.raises(InputError, match="not a histoexpr model"):
+        open_model(other)
+    path = export_model(run.path, tmp_path / "m.histoexpr")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    newer = tmp_path / "newer.histoexpr"
+    save_file(tensors, str(newer), metadata={**meta, "format_version": "99"})
+    with pytest.raises(InputError, match=r"model format 99.*upgrade"):
+        open_model(newer)
+    evil = tmp_path / "evil.histoexpr"
+    save_file(tensors, str(evil), metadata={**meta, "model": meta["model"].replace(
+        '"RidgeProbe"', '"Popen"')})
+    with pytest.raises(InputError, match="class 'Popen'"):
+        open_model(evil)
+    with pytest.raises(InputError, match="no final model"):
+        export_model(tmp_path, tmp_path / "x.histoexpr")
+
+
+def test_a_model_that_is_not_plain_data_is_refused(tmp_path):
+    from histoexpr.models.portable import PortableError, to_tree
+
+    with pytest.raises(PortableError, match="cannot be exported"):
+        to_tree({"f": len}, {})
+
+
+def test_predict_slide_takes_a_model_file(st_run, synthetic_tiff, tmp_path):
+    import anndata as ad
+
+    run, _ = st_run
+    path = export_model(run.path, tmp_path / "m.histoexpr")
+    args = ["-q", "predict-slide", str(synthetic_tiff), "--n-maps", "1", "--map-mpp", "0"]
+    assert main([*args, "--model", str(run.path), "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--model", str(path), "--out", str(tmp_path / "b")]) == 0
+    a = ad.read_h5ad(tmp_path / "a" / "synthetic.h5ad")
+    b = ad.read_h5ad(tmp_path / "b" / "synthetic.h5ad")
+    np.testing.assert_allclose(b.X, a.X, rtol=1e-6, atol=1e-7)
