@@ -11,7 +11,10 @@
 - the ST-Net / BrST-Net breast layout (``<subtype>/<patient>/<patient>_<section>.tsv.gz``
   with ``.spots.txt`` and the image) → :func:`~histoexpr.expression.stnet.read_stnet`;
 - a ``.json`` file holding a list of section specs → :func:`read_sections`
-  (the general form: any reader, explicit images, patients and mpp).
+  (the general form: any reader, explicit images, patients and mpp);
+- a HEST-1k download (``st/``, ``wsis/``, the metadata CSV), optionally with a query that
+  selects samples: ``hest_data?organ=Breast&st_technology=Visium`` →
+  :func:`~histoexpr.expression.hest.hest_sections`.
 
 Any of these may be written ``NAME=PATH``: the section and patient ids read from PATH are
 then prefixed ``NAME_``, so two datasets whose sections share names can be used together.
@@ -68,6 +71,14 @@ def section_specs(path: str | Path) -> list[dict]:
     prefix, p = split_prefix(path)
     if prefix:
         return [{**s, "id_prefix": prefix} for s in section_specs(p)]
+    from .hest import hest_sections, is_hest_folder, split_query
+
+    root, query = split_query(p)
+    if query or (root.is_dir() and is_hest_folder(root)):  # a HEST-1k download
+        if not root.is_dir() or not is_hest_folder(root):
+            raise InputError(f"{root}: a ?query selects HEST-1k samples, but this is not a "
+                             "HEST folder (st/<id>.h5ad beside wsis/<id>.tif)")
+        return hest_sections(root, query)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     if p.is_file() and p.suffix == ".json":
@@ -113,7 +124,7 @@ def section_specs(path: str | Path) -> list[dict]:
             return specs
     raise InputError(
         f"{p}: not a spatial dataset I recognise; give a her2st-style folder (counts/, spots/, "
-        "images/), a Space Ranger outs folder, .h5ad files, the ST-Net layout "
+        "images/), a Space Ranger outs folder, .h5ad files, a HEST-1k folder, the ST-Net layout "
         "(<subtype>/<patient>/<patient>_<section>.tsv.gz), or a JSON list of section specs"
     )
 
