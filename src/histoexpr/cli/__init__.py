@@ -31,6 +31,7 @@ COMMANDS = {
     "reproduce": "reproduce",
     "demo": "demo",
     "export-model": "export_model",
+    "bench": "bench",
 }
 
 
