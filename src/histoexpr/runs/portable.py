@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from . import files as F
 
@@ -79,9 +81,10 @@ def export_model(run: str | Path, path: str | Path) -> Path:
             "histoexpr_version": __version__, "model": json.dumps(tree),
             "run_files": json.dumps(carried), "source_run": str(run.resolve())}
     path = Path(path)
+    if not tensors:  # safetensors needs one tensor; a model without arrays has none
+        tensors["_none"] = np.zeros(0, np.float32)
     with atomic_path(path, suffix=SUFFIX) as tmp:
-        save_file(tensors or {"_empty": __import__("numpy").zeros(0)}, str(tmp),
-                  metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
