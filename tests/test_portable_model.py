@@ -146,3 +146,27 @@ def test_predict_slide_takes_a_model_file(st_run, synthetic_tiff, tmp_path):
     a = ad.read_h5ad(tmp_path / "a" / "synthetic.h5ad")
     b = ad.read_h5ad(tmp_path / "b" / "synthetic.h5ad")
     np.testing.assert_allclose(b.X, a.X, rtol=1e-6, atol=1e-7)
+
+
+def test_cnn_aux_round_trips_without_pickle(tmp_path, monkeypatch):
+    """An end-to-end encoder (toy card) with its auxiliary head: the rebuilt network holds
+    the trained weights and predicts as the fitted model does."""
+    import torch
+
+    from histoexpr.models import CNNAux
+    from histoexpr.models.portable import from_tree, to_tree
+
+    rng = np.random.default_rng(0)
+    b = rng.uniform(40, 215, 24)
+    x = np.clip(b[:, None, None, None] + rng.normal(0, 10, (24, 32, 32, 3)), 0, 255)
+    x = x.astype(np.uint8)
+    model = CNNAux(encoder="toy", max_epochs=2, batch_size=8, device="cpu").fit(
+        x, np.c_[b], y_aux=np.c_[b, -b])
+    tensors: dict = {}
+    tree = json.loads(json.dumps(to_tree(model, tensors)))  # through JSON, as in a file
+    _no_unpickling(monkeypatch)
+    back = from_tree(tree, tensors)
+    np.testing.assert_allclose(back.predict(x), model.predict(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(back.predict_aux(x), model.predict_aux(x), rtol=1e-5,
+                               atol=1e-5)
+    assert isinstance(back.network_, torch.nn.Module)

@@ -7,8 +7,8 @@ weights and fitted arrays as tensors, and in its header the model's classes and
 parameters, the encoder, patch size and µm/px, stain settings, genes, output smoothing and
 intervals, and the run's metrics. ``st predict``, ``predict-slide`` and ``bulk predict``
 take the file in place of RUN; loading it never unpickles code. Feature models (ridge,
-mean, mlp, ensembles) and slide-level heads (hist2rna, he2rna, abmil, gastric, pooled) are
-exported; ``cnn_aux`` (a whole timm network trained end to end) is not yet.
+mean, mlp, ensembles), ``cnn_aux`` (its whole trained encoder and heads) and slide-level
+heads (hist2rna, he2rna, abmil, gastric, pooled) export.
 """
 
 from __future__ import annotations

@@ -43,10 +43,12 @@ def _classes() -> dict[str, type]:
     out: dict[str, type] = {c.__name__: c for c in (
         PCA, Ridge, RidgeCV, Pipeline, StandardScaler, MeanPredictor, PooledModel,
         EnsembleModel, HE2RNA, Hist2RNA, MLPHead, ClippedScaler, RidgeProbe)}
+    from ..features.encoders.cards import EncoderCard
     from .abmil import ABMIL
+    from .cnn_aux import AuxLayer, CNNAux
     from .gastric import GastricCNN
 
-    out.update({c.__name__: c for c in (ABMIL, GastricCNN)})
+    out.update({c.__name__: c for c in (ABMIL, GastricCNN, CNNAux, AuxLayer, EncoderCard)})
     return out
 
 
@@ -91,8 +93,8 @@ def to_tree(obj: Any, tensors: dict[str, np.ndarray], path: str = "model") -> An
     name = type(obj).__name__
     if _allowed().get(name) is not type(obj):
         raise PortableError(f"{path}: a {type(obj).__module__}.{name} cannot be exported "
-                            "(only histoexpr's feature and bag models: ridge, mean, mlp, "
-                            "hist2rna, he2rna, abmil, gastric, pooled and ensemble ones)")
+                            "(only histoexpr's models: ridge, mean, mlp, cnn_aux, hist2rna, "
+                            "he2rna, abmil, gastric, pooled and ensemble ones)")
     state = {k: to_tree(v, tensors, f"{path}.{k}") for k, v in vars(obj).items()}
     return {"__object__": name, "state": state}
 
@@ -147,8 +149,21 @@ class _Weights:
 def rebuild_network(est: Any) -> Any:
     """The untrained network of a fitted torch estimator, shaped as at fit time."""
     from .bags import TorchBagRegressor
+    from .cnn_aux import CNNAux
     from .mlp import MLPHead
 
+    if isinstance(est, CNNAux):  # as CNNAux.fit builds it, without pretrained weights
+        from torch import nn
+
+        from ..features.encoders import build_network
+        from ..features.encoders.tuning import FreezableModuleDict
+
+        card = est.card_
+        parts = {"backbone": build_network(card, pretrained=False)[0],
+                 "head": nn.Linear(card.embed_dim, est.n_outputs_)}
+        if est.aux_layer_ is not None:
+            parts["aux"] = nn.Linear(est.aux_layer_.channels, est.n_aux_outputs_)
+        return FreezableModuleDict(parts)
     if isinstance(est, TorchBagRegressor):
         return est._build(len(est.x_mean_), est.n_outputs_)
     if isinstance(est, MLPHead):
