@@ -70,6 +70,15 @@ def test_st_model_file_predicts_as_the_run_folder(st_run, tmp_path, monkeypatch)
     run, s = st_run
     spec = s.specs[0]
     want = predict_section(run.path, spec["image"], spec["spots"], out=tmp_path / "a")
+    # st predict's QuPath objects: each spot's patch, every gene a measurement
+    section = want.obs["slide_id"].iloc[0]
+    geo = json.loads((tmp_path / "a" / f"{section}_spots.geojson").read_text())
+    assert len(geo["features"]) == want.n_obs
+    first = geo["features"][0]
+    assert list(first["properties"]["measurements"]) == list(want.var_names)
+    ring = np.array(first["geometry"]["coordinates"][0])
+    centre = want.obsm["spatial"][0]
+    np.testing.assert_allclose(ring[:4].mean(0), centre, atol=1e-6)
     path = tmp_path / "model.histoexpr"
     assert main(["-q", "export-model", str(run.path), str(path)]) == 0
     _no_unpickling(monkeypatch)

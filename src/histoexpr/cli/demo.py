@@ -142,8 +142,11 @@ def run(args: argparse.Namespace) -> int:
     step("st evaluate", ["st", "evaluate", str(run_dir)])
     print("[3/4] histoexpr report")
     step("report", ["report", str(run_dir)])
-    print("[4/4] histoexpr predict-slide: expression maps of the whole slide")
-    step("predict-slide", ["predict-slide", slide, "--model", str(run_dir),
+    print("[4/4] histoexpr export-model + predict-slide: the run as one portable file, then "
+          "expression maps of the whole slide from it")
+    model_file = out / "demo_model.histoexpr"
+    step("export-model", ["export-model", str(run_dir), str(model_file)])
+    step("predict-slide", ["predict-slide", slide, "--model", str(model_file),
                            "--genes", ",".join(inp.signal_genes[:4]),
                            "--out", str(out / "slide_maps")])
 
@@ -161,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(_verdict(scores)))
     print(f"  time: {total:.0f} s (" + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items())
           + ")")
-    print(f"\nslide maps: {out / 'slide_maps' / 'maps'} (the true signal: {truth_map})")
+    print(f"\nslide maps: {out / 'slide_maps' / 'maps'} (PNG over the thumbnail, and "
+          f"OME-TIFF overlays; the true signal: {truth_map})")
+    print(f"QuPath objects (every gene a measurement; File > Import objects): "
+          f"{out / 'slide_maps' / (inp.slide.stem + '.geojson')}")
+    print(f"portable model (st predict / predict-slide take it in place of the run): "
+          f"{model_file}")
     print(f"report: {(run_dir / 'report.html').resolve()}")
     return 0 if signal_found(scores) else 1

@@ -35,6 +35,7 @@ PREDICT_UNCERTAINTY_MAP = "{section}_uncertainty.png"  # interval width (and err
 PREDICT_METRICS = "{section}_metrics.csv"  # with --counts: per-gene scores and coverage
 PREDICT_SCORES = "{section}_metrics.json"  # with --counts: their summary, genes left out
 PREDICT_RECORD = "{section}_predict.json"  # inputs, spots, genes, interval method
+PREDICT_GEOJSON = "{section}_spots.geojson"  # spots' patches, every gene a QuPath measurement
 
 # spatial runs
 SPOTS = "spots.csv"

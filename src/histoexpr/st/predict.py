@@ -123,7 +123,9 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     out
         Folder for the outputs (default: ``RUN/predict``): ``<section>_predictions.h5ad``,
         ``<section>_map.png``, ``<section>_uncertainty.png`` (interval width per spot, when
-        the run has intervals) and ``<section>_predict.json``; with ``counts`` also
+        the run has intervals), ``<section>_spots.geojson`` (each spot's patch with every
+        gene as a QuPath measurement, in image pixels) and ``<section>_predict.json``;
+        with ``counts`` also
         ``<section>_metrics.csv`` / ``.json`` (see :func:`score_section`).
     mpp
         Image µm/px; by default derived from the spot grid (legacy ST) — Visium needs it.
@@ -194,6 +196,14 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
     with atomic_path(h5, suffix=".h5ad") as tmp:
         result.write_h5ad(tmp)
     _draw(result, image, out, section, chosen, scores)
+    mpp = (adata.uns[K.UNS_SECTIONS].get(section) or {}).get("mpp")
+    if mpp:  # QuPath objects: each spot's patch (the run's patch_um) with every gene
+        from .qupath import write_tiles_geojson
+
+        side = float(cfg.patch_um) / float(mpp)
+        geo = write_tiles_geojson(out / files.PREDICT_GEOJSON.format(section=section),
+                                  xy - side / 2, side, pred, names)
+        record["geojson"] = geo.name
     write_json(out / files.PREDICT_RECORD.format(section=section), record)
     logger.info("%d spots of %s predicted; %s", adata.n_obs, section, h5)
     return result
