@@ -27,6 +27,28 @@ from .tissue import detect_tissue, tissue_mask
 
 __version__ = "0.1.0"
 
+
+def predict_slide(slide, model, *, out, **options):
+    """``histoexpr predict-slide`` from Python: tiles x genes of a whole slide (AnnData;
+    ``uns`` says where the maps, overlays and QuPath GeoJSON were written). ``model`` is an
+    ``st fit`` run folder or an ``export-model`` file; ``options`` are the command's
+    (``genes``, ``n_maps``, ``device``, ``batch_size``, ``features``, ``map_mpp``, ...)."""
+    from .st.predict_slide import predict_slide as _predict_slide
+
+    res = _predict_slide(slide, model, out=out, quiet=options.pop("quiet", True), **options)
+    res.adata.uns["files"] = {"h5ad": str(res.h5ad), "geojson": str(res.geojson),
+                              "maps": [str(p) for p in res.maps],
+                              "overlays": [str(p) for p in res.overlays]}
+    return res.adata
+
+
+def export_model(run, path):
+    """``histoexpr export-model``: a run's final model as one portable file."""
+    from .runs.portable import export_model as _export
+
+    return _export(run, path)
+
+
 __all__ = [
     "CoordinateError",
     "HistoexprError",
@@ -38,8 +60,10 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "detect_tissue",
+    "export_model",
     "load_coords",
     "open_slide",
+    "predict_slide",
     "save_coords",
     "tile_slide",
     "tissue_mask",
