@@ -27,7 +27,8 @@ for i, src in enumerate(cells):
 
 
 def test_there_are_tutorials():
-    assert {p.name for p in TUTORIALS} >= {"01_spatial.ipynb", "02_bulk.ipynb"}
+    assert {p.name for p in TUTORIALS} >= {"01_spatial.ipynb", "02_bulk.ipynb",
+                                           "03_downstream.ipynb", "04_cohort_dask.ipynb"}
 
 
 @pytest.mark.slow
