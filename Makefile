@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# the viewer's OpenSeadragon, from npm (`histoexpr view` says how when it is missing)
+	-command -v npm >/dev/null 2>&1 && npm install -s --no-audit --no-fund \
+	  --prefix $(VENV)/share/histoexpr-js openseadragon@^6
 	touch $(STAMP)
 
 demo: $(STAMP)

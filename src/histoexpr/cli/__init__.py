@@ -32,6 +32,7 @@ COMMANDS = {
     "demo": "demo",
     "export-model": "export_model",
     "bench": "bench",
+    "view": "view",
 }
 
 

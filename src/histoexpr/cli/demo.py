@@ -152,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
 
     import anndata as ad
 
+    from ..errors import InputError
+    from ..plot.viewer import build_viewer
+
+    t0 = time.perf_counter()
+    try:  # the deep-zoom viewer: libvips and OpenSeadragon are install-time extras
+        viewer = build_viewer(out / "slide_maps")
+    except InputError as e:
+        viewer, why = None, str(e)
+    steps["view"] = time.perf_counter() - t0
     pred = ad.read_h5ad(out / "slide_maps" / f"{inp.slide.stem}.h5ad")
     scores = score_demo(inp, run_dir, pred)
     truth_map = _truth_map(inp, pred, out / "slide_maps" / "truth")
@@ -170,5 +179,7 @@ def run(args: argparse.Namespace) -> int:
           f"{out / 'slide_maps' / (inp.slide.stem + '.geojson')}")
     print(f"portable model (st predict / predict-slide take it in place of the run): "
           f"{model_file}")
+    print(f"deep-zoom viewer (open in a browser): {viewer}" if viewer is not None
+          else f"deep-zoom viewer: not built ({why})")
     print(f"report: {(run_dir / 'report.html').resolve()}")
     return 0 if signal_found(scores) else 1
