@@ -82,3 +82,24 @@ def cli(capsys):
     from matrix import run_cli
 
     return lambda *argv: run_cli(capsys, *argv)
+
+
+@pytest.fixture(scope="session")
+def tiny_st_run(tmp_path_factory):
+    """A small spatial run for the prediction paths: two synthetic sections (5 x 5 spots,
+    12 genes, 4 with signal), the toy encoder's features of 32 µm patches at 0.5 µm/px,
+    ridge, no baselines. Returns ``(run folder, the synthetic sections)``."""
+    import json
+
+    from histoexpr.config import STConfig
+    from histoexpr.datasets.synthetic_st import synthetic_st
+    from histoexpr.st import fit_run
+
+    out = tmp_path_factory.mktemp("tiny_st")
+    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
+                     seed=2)
+    (out / "sections.json").write_text(json.dumps(s.specs))
+    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section",
+                           encoder="toy", genes="top10", patch_px=64, patch_um=32.0, k=2,
+                           context=0, scales=(), baselines=(), model="ridge")
+    return fit_run(cfg, tmp_path_factory.mktemp("tiny_st_run") / "ridge", maps=False), s

@@ -14,12 +14,10 @@ import pytest
 from histoexpr.bulk import fit_run as bulk_fit
 from histoexpr.bulk import predict_bulk
 from histoexpr.cli import main
-from histoexpr.config import BulkConfig, STConfig
+from histoexpr.config import BulkConfig
 from histoexpr.datasets.synthetic_bulk import synthetic_bulk
-from histoexpr.datasets.synthetic_st import synthetic_st
 from histoexpr.errors import InputError
 from histoexpr.runs.portable import export_model, open_model
-from histoexpr.st import fit_run as st_fit
 from histoexpr.st.predict import predict_section
 
 
@@ -29,15 +27,8 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def st_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pm_st")
-    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
-                     seed=2)
-    (out / "sections.json").write_text(json.dumps(s.specs))
-    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section",
-                           encoder="toy", genes="top10", patch_px=64, patch_um=32.0, k=2,
-                           context=0, scales=(), baselines=(), model="ridge")
-    return st_fit(cfg, tmp_path_factory.mktemp("pm_runs") / "ridge", maps=False), s
+def st_run(tiny_st_run):
+    return tiny_st_run
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import subprocess
 import pytest
 
 from histoexpr.cli import main
-from histoexpr.config import STConfig
 from histoexpr.errors import InputError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,21 +27,11 @@ def _osd_or_skip():
 
 
 @pytest.fixture(scope="module")
-def predicted(tmp_path_factory, synthetic_tiff):
-    from histoexpr.datasets.synthetic_st import synthetic_st
-    from histoexpr.st import fit_run
+def predicted(tmp_path_factory, synthetic_tiff, tiny_st_run):
     from histoexpr.st.predict_slide import predict_slide
 
-    out = tmp_path_factory.mktemp("view_syn")
-    s = synthetic_st(out, n_sections=2, n_patients=2, grid=(5, 5), n_genes=12, n_signal=4,
-                     seed=1)
-    (out / "sections.json").write_text(json.dumps(s.specs))
-    cfg = STConfig.resolve(data=[str(out / "sections.json")], split="section",
-                           encoder="toy", genes="top10", patch_px=64, patch_um=32.0, k=2,
-                           context=0, scales=(), baselines=(), model="ridge")
-    run = fit_run(cfg, tmp_path_factory.mktemp("view_run") / "ridge", maps=False)
     dest = tmp_path_factory.mktemp("view_pred")
-    res = predict_slide(synthetic_tiff, run.path, out=dest, n_maps=2, quiet=True,
+    res = predict_slide(synthetic_tiff, tiny_st_run[0].path, out=dest, n_maps=2, quiet=True,
                         map_mpp=None)
     return dest, res
 
