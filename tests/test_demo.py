@@ -29,6 +29,11 @@ def test_small_demo_finds_the_signal_and_the_baselines_do_not(tmp_path, capsys):
     for f in ("run/report.html", "run/final/model.joblib", "slide_maps/demo_slide.geojson",
               "slide_maps/maps/SIG0.png", "slide_maps/truth/SIG0.png"):
         assert (tmp_path / f).is_file(), f
+    import importlib.util
+
+    if importlib.util.find_spec("spatialdata"):  # the stores the demo prints
+        for f in ("slide_maps/demo_slide.zarr", "run/predictions.zarr"):
+            assert (tmp_path / f / "zarr.json").is_file() and str(tmp_path / f) in out, f
 
 
 def test_demo_inputs_read_back_from_a_relative_folder(tmp_path, monkeypatch):

@@ -166,8 +166,8 @@ def test_truncated_slide(tmp_path, synthetic_tiff):
 
 
 def test_reader_registry_order_and_unknown_reader(synthetic_tiff):
-    assert SLIDE_READERS.list() == ["tilefolder", "openslide", "tiffslide", "image"]
-    with pytest.raises(Exception, match="choose one of: tilefolder, openslide"):
+    assert SLIDE_READERS.list() == ["ngff", "tilefolder", "openslide", "tiffslide", "image"]
+    with pytest.raises(Exception, match="choose one of: ngff, tilefolder, openslide"):
         open_slide(synthetic_tiff, reader="bioformats")
 
 

@@ -138,8 +138,13 @@ def run(args: argparse.Namespace) -> int:
     step("st fit", ["st", "fit", "--data", str(inp.sections), "--encoder", "efficientnet_lite0",
                     "--patch-px", "112", "--folds", "3", "--split", "patient", "--no-maps",
                     "--out", str(run_dir)])
-    print("[2/4] histoexpr st evaluate: metrics and spatial maps")
-    step("st evaluate", ["st", "evaluate", str(run_dir)])
+    import importlib.util
+
+    # SpatialData stores (scverse, napari-spatialdata): `spatialdata` is an install extra
+    sdata = ["--spatialdata"] if importlib.util.find_spec("spatialdata") else []
+    print("[2/4] histoexpr st evaluate: metrics, spatial maps"
+          + (", held-out predictions as SpatialData" if sdata else ""))
+    step("st evaluate", ["st", "evaluate", str(run_dir), *sdata])
     print("[3/4] histoexpr report")
     step("report", ["report", str(run_dir)])
     print("[4/4] histoexpr export-model + predict-slide: the run as one portable file, then "
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     step("export-model", ["export-model", str(run_dir), str(model_file)])
     step("predict-slide", ["predict-slide", slide, "--model", str(model_file),
                            "--genes", ",".join(inp.signal_genes[:4]),
-                           "--out", str(out / "slide_maps")])
+                           "--out", str(out / "slide_maps"), *sdata])
 
     import anndata as ad
 
@@ -177,6 +182,13 @@ def run(args: argparse.Namespace) -> int:
           f"OME-TIFF overlays; the true signal: {truth_map})")
     print(f"QuPath objects (every gene a measurement; File > Import objects): "
           f"{out / 'slide_maps' / (inp.slide.stem + '.geojson')}")
+    if sdata:
+        print(f"SpatialData stores (spatialdata.read_zarr, napari-spatialdata): "
+              f"{out / 'slide_maps' / (inp.slide.stem + '.zarr')} (the slide, its tiles and "
+              f"predictions) and {run_dir / 'predictions.zarr'} (held-out spot predictions "
+              "beside the measured expression)")
+    else:
+        print("SpatialData stores: not written (pip install 'histoexpr[spatial]')")
     print(f"portable model (st predict / predict-slide take it in place of the run): "
           f"{model_file}")
     print(f"deep-zoom viewer (open in a browser): {viewer}" if viewer is not None

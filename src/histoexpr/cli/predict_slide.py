@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "and µm/px): skip tiling and embedding")
     p.add_argument("--map-mpp", type=float, default=8.0,
                    help="µm/px of the maps/<gene>.ome.tif overlays (8); 0: write none")
+    p.add_argument("--spatialdata", action="store_true",
+                   help="also write OUT/<slide>.zarr, a SpatialData store (the slide as a "
+                        "multiscale image, tiles as squares, predictions as the table)")
+    p.add_argument("--spatialdata-mpp", type=float, default=None, metavar="UM",
+                   help="with --spatialdata: store the slide's pyramid level nearest UM µm/px "
+                        "instead of full resolution")
     p.add_argument("--overwrite", action="store_true",
                    help="several slides: redo slides that are done")
     add_dask_options(p)
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"genes": genes, "n_maps": args.n_maps, "batch_size": args.batch_size,
                "device": args.device, "num_workers": args.num_workers,
                "stride": args.stride, "min_tissue": args.min_tissue,
-               "map_mpp": args.map_mpp or None}
+               "map_mpp": args.map_mpp or None, "spatialdata": args.spatialdata,
+               "spatialdata_mpp": args.spatialdata_mpp}
     if args.manifest is not None or len(args.slides) != 1:
         return _cohort(args, options)
     res = predict_slide(args.slides[0], args.model, out=args.out, mpp=args.mpp,

@@ -30,6 +30,9 @@ def _fit_options(f: argparse.ArgumentParser) -> None:
                    help="share spot features between runs (default RUN/features)")
     f.add_argument("--no-maps", dest="maps", action="store_false",
                    help="skip the maps (draw them later with st evaluate)")
+    f.add_argument("--spatialdata", action="store_true",
+                   help="also write the held-out predictions as a SpatialData store, "
+                        "RUN/predictions.zarr (H&E, spots, measured and predicted)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run", type=Path, metavar="RUN")
     e.add_argument("--genes", default=None, help="genes to map, comma separated")
     e.add_argument("--no-maps", dest="maps", action="store_false")
+    e.add_argument("--spatialdata", action="store_true",
+                   help="also write RUN/predictions.zarr (SpatialData)")
     add_common(e)
     e.set_defaults(func=run_evaluate)
 
@@ -62,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--section", default=None, help="section id (default: image name)")
     pr.add_argument("--genes", default=None, help="genes to map, comma separated")
     pr.add_argument("--out", type=Path, default=None, help="output folder (RUN/predict)")
+    pr.add_argument("--spatialdata", action="store_true",
+                    help="also write OUT/<section>.zarr, a SpatialData store (H&E as a "
+                         "multiscale image, spots as circles, predictions table)")
     pr.add_argument("--counts", type=Path, default=None,
                     help="the section's measured counts (spots x genes table as legacy ST, "
                          ".h5ad, 10x .h5 or matrix folder; spot ids as in --spots): score the "
@@ -110,7 +118,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(STConfig, args)
     run = fit_run(cfg, args.out, overwrite=args.overwrite, maps=args.maps,
-                  feature_cache=args.feature_cache)
+                  feature_cache=args.feature_cache, spatialdata=args.spatialdata)
     import pandas as pd
 
     summary = pd.read_csv(run.summary)
@@ -119,7 +127,8 @@ def run_fit(args: argparse.Namespace) -> int:
                   f"{len(split['fold_test_groups'])} folds: mean over folds")
     made = [n for n, p in (("metrics.csv", run.metrics), ("summary.csv", run.summary),
                            ("maps/", run.maps), ("final/", run.final), ("report.html",
-                           run.report)) if p.exists()]
+                           run.report), ("predictions.zarr",
+                                         run.path / "predictions.zarr")) if p.exists()]
     print(f"run folder: {run.path}  ({', '.join(made)})")
     return 0
 
@@ -148,7 +157,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..st import evaluate_run
 
     genes = args.genes.split(",") if args.genes else None
-    summary = evaluate_run(args.run, map_genes=genes, maps=args.maps)
+    summary = evaluate_run(args.run, map_genes=genes, maps=args.maps,
+                           spatialdata=args.spatialdata)
     print_summary(summary, title="mean over folds")
     return 0
 
@@ -167,7 +177,8 @@ def run_predict(args: argparse.Namespace) -> int:
     check_cohort_inputs([args.image], None, dask_options=args.workers is not None
                         or args.scheduler is not None, what="sections", example="sections.csv")
     res = predict_section(args.run, args.image, args.spots, out=args.out, mpp=args.mpp,
-                          section=args.section, genes=genes, counts=args.counts)
+                          section=args.section, genes=genes, counts=args.counts,
+                          spatialdata=args.spatialdata)
     out = args.out or Path(args.run) / "predict"
     interval = res.uns.get("interval", {}).get("method")
     print(f"{res.n_obs} spots x {res.n_vars} genes predicted"

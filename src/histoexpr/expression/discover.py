@@ -14,7 +14,11 @@
   (the general form: any reader, explicit images, patients and mpp);
 - a HEST-1k download (``st/``, ``wsis/``, the metadata CSV), optionally with a query that
   selects samples: ``hest_data?organ=Breast&st_technology=Visium`` →
-  :func:`~histoexpr.expression.hest.hest_sections`.
+  :func:`~histoexpr.expression.hest.hest_sections`;
+- a SpatialData zarr store (``spatialdata-io`` output, or one this package wrote),
+  optionally with a query naming its table, image, coordinate system or pixel size:
+  ``visium.zarr?image=V1_full_image&mpp=0.27`` →
+  :func:`~histoexpr.expression.sdata_in.read_spatialdata`.
 
 Any of these may be written ``NAME=PATH``: the section and patient ids read from PATH are
 then prefixed ``NAME_``, so two datasets whose sections share names can be used together.
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from . import h5ad, st, stnet, visium  # noqa: F401  (each registers its reader)
+from . import h5ad, sdata_in, st, stnet, visium  # noqa: F401  (each registers its reader)
 from .section import SPATIAL_READERS, concat_sections, prefix_ids, section_name
 
 if TYPE_CHECKING:
@@ -72,8 +76,11 @@ def section_specs(path: str | Path) -> list[dict]:
     if prefix:
         return [{**s, "id_prefix": prefix} for s in section_specs(p)]
     from .hest import hest_sections, is_hest_folder, split_query
+    from .sdata_in import is_spatialdata_store, spatialdata_spec
 
     root, query = split_query(p)
+    if is_spatialdata_store(root):  # a SpatialData store; names in its query keep their case
+        return [spatialdata_spec(root, split_query(p, lower=False)[1])]
     if query or (root.is_dir() and is_hest_folder(root)):  # a HEST-1k download
         if not root.is_dir() or not is_hest_folder(root):
             raise InputError(f"{root}: a ?query selects HEST-1k samples, but this is not a "
@@ -125,7 +132,8 @@ def section_specs(path: str | Path) -> list[dict]:
     raise InputError(
         f"{p}: not a spatial dataset I recognise; give a her2st-style folder (counts/, spots/, "
         "images/), a Space Ranger outs folder, .h5ad files, a HEST-1k folder, the ST-Net layout "
-        "(<subtype>/<patient>/<patient>_<section>.tsv.gz), or a JSON list of section specs"
+        "(<subtype>/<patient>/<patient>_<section>.tsv.gz), a SpatialData .zarr store, or a JSON "
+        "list of section specs"
     )
 
 

@@ -27,9 +27,10 @@ from ..errors import InputError
 __all__ = ["hest_sections", "is_hest_folder", "split_query"]
 
 
-def split_query(path: str | Path) -> tuple[Path, dict[str, list[str]]]:
+def split_query(path: str | Path, *, lower: bool = True) -> tuple[Path, dict[str, list[str]]]:
     """``"root?organ=Breast&id=A,B"`` -> ``(Path("root"), {"organ": ["breast"], ...})``
-    (values lower-cased; a path that exists as given is never split).
+    (keys lower-cased, values too unless ``lower=False``; a path that exists as given is
+    never split).
 
     >>> split_query("hest?organ=Breast&id=TENX95,TENX99")
     (PosixPath('hest'), {'organ': ['breast'], 'id': ['tenx95', 'tenx99']})
@@ -41,7 +42,7 @@ def split_query(path: str | Path) -> tuple[Path, dict[str, list[str]]]:
     out: dict[str, list[str]] = {}
     for k, v in parse_qsl(query, keep_blank_values=True):
         out.setdefault(k.strip().lower(), []).extend(
-            x.strip().lower() for x in v.split(",") if x.strip())
+            (x.strip().lower() if lower else x.strip()) for x in v.split(",") if x.strip())
     return Path(root), out
 
 

@@ -6,7 +6,7 @@ no other module spells a run file's name).
     RUN/
       config.json   run.json   data.json   splits.json   report.html
       metrics.csv   summary.csv   features/   folds/<unit>/   final/model.joblib, model.json
-      spatial runs: spots.csv  models.json  predictions.h5ad  maps/
+      spatial runs: spots.csv  models.json  predictions.h5ad (.zarr)  maps/
       bulk runs:    slides.csv  measured.csv  entries.json  cost.json  patients.csv
                     predictions.csv  evaluation.json
 """
@@ -36,11 +36,13 @@ PREDICT_METRICS = "{section}_metrics.csv"  # with --counts: per-gene scores and 
 PREDICT_SCORES = "{section}_metrics.json"  # with --counts: their summary, genes left out
 PREDICT_RECORD = "{section}_predict.json"  # inputs, spots, genes, interval method
 PREDICT_GEOJSON = "{section}_spots.geojson"  # spots' patches, every gene a QuPath measurement
+PREDICT_ZARR = "{section}.zarr"  # SpatialData store: H&E, spots, predictions
 
 # spatial runs
 SPOTS = "spots.csv"
 MODELS = "models.json"  # the entries (model x feature set) of a spatial run
 PREDICTIONS_H5AD = "predictions.h5ad"
+PREDICTIONS_ZARR = "predictions.zarr"  # with --spatialdata: the held-out predictions, SpatialData
 MAPS = "maps"
 SMOOTHING = "smoothing.json"  # the output-smoothing strength chosen on the cv folds
 UNCERTAINTY = "uncertainty.json"  # conformal half-widths per gene and their held-out coverage

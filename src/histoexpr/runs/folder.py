@@ -27,6 +27,7 @@ The spatial layout (:class:`RunFolder`)::
       metrics.csv        tidy: model, features, fold, section, gene, metric, value
       summary.csv        one row per model and fold (mean/median PCC, genes r>0 ...)
       predictions.h5ad   out-of-fold predictions of the main model (+ measured)
+      predictions.zarr   the same as a SpatialData store (with --spatialdata)
       final/             the model refitted on all training spots, for ``st predict``
       maps/              measured vs predicted maps and scatter plots
 

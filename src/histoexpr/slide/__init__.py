@@ -11,7 +11,7 @@ Examples
 --------
 >>> from histoexpr.slide import open_slide, SLIDE_READERS
 >>> SLIDE_READERS.list()
-['tilefolder', 'openslide', 'tiffslide', 'image']
+['ngff', 'tilefolder', 'openslide', 'tiffslide', 'image']
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .array import ArraySlide, ImageSlide
 from .base import Slide, resize_rgb, slide_name
 from .images import image_dimensions, read_image, read_thumbnail
 from .integrity import check_complete, check_path, library_noise, summarise_noise
+from .ngff import NGFFSlide
 from .tilefolder import TileFolderSlide
 from .wsi import OpenSlideSlide, TiffSlideSlide
 
@@ -35,6 +36,7 @@ __all__ = [
     "SLIDE_READERS",
     "ArraySlide",
     "ImageSlide",
+    "NGFFSlide",
     "OpenSlideSlide",
     "Slide",
     "TiffSlideSlide",
@@ -51,6 +53,7 @@ __all__ = [
 
 #: readers tried in this order (highest priority first) by :func:`open_slide`
 SLIDE_READERS: Registry[type[Slide]] = Registry("slide reader")
+SLIDE_READERS.register("ngff", NGFFSlide, priority=45)
 SLIDE_READERS.register("tilefolder", TileFolderSlide, priority=40)
 SLIDE_READERS.register("openslide", OpenSlideSlide, priority=30)
 SLIDE_READERS.register("tiffslide", TiffSlideSlide, priority=20)
@@ -63,8 +66,9 @@ def open_slide(path: str | Path, *, mpp: float | None = None, reader: str | None
     Parameters
     ----------
     path
-        A whole-slide file (.svs, .tif, .ndpi, ...), a plain image (.jpg, .png, .tif), or a
-        folder of tiles named ``<slide> [x=..,y=..,w=..,h=..].png``.
+        A whole-slide file (.svs, .tif, .ndpi, ...), a plain image (.jpg, .png, .tif), a
+        folder of tiles named ``<slide> [x=..,y=..,w=..,h=..].png``, or an OME-Zarr
+        multiscale image (``store.zarr/images/<name>`` of a SpatialData store).
     mpp
         Microns per pixel at level 0, used when the file records none (JPEG/PNG, tile
         folders); the file's own value wins otherwise (a mismatch is logged).

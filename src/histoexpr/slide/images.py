@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,11 +106,19 @@ def read_thumbnail(path: str | Path, max_size: int = 1024) -> np.ndarray:
         return _thumbnail(path, int(max_size))
 
 
-def _thumbnail(path: Path, max_size: int) -> np.ndarray:
-    if path.is_dir():
-        from .tilefolder import TileFolderSlide
+def _folder_slide(path: Path) -> Any:
+    """A folder as a slide: an OME-Zarr image (SpatialData) or a tile folder."""
+    from .ngff import NGFFSlide, ngff_images
+    from .tilefolder import TileFolderSlide
 
-        with TileFolderSlide(path, mpp=1.0) as s:  # the pixel size plays no part here
+    if ngff_images(path):
+        return NGFFSlide(path, mpp=1.0)
+    return TileFolderSlide(path, mpp=1.0)
+
+
+def _thumbnail(path: Path, max_size: int) -> np.ndarray:
+    if path.is_dir():  # a tile folder or an OME-Zarr image; the pixel size plays no part
+        with _folder_slide(path) as s:
             return s.thumbnail(max_size)
     kind = file_kind(path)
     if kind == "tiff":
@@ -193,9 +202,7 @@ def image_dimensions(path: str | Path) -> tuple[int, int]:
     check_path(path)
     with _reading(path):
         if path.is_dir():
-            from .tilefolder import TileFolderSlide
-
-            with TileFolderSlide(path, mpp=1.0) as s:
+            with _folder_slide(path) as s:
                 return s.dimensions
         if file_kind(path) == "tiff":
             import tiffslide

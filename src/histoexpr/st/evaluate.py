@@ -112,7 +112,8 @@ def _summary_row(res: dict[str, Any], tidy_pooled: pd.DataFrame) -> dict[str, An
 
 
 def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_genes: int = 3,
-                 maps: bool = True, n_map_sections: int = 4) -> pd.DataFrame:
+                 maps: bool = True, n_map_sections: int = 4,
+                 spatialdata: bool = False) -> pd.DataFrame:
     """Score every fold result of a run; write the files listed in the module docstring.
 
     Parameters
@@ -125,6 +126,9 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
         Draw maps (needs the section images).
     n_map_sections
         Draw at most this many sections (the first test section of each fold first).
+    spatialdata
+        Also write the held-out predictions as a SpatialData store, ``RUN/predictions.zarr``
+        (each section's H&E, its spots as circles, measured and predicted expression).
 
     Returns
     -------
@@ -169,6 +173,18 @@ def evaluate_run(path: str | Path, *, map_genes: list[str] | None = None, n_map_
                 _draw_maps(run, oof, tidy_df, map_genes, n_map_genes, n_map_sections)
             except InputError as e:
                 logger.warning("maps not drawn: %s", e)
+        if spatialdata:
+            from .sdata_out import write_spots_store
+
+            if K.X not in oof.obs:
+                raise InputError(f"{run.path}: no spots.csv, so the held-out predictions "
+                                 "cannot be placed on the images; rerun st fit")
+            write_spots_store(run.path / files.PREDICTIONS_ZARR, oof,
+                              uns={"model": oof.uns["model"], "run": str(run.path),
+                                   "predictions": "held-out (out-of-fold)"})
+    elif spatialdata:
+        logger.warning("%s: no cross-validated model predictions; no SpatialData store",
+                       run.path)
     return summary
 
 

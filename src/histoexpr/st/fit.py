@@ -235,7 +235,8 @@ def _estimator(cfg: STConfig, entry: Entry, checkpoint: Path | None,
 
 def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
             evaluate: bool = True, maps: bool = True,
-            feature_cache: str | Path | None = None, adata: Any = None) -> RunFolder:
+            feature_cache: str | Path | None = None, adata: Any = None,
+            spatialdata: bool = False) -> RunFolder:
     """Cross-validate ``cfg``'s model and baselines; write (or resume) the run folder.
 
     Parameters
@@ -251,6 +252,9 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     feature_cache
         Where spot features are cached (default ``RUN/features``); runs that share it
         embed each section once (e.g. ridge and mlp on the same data).
+    spatialdata
+        Also write the held-out predictions as a SpatialData store
+        (``RUN/predictions.zarr``; see :func:`.evaluate.evaluate_run`).
     adata
         Sections already in memory (an AnnData as :mod:`histoexpr.expression` reads them)
         instead of ``cfg.data``; ``run.json`` then records a SHA-256 of its counts and spot
@@ -302,7 +306,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
     run.start(cfg.identity(), overwrite=overwrite, inputs=sums, execution=cfg.execution())
     with run.recording():
         _run_stages(run, cfg, data, split, stain, sums, t0, genes, gene_record,
-                    evaluate=evaluate, maps=maps, feature_cache=feature_cache)
+                    evaluate=evaluate, maps=maps, feature_cache=feature_cache,
+                    spatialdata=spatialdata)
     from ..plot.report import write_report_after_fit
 
     write_report_after_fit(run.path)
@@ -312,7 +317,8 @@ def fit_run(cfg: STConfig, out: str | Path, *, overwrite: bool = False,
 def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain: Any,
                 sums: dict[str, str], t0: float, genes: list[str] | None,
                 gene_record: dict[str, Any], *, evaluate: bool,
-                maps: bool, feature_cache: str | Path | None) -> None:
+                maps: bool, feature_cache: str | Path | None,
+                spatialdata: bool = False) -> None:
     """The stages of :func:`fit_run` after the folder is started."""
     adata = data.adata
     write_json(run.data_json, {**data.summary(), "sha256": sums, "genes": gene_record,
@@ -342,7 +348,7 @@ def _run_stages(run: RunFolder, cfg: STConfig, data: SpotData, split: Any, stain
     if evaluate:
         from .evaluate import evaluate_run
 
-        evaluate_run(run.path, maps=maps)
+        evaluate_run(run.path, maps=maps, spatialdata=spatialdata)
 
 
 def _anndata_sha256(adata: Any) -> str:

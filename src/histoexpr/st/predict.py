@@ -109,7 +109,8 @@ def _check_grid(run: RunFolder, cfg: Any, adata: AnnData, spots: Path) -> None:
 def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, *,
                     out: str | Path | None = None, mpp: float | None = None,
                     section: str | None = None, genes: list[str] | None = None,
-                    n_map_genes: int = 3, counts: str | Path | None = None) -> AnnData:
+                    n_map_genes: int = 3, counts: str | Path | None = None,
+                    spatialdata: bool = False) -> AnnData:
     """Predict every spot of a section with the run's final model.
 
     Parameters
@@ -135,6 +136,9 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         The section's measured counts (a spots x genes table as legacy ST writes it, an
         ``.h5ad``, a 10x ``.h5`` or matrix folder), spot ids as in ``spots``: the section is
         then scored, and its maps show the measured expression and the error too.
+    spatialdata
+        Also write ``<section>.zarr``, a SpatialData store of the H&E (multiscale), the
+        spots (circles) and the predictions, intervals and measured values (its table).
 
     Returns
     -------
@@ -204,6 +208,12 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         geo = write_tiles_geojson(out / files.PREDICT_GEOJSON.format(section=section),
                                   xy - side / 2, side, pred, names)
         record["geojson"] = geo.name
+    if spatialdata:
+        from .sdata_out import write_spots_store
+
+        store = write_spots_store(out / files.PREDICT_ZARR.format(section=section), result,
+                                  uns={"run": str(run.path), "model": str(info["model"])})
+        record["spatialdata"] = store.name
     write_json(out / files.PREDICT_RECORD.format(section=section), record)
     logger.info("%d spots of %s predicted; %s", adata.n_obs, section, h5)
     return result

@@ -10,7 +10,9 @@ Stages (each timed in ``OUT/predict_slide.json``):
 4. **predict** — the run's final spot-level model on every tile;
 5. **write** — ``OUT/<slide>.h5ad`` (tiles x genes), ``OUT/maps/<gene>.png`` (heatmaps over
    the thumbnail) and ``OUT/maps/<gene>.ome.tif`` (pyramidal float32 overlays at 8 µm/px,
-   written tile by tile), ``OUT/<slide>.geojson`` (tiles with every predicted gene as a
+   written tile by tile), ``OUT/<slide>.zarr`` with ``spatialdata`` (a SpatialData store:
+   the slide, the tiles as squares, the predictions), ``OUT/<slide>.geojson`` (tiles with
+   every predicted gene as a
    QuPath measurement) and ``OUT/predict_slide.json`` (run record).
 
 With ``features=`` (a ``histoexpr embed`` file of this slide, made with the run's encoder at
@@ -75,6 +77,7 @@ class PredictSlideResult:
     stages: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     overlays: list[Path] = field(default_factory=list)
+    spatialdata: Path | None = None
 
     @property
     def n_tiles(self) -> int:
@@ -335,6 +338,8 @@ def predict_slide(
     features: str | Path | None = None,
     quiet: bool = False,
     map_mpp: float | None = 8.0,
+    spatialdata: bool = False,
+    spatialdata_mpp: float | None = None,
 ) -> PredictSlideResult:
     """Predict expression on a grid of tiles covering a slide's tissue.
 
@@ -367,6 +372,13 @@ def predict_slide(
         (checked against the run's encoder, tile size, µm/px and stain).
     quiet
         No progress bar.
+    spatialdata
+        Also write ``OUT/<slide>.zarr``, a SpatialData store: the slide as a multiscale
+        image, the tiles as squares, the predictions as its table
+        (:func:`~histoexpr.st.sdata_out.write_spatialdata`).
+    spatialdata_mpp
+        Put the slide's pyramid level nearest this µm/px (not finer) in the store instead of
+        level 0 (a 20x slide at 2 µm/px is 16 times smaller).
 
     Returns
     -------
@@ -463,7 +475,7 @@ def predict_slide(
         stages["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        adv = task("write", len(chosen) * (2 if map_mpp else 1) + 3)
+        adv = task("write", len(chosen) * (2 if map_mpp else 1) + 3 + bool(spatialdata))
         tile_info = {**spec.to_dict(), "size_level0": float(size0),
                      "stride_level0": float(stride0),
                      "slide_mpp": float(s.mpp), "min_tissue": min_tissue}
@@ -492,6 +504,19 @@ def predict_slide(
         geo = write_tiles_geojson(out / f"{s.name}.geojson", coords, size0, pred,
                                   list(info["genes"]))
         adv()
+        store = None
+        if spatialdata:  # scverse: image, tiles as squares, predictions as the table
+            from .sdata_out import write_spatialdata
+
+            centred = adata.copy()
+            centred.obs[K.X] = adata.obsm[K.OBSM_SPATIAL][:, 0]
+            centred.obs[K.Y] = adata.obsm[K.OBSM_SPATIAL][:, 1]
+            store = write_spatialdata(
+                out / f"{s.name}.zarr", centred, images={s.name: (slide_path, s.mpp)},
+                shape="square", size_px={s.name: float(size0)}, image_mpp=spatialdata_mpp,
+                uns={"run": str(run_f.path), "model": info.get("model"),
+                     "encoder": info.get("source"), "slide_mpp": float(s.mpp)})
+            adv()
 
         from ..plot import save_figure
 
@@ -525,13 +550,15 @@ def predict_slide(
             "warnings": warns,
             "files": {"h5ad": h5.name, "geojson": geo.name,
                       "maps": [str(p.relative_to(out)) for p in maps],
-                      "overlays": [str(p.relative_to(out)) for p in overlays]},
+                      "overlays": [str(p.relative_to(out)) for p in overlays],
+                      "spatialdata": store.name if store else None},
         })
         adv()
     logger.info("%s: %d tiles x %d genes predicted in %.1f s -> %s", s.name, n,
                 len(info["genes"]), sum(stages.values()), out)
     return PredictSlideResult(adata=adata, h5ad=h5, geojson=geo, record=record, maps=maps,
-                              genes=chosen, stages=stages, warnings=warns, overlays=overlays)
+                              genes=chosen, stages=stages, warnings=warns, overlays=overlays,
+                              spatialdata=store)
 
 
 def _progress(quiet: bool) -> Any:

@@ -1,0 +1,270 @@
+"""A SpatialData zarr store as spatial sections (issue 22, item 1: SpatialData in).
+
+``histoexpr st fit --data store.zarr`` reads a store such as ``spatialdata-io`` makes from
+Space Ranger (Visium) output, or one this package wrote: the table's counts, the spots (a
+shapes element the table annotates: circles or polygons, one section per element) and
+the H&E image that shares their coordinate system. Spot centres are carried from the
+shapes' coordinate system into the image's pixels with the store's own transformations.
+Options ride on a query, as for HEST folders:
+
+    --data "visium.zarr?table=table&image=V1_full_image&coordinate_system=global&mpp=0.2738"
+
+- ``table`` — which table (default: the only one, or ``table``);
+- ``image`` — which image (default: the finest image in the spots' coordinate system);
+- ``coordinate_system`` — where spots and image meet (default: ``global`` when both are
+  in it, else the first they share);
+- ``mpp`` — the image's µm/px; default: what the image records (an NGFF axis unit), or
+  what this package wrote beside the table, or from the spot size when it is known
+  (``spot_diameter_um``, or Visium's 55 µm for a store with Visium's ``downscaled_hires``
+  coordinate system), else an error asking for it;
+- ``patient`` — a patient id for every section (default: the section's id; an ``obs``
+  column ``patient_id`` or ``patient`` wins).
+
+The image must be the H&E (8-bit RGB); patches are read from it through
+:class:`~histoexpr.slide.NGFFSlide` at ``store.zarr/images/<image>``. A Visium store
+without the full-resolution image falls back to its ``hires`` image (about 4x coarser):
+that is logged, since patches cut from it hold far less detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _keys as K
+from ..errors import InputError
+from .section import SPATIAL_READERS, build_section, check_counts, concat_sections, unique_genes
+from .visium import VISIUM_SPOT_DIAMETER_UM
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["is_spatialdata_store", "read_spatialdata", "spatialdata_spec"]
+
+#: images coarser than this (µm/px) make poor patches: warned about
+COARSE_MPP = 1.5
+
+
+def is_spatialdata_store(path: Path) -> bool:
+    """A zarr folder with a ``tables/`` group (what ``SpatialData.write`` makes)."""
+    return path.is_dir() and (path / "tables").is_dir() and (
+        (path / "zarr.json").is_file() or (path / ".zgroup").is_file())
+
+
+#: the query keys a store accepts, and their types
+QUERY_KEYS = {"table": str, "image": str, "coordinate_system": str, "mpp": float,
+              "spot_diameter_um": float, "patient": str, "section": str}
+
+
+def spatialdata_spec(root: Path, query: dict[str, list[str]]) -> dict[str, Any]:
+    """The section spec of a store and its ``?key=value`` options (see the module docstring).
+
+    >>> spatialdata_spec(Path("v.zarr"), {"image": ["V1_full_image"], "mpp": ["0.27"]})
+    {'platform': 'spatialdata', 'path': 'v.zarr', 'image': 'V1_full_image', 'mpp': 0.27}
+    """
+    spec: dict[str, Any] = {"platform": "spatialdata", "path": str(root)}
+    for key, values in query.items():
+        key = {"cs": "coordinate_system"}.get(key, key)
+        if key not in QUERY_KEYS:
+            raise InputError(f"{root}: unknown option {key!r} for a SpatialData store; use "
+                             f"{', '.join(QUERY_KEYS)}")
+        if len(values) != 1:
+            raise InputError(f"{root}: give one value for {key} (got {values})")
+        try:
+            spec[key] = QUERY_KEYS[key](values[0])
+        except ValueError as e:
+            raise InputError(f"{root}: {key}={values[0]!r} is not a number") from e
+    return spec
+
+
+def _affine(element: Any, cs: str) -> np.ndarray:
+    """3x3 matrix taking ``element``'s (x, y) to coordinate system ``cs``."""
+    from spatialdata.transformations import get_transformation
+
+    t = get_transformation(element, to_coordinate_system=cs)
+    return np.asarray(t.to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), float)
+
+
+def _systems(element: Any) -> list[str]:
+    from spatialdata.transformations import get_transformation
+
+    return list(get_transformation(element, get_all=True))
+
+
+def _pick_table(sdata: Any, name: str | None, path: Path) -> tuple[str, Any]:
+    tables = dict(sdata.tables)
+    if not tables:
+        raise InputError(f"{path}: the SpatialData store has no table (no expression to fit); "
+                         "write one with TableModel annotating the spots' shapes")
+    if name is not None:
+        if name not in tables:
+            raise InputError(f"{path}: no table {name!r}; the store has "
+                             f"{', '.join(sorted(tables))}")
+        return name, tables[name]
+    if len(tables) == 1:
+        return next(iter(tables.items()))
+    if "table" in tables:
+        return "table", tables["table"]
+    raise InputError(f"{path}: the store has {len(tables)} tables "
+                     f"({', '.join(sorted(tables))}); choose one with ?table=NAME")
+
+
+def _pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, path: Path,
+                region: str) -> tuple[str, str]:
+    """(image name, coordinate system) the spots of ``region`` are placed on."""
+    systems = _systems(shapes)
+    if cs is not None and cs not in systems:
+        raise InputError(f"{path}: shapes {region!r} are not in coordinate system {cs!r}; "
+                         f"they are in {', '.join(systems)}")
+    if image is not None:
+        if image not in sdata.images:
+            raise InputError(f"{path}: no image {image!r}; the store has "
+                             f"{', '.join(sorted(sdata.images)) or 'no images'}")
+        shared = [c for c in ([cs] if cs else systems) if c in _systems(sdata.images[image])]
+        if not shared:
+            raise InputError(f"{path}: image {image!r} and shapes {region!r} share no "
+                             f"coordinate system (shapes: {', '.join(systems)}); "
+                             "the spots cannot be placed on it")
+        return image, ("global" if "global" in shared else shared[0])
+    order = [cs] if cs else sorted(systems, key=lambda c: c != "global")
+    for c in order:
+        cands = [(n, im) for n, im in sdata.images.items() if c in _systems(im)]
+        if cands:  # the finest: the smallest coordinate-system units per image pixel
+            best = min(cands, key=lambda kv: abs(np.linalg.det(_affine(kv[1], c)[:2, :2])))
+            return best[0], c
+    raise InputError(
+        f"{path}: no image shares a coordinate system with the spots {region!r} "
+        f"({', '.join(order)}); the store lacks the H&E: add it (Image2DModel) or read the "
+        "section from its Space Ranger folder instead")
+
+
+def _centres(shapes: Any) -> tuple[np.ndarray, float | None]:
+    """Centres (N, 2) of a shapes element and the circles' radius (None for polygons)."""
+    geom = shapes.geometry
+    if (geom.geom_type == "Point").all():
+        xy = np.c_[geom.x.to_numpy(float), geom.y.to_numpy(float)]
+        r = shapes["radius"].to_numpy(float) if "radius" in shapes else None
+        return xy, (float(np.median(r)) if r is not None and len(r) else None)
+    c = geom.centroid
+    return np.c_[c.x.to_numpy(float), c.y.to_numpy(float)], None
+
+
+def read_spatialdata(
+    path: str | Path,
+    *,
+    table: str | None = None,
+    image: str | None = None,
+    coordinate_system: str | None = None,
+    mpp: float | None = None,
+    spot_diameter_um: float | None = None,
+    patient: str | None = None,
+    section: str | None = None,
+) -> AnnData:
+    """Read the sections of a SpatialData store (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        Not a store; no table, or an unknown one; a table that annotates no shapes; no
+        image in the spots' coordinate system (the store lacks the H&E), or an unknown
+        image or coordinate system; pixel size unknown.
+    """
+    from ..slide.ngff import NGFFSlide, ngff_mpp
+    from ..st.sdata_out import require_spatialdata
+
+    sd = require_spatialdata()
+    path = Path(path)
+    if not is_spatialdata_store(path):
+        raise InputError(f"{path}: not a SpatialData zarr store (a folder with tables/ and "
+                         "zarr.json); write one with SpatialData.write or spatialdata-io")
+    try:
+        sdata = sd.read_zarr(path)
+    except Exception as e:  # zarr/ome-zarr raise many kinds for a damaged store
+        raise InputError(f"{path}: cannot read the SpatialData store ({e})") from e
+    tname, tbl = _pick_table(sdata, table, path)
+    attrs = tbl.uns.get("spatialdata_attrs") or {}
+    regions = attrs.get("region")
+    regions = [regions] if isinstance(regions, str) else list(regions or [])
+    rkey, ikey = attrs.get("region_key"), attrs.get("instance_key")
+    if not regions or rkey not in tbl.obs or ikey not in tbl.obs:
+        raise InputError(f"{path}: table {tname!r} annotates no elements (its "
+                         "spatialdata_attrs name no region/region_key/instance_key)")
+    counts_all = tbl.layers[K.LAYER_COUNTS] if K.LAYER_COUNTS in tbl.layers else tbl.X
+    counts_all = sp.csr_matrix(counts_all)
+    check_counts(counts_all.data, f"{path} (table {tname})")
+    genes = unique_genes(tbl.var_names, path)
+    # a store this package wrote names each region's section and image µm/px
+    written = (tbl.uns.get("histoexpr") or {}).get("sections") or {}
+    out = []
+    for region in regions:
+        if region not in sdata.shapes:
+            kind = "points" if region in sdata.points else "labels" if region in sdata.labels \
+                else "no element"
+            raise InputError(f"{path}: table {tname!r} annotates {region!r}, which is {kind}; "
+                             "spots must be a shapes element (circles or polygons)")
+        shapes = sdata.shapes[region]
+        rows = np.flatnonzero(tbl.obs[rkey].astype(str).to_numpy() == region)
+        inst = tbl.obs[ikey].to_numpy()[rows]
+        known = shapes.index.get_indexer(inst)
+        if (known < 0).any():
+            raise InputError(f"{path}: {int((known < 0).sum())} row(s) of table {tname!r} "
+                             f"name instances that shapes {region!r} lacks (e.g. "
+                             f"{inst[known < 0][:3].tolist()})")
+        img_name, cs = _pick_image(sdata, shapes, image=image, cs=coordinate_system,
+                                   path=path, region=region)
+        xy_s, radius = _centres(shapes.iloc[known])
+        a_s, a_i = _affine(shapes, cs), _affine(sdata.images[img_name], cs)
+        to_px = np.linalg.inv(a_i) @ a_s
+        xy = (np.c_[xy_s, np.ones(len(xy_s))] @ to_px.T)[:, :2]
+        px_per_unit = float(np.sqrt(abs(np.linalg.det(to_px[:2, :2]))))
+        img_path = path / "images" / img_name
+        um, source = spot_diameter_um, "spot_diameter_um"
+        if um is None and "downscaled_hires" in sdata.coordinate_systems:
+            um, source = VISIUM_SPOT_DIAMETER_UM, "Visium's 55 µm spot"
+        found = None if mpp is not None else ngff_mpp(img_path)
+        ours = written.get(str(region), {})
+        if mpp is not None:
+            the_mpp, mpp_source = float(mpp), "given"
+        elif found is not None:
+            the_mpp, mpp_source = found, "OME-NGFF axis unit"
+        elif ours.get("mpp") and ours.get("image") == img_name:
+            the_mpp, mpp_source = float(ours["mpp"]), "histoexpr's table metadata"
+        elif um is not None and radius:
+            the_mpp = um / (2 * radius * px_per_unit)
+            mpp_source = f"{source} / the circles' diameter in image pixels"
+        else:
+            raise InputError(
+                f"{path}: the pixel size of image {img_name!r} is unknown (the store records "
+                "none); give it: --data \"" + str(path) + "?mpp=0.5\" (µm per pixel), or "
+                "spot_diameter_um=55 for Visium spots drawn as circles")
+        if the_mpp > COARSE_MPP:
+            logger.warning("%s: image %s is %.2f µm/px; patches cut from it hold little "
+                           "detail: add the full-resolution H&E to the store", path, img_name,
+                           the_mpp)
+        NGFFSlide(img_path, mpp=the_mpp)  # an H&E image? (8-bit RGB); fails with its reason
+        obs = tbl.obs.iloc[rows]
+        pcol = next((c for c in ("patient_id", "patient") if c in obs), None)
+        pid = str(obs[pcol].iloc[0]) if pcol else patient
+        arr = {c: (obs[c].to_numpy() if c in obs else np.full(len(rows), -1, np.int64))
+               for c in (K.ARRAY_ROW, K.ARRAY_COL)}
+        in_tissue = obs[K.IN_TISSUE].to_numpy().astype(bool) if K.IN_TISSUE in obs else \
+            np.ones(len(rows), bool)
+        sec = section if (section and len(regions) == 1) else str(ours.get("section", region))
+        meta: dict[str, Any] = {
+            "platform": "spatialdata", "source": str(path), "image_path": str(img_path),
+            "mpp": the_mpp, "mpp_source": mpp_source, "coordinate_system": cs,
+            "table": tname, "region": str(region)}
+        out.append(build_section(
+            counts_all[rows], spot_ids=[str(i) for i in inst], genes=genes, x=xy[:, 0],
+            y=xy[:, 1], array_row=arr[K.ARRAY_ROW], array_col=arr[K.ARRAY_COL],
+            in_tissue=in_tissue, section=sec, patient=pid, meta=meta))
+    return concat_sections(out)
+
+
+SPATIAL_READERS.register("spatialdata", read_spatialdata)
