@@ -17,7 +17,13 @@ from histoexpr.cli import main  # noqa: E402
 from histoexpr.errors import InputError, SlideError  # noqa: E402
 from histoexpr.expression import read_cohort, read_sections  # noqa: E402
 from histoexpr.slide import open_slide  # noqa: E402
-from histoexpr.st.sdata_out import write_spatialdata, write_spots_store  # noqa: E402
+from histoexpr.st.sdata_out import (  # noqa: E402
+    require_spatialdata,
+    write_spatialdata,
+    write_spots_store,
+)
+
+require_spatialdata()  # imports its readers once, without their dependencies' notices
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +301,40 @@ def test_predict_commands_write_stores(tiny_st_run, synthetic_tiff, tmp_path):
     h, w = _level0(got.images["synthetic_he"]).shape[1:]
     assert (tiles.minx >= 0).all() and (tiles.maxx <= w).all() and (tiles.maxy <= h).all()
     assert got.tables["table"].n_obs == len(tiles)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_real_sections_round_trip_through_a_store(shared_data, tmp_path):
+    """her2st C2 (a 9,274 x 9,911 px JPEG) as a store: spots back where they were, counts
+    unchanged, the image pixels the section's; the Visium mouse embryo (Space Ranger, no
+    H&E) as spots and table only."""
+    from histoexpr.expression import read_legacy_st, read_visium
+
+    c2 = read_legacy_st(shared_data / "her2st/counts/C2.tsv.gz",
+                        shared_data / "her2st/spots/C2_selection.tsv",
+                        image=shared_data / "her2st/images/C2.jpg", patient="C")
+    vis = read_visium(shared_data / "visium_mouse_embryo", section="embryo")
+    # Visium here has only a 600 px low-res picture, no H&E: spots and table, no image
+    got = sd.read_zarr(write_spots_store(tmp_path / "embryo.zarr", vis))
+    circles = got.shapes["embryo_spots"]
+    assert not got.images and len(circles) == vis.n_obs
+    np.testing.assert_allclose(circles["radius"], 27.5 / vis.uns["sections"]["embryo"]["mpp"])
+    np.testing.assert_allclose(np.c_[circles.geometry.x, circles.geometry.y],
+                               vis.obs[[K.X, K.Y]].to_numpy(float))
+    with pytest.raises(InputError, match="lacks the H&E"):
+        read_cohort([str(tmp_path / "embryo.zarr")])
+    for a in (c2,):
+        sec = str(a.obs[K.SLIDE_ID].iloc[0])
+        path = write_spots_store(tmp_path / f"{sec}.zarr", a)
+        back = read_cohort([str(path)])
+        np.testing.assert_allclose(back.obs[[K.X, K.Y]].to_numpy(),
+                                   a.obs[[K.X, K.Y]].to_numpy(), atol=1e-6)
+        assert (back.X != a.X).nnz == 0
+        info, src = back.uns["sections"][sec], a.uns["sections"][sec]
+        assert info["mpp"] == pytest.approx(src["mpp"])
+        x, y = a.obs[[K.X, K.Y]].to_numpy(int)[0]
+        with open_slide(info["image_path"], mpp=info["mpp"]) as s, \
+                open_slide(src["image_path"], mpp=src["mpp"]) as t:
+            np.testing.assert_array_equal(s.read_region(x - 8, y - 8, 16, 16),
+                                          t.read_region(x - 8, y - 8, 16, 16))
