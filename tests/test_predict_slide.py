@@ -250,3 +250,67 @@ def test_cohort_killed_mid_run_resumes_to_identical_outputs(run, synthetic_tiff,
     status = [i["status"] for i in rec["items"]]
     assert status[0] == "done before" and status[2] == "done"
     assert not list(out.rglob("*.tmp*")) and not list(out.rglob(".*.h5ad*"))
+
+
+def _as_trident(src, dest, *, magnification=20.0, with_mag=True):
+    """An embed file rewritten as TRIDENT stores one: attributes on `coords`, none at the root,
+    the encoder only in the folder name (features_<encoder>/<slide>.h5)."""
+    import h5py
+
+    from histoexpr.features.store import load_features
+
+    coords, feats, attrs = load_features(src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(dest, "w") as f:
+        f.create_dataset("features", data=feats)
+        c = f.create_dataset("coords", data=coords.astype(np.int32))
+        c.attrs["patch_size"] = attrs["tile_spec"]["size_px"]
+        c.attrs["name"] = "synthetic"
+        if with_mag:  # CLAM records no magnification, only the level and downsample
+            c.attrs["patch_size_level0"] = attrs["tile_spec"]["size_px"]
+            c.attrs["target_magnification"] = magnification
+            c.attrs["level0_magnification"] = magnification
+        else:
+            c.attrs["patch_level"] = 0
+            c.attrs["downsample"] = [1.0, 1.0]
+    return dest
+
+
+def test_trident_and_clam_feature_files(run, synthetic_tiff, result, tmp_path):
+    """A TRIDENT file of the same tiles predicts as the embed file does; a CLAM file (no
+    magnification, no encoder) and one of another width are refused by name."""
+    assert main(["-q", "tile", str(synthetic_tiff), "--out", str(tmp_path / "t"),
+                 "--tile-size", "64", "--mpp", "0.5"]) == 0
+    assert main(["-q", "embed", str(synthetic_tiff), "--coords",
+                 str(tmp_path / "t" / "64px_0.5mpp"), "--encoder", "toy", "--out",
+                 str(tmp_path / "e")]) == 0
+    ours = predict_slide(synthetic_tiff, run.path, out=tmp_path / "o1",
+                         features=tmp_path / "e" / "synthetic.h5", quiet=True)
+    tri = _as_trident(tmp_path / "e" / "synthetic.h5",
+                      tmp_path / "trident" / "features_toy" / "synthetic.h5")
+    theirs = predict_slide(synthetic_tiff, run.path, out=tmp_path / "o2", features=tri,
+                           quiet=True)
+    np.testing.assert_allclose(theirs.adata.X, ours.adata.X, rtol=1e-6)
+    assert list(theirs.adata.obs_names) == list(ours.adata.obs_names)
+    # 40x TRIDENT tiles are 0.25 µm/px: not the run's 0.5
+    tri40 = _as_trident(tmp_path / "e" / "synthetic.h5",
+                        tmp_path / "t40" / "features_toy" / "synthetic.h5", magnification=40)
+    with pytest.raises(InputError, match=r"tiles of 64 px at 0\.25 µm/px"):
+        predict_slide(synthetic_tiff, run.path, out=tmp_path / "o3", features=tri40,
+                      quiet=True)
+    clam = _as_trident(tmp_path / "e" / "synthetic.h5", tmp_path / "clam" / "synthetic.h5",
+                       with_mag=False)
+    with pytest.raises(InputError, match="CLAM feature file that does not record its "
+                                         "encoder and its tiles' µm/px"):
+        predict_slide(synthetic_tiff, run.path, out=tmp_path / "o4", features=clam,
+                      quiet=True)
+    import h5py
+
+    with h5py.File(tri, "r+") as f:  # another encoder's width under the same name
+        feats = f["features"][:]
+        del f["features"]
+        f.create_dataset("features", data=np.c_[feats, feats])
+    with pytest.raises(InputError, match=rf"{feats.shape[1] * 2} feature columns do not fit "
+                                         rf"the run's final model .*expecting {feats.shape[1]}"):
+        predict_slide(synthetic_tiff, run.path, out=tmp_path / "o5", features=tri,
+                      quiet=True)

@@ -93,45 +93,6 @@ def _mpp_warning(slide_mpp: float, model_mpp: float, name: str) -> str | None:
             f"{model_mpp:.3g} µm/px ({rel:.0%} apart); tiles are {how} to the model's µm/px")
 
 
-def _check_feature_file(path: Path, attrs: dict[str, Any], info: dict[str, Any], spec: Any,
-                        stain: dict[str, Any] | None, slide: Any,
-                        scales: tuple[float, ...] = ()) -> None:
-    """Refuse a feature file that is not what the run's final model was fitted on."""
-    card = attrs.get("encoder") or {}
-    enc, want = card.get("name"), info.get("source")
-    if scales:
-        raise InputError(f"{path}: the run's final model reads patches of "
-                         f"{', '.join(f'{v:g}' for v in scales)} µm beside the tiles (st fit "
-                         "--scales), and a feature file holds one size; drop --features and "
-                         "predict-slide embeds each scale")
-    if want and "+" in want:
-        raise InputError(f"{path}: the run's final model ensembles the encoders "
-                         f"{', '.join(want.split('+'))}, and a feature file holds one; drop "
-                         "--features and predict-slide embeds the slide with each")
-    # no weights loaded = random init (the toy test encoder never has weights)
-    random_file = attrs.get("encoder_weights") == "none" and card.get("builder") != "toy"
-    if info.get("features") in ("none", "patches") or enc != want or \
-            random_file == bool(info.get("pretrained", True)):
-        raise InputError(f"{path}: features of {enc!r}"
-                         f"{' (random init)' if random_file else ''}, but the run's final model "
-                         f"takes {info.get('features')!r} of {want!r}; drop --features or embed "
-                         f"the slide with `histoexpr embed --encoder {want}`")
-    ts = attrs.get("tile_spec") or {}
-    if int(ts.get("size_px", -1)) != spec.size_px or \
-            abs(float(ts.get("mpp", -1)) - spec.mpp) > 1e-6 * spec.mpp:
-        raise InputError(f"{path}: tiles of {ts.get('size_px')} px at {ts.get('mpp')} µm/px, but "
-                         f"the model was fitted on {spec.size_px} px at {spec.mpp:g} µm/px; tile "
-                         f"with `histoexpr tile --tile-size {spec.size_px} --mpp {spec.mpp:g}` "
-                         "and embed again")
-    if attrs.get("stain", None) != stain:
-        raise InputError(f"{path}: stain normalisation {attrs.get('stain')!r} differs from the "
-                         f"run's {stain!r}; embed with the run's --stain and --stain-target")
-    dims = attrs.get("slide_dimensions")
-    if dims is not None and list(dims) != [int(v) for v in slide.dimensions]:
-        raise InputError(f"{path}: embedded from a {dims[0]} x {dims[1]} slide, not "
-                         f"{slide.path} ({slide.dimensions[0]} x {slide.dimensions[1]})")
-
-
 def _recentred(coords: np.ndarray, spec: Any, other: Any, slide_mpp: float) -> np.ndarray:
     """Top-left corners of ``other``-sized patches centred on ``spec``-sized tiles."""
     shift = (other.size_level0(slide_mpp) - spec.size_level0(slide_mpp)) / 2
@@ -434,6 +395,7 @@ def predict_slide(
             warns.append(msg)
         if features is not None:
             from ..features.store import load_features
+            from .feature_file import check_feature_file
 
             t0 = time.perf_counter()
             adv = task("features")
@@ -442,7 +404,7 @@ def predict_slide(
             except (OSError, KeyError) as e:
                 raise InputError(f"{features}: not a readable `histoexpr embed` file ({e})") \
                     from e
-            _check_feature_file(Path(features), fattrs, info, spec, stain_params, s,
+            check_feature_file(Path(features), fattrs, info, spec, stain_params, s,
                                 tuple(cfg.scales))
             adv()
             stages["features"] = time.perf_counter() - t0
@@ -470,7 +432,17 @@ def predict_slide(
         adv = task("predict", len(coords))
         pred = np.empty((len(coords), len(info["genes"])), np.float32)
         for i in range(0, len(coords), CHUNK * 8):
-            pred[i:i + CHUNK * 8] = np.asarray(model.predict(x[i:i + CHUNK * 8]), np.float32)
+            try:
+                pred[i:i + CHUNK * 8] = np.asarray(model.predict(x[i:i + CHUNK * 8]),
+                                                   np.float32)
+            except ValueError as e:  # scikit-learn names the widths: say what to do
+                if features is None or "features" not in str(e):
+                    raise
+                raise InputError(
+                    f"{features}: {x.shape[1]} feature columns do not fit the run's final "
+                    f"model ({e}); were they made by another encoder or version of "
+                    f"{info.get('source')!r}? drop --features and predict-slide embeds the "
+                    "slide") from e
             adv(len(pred[i:i + CHUNK * 8]))
         stages["predict"] = time.perf_counter() - t0
 
