@@ -6,6 +6,11 @@ function takes what the command takes and returns data, not a folder (the scanpy
     oof                        # held-out (test-fold) predictions: AnnData spots x genes
     new = hst.predict("runs/st", "new.jpg", "new_spots.tsv")
     tiles = histoexpr.predict_slide("slide.svs", "runs/st", out="maps/")
+    sdata = histoexpr.predict_slide("slide.svs", "runs/st", out="maps/",
+                                    returns="spatialdata")   # the slide, tiles, predictions
+
+``returns="spatialdata"`` (on all three) writes the command's SpatialData store too and
+returns it opened with ``spatialdata.read_zarr``.
 """
 
 from __future__ import annotations
@@ -14,11 +19,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fit", "predict"]
+__all__ = ["as_returned", "fit", "predict"]
+
+RETURNS = ("anndata", "spatialdata")
+
+
+def as_returned(returns: str, adata: Any = None, store: Any = None) -> Any:
+    """With ``adata``: what ``returns`` asks for (the AnnData, or the store read back);
+    without: whether a store must be written. An unknown ``returns`` is an error."""
+    from ..errors import InputError
+
+    if returns not in RETURNS:
+        raise InputError(f"returns must be one of {', '.join(RETURNS)}, not {returns!r}")
+    if adata is None:
+        return returns == "spatialdata"
+    if returns == "anndata":
+        return adata
+    from .sdata_out import require_spatialdata
+
+    return require_spatialdata().read_zarr(store)
 
 
 def fit(data: str | Path | Sequence[str | Path] | Any, *, out: str | Path,
-        overwrite: bool = False, maps: bool = False, **options: Any) -> Any:
+        overwrite: bool = False, maps: bool = False, returns: str = "anndata",
+        **options: Any) -> Any:
     """``histoexpr st fit``: cross-validate a spot-level model beside its baselines.
 
     Parameters
@@ -37,7 +61,9 @@ def fit(data: str | Path | Sequence[str | Path] | Any, *, out: str | Path,
     -------
     AnnData
         The main model's out-of-fold predictions (spots x genes; ``layers["measured"]``,
-        ``obs["fold"]``, ``obsm["spatial"]``), with ``uns["run"]`` the run folder.
+        ``obs["fold"]``, ``obsm["spatial"]``), with ``uns["run"]`` the run folder; or, with
+        ``returns="spatialdata"``, ``RUN/predictions.zarr`` opened (sections' images, spots
+        and this table).
     """
     import anndata as ad
 
@@ -48,16 +74,24 @@ def fit(data: str | Path | Sequence[str | Path] | Any, *, out: str | Path,
     paths = [] if adata is not None else (
         [str(data)] if isinstance(data, str | Path) else [str(p) for p in data])
     cfg = STConfig.resolve(**({"data": paths} if paths else {}), **options)
-    run = fit_run(cfg, out, overwrite=overwrite, maps=maps, adata=adata)
+    run = fit_run(cfg, out, overwrite=overwrite, maps=maps, adata=adata,
+                  spatialdata=as_returned(returns))
     oof = ad.read_h5ad(run.predictions)
     oof.uns["run"] = str(run.path.resolve())
-    return oof
+    return as_returned(returns, oof, run.path / "predictions.zarr")
 
 
-def predict(model: str | Path, image: str | Path, spots: str | Path, **options: Any) -> Any:
+def predict(model: str | Path, image: str | Path, spots: str | Path, *,
+            returns: str = "anndata", **options: Any) -> Any:
     """``histoexpr st predict``: every spot of a section, with a run folder or model file;
-    returns the AnnData (spots x genes, intervals in ``layers`` where the run has them).
+    returns the AnnData (spots x genes, intervals in ``layers`` where the run has them), or
+    with ``returns="spatialdata"`` the section's store (``OUT/<section>.zarr``) opened.
     ``options``: ``out``, ``mpp``, ``section``, ``genes``, ``counts``."""
+    from .. import _keys as K
+    from ..runs import files
     from .predict import predict_section
 
-    return predict_section(model, image, spots, **options)
+    res = predict_section(model, image, spots, spatialdata=as_returned(returns), **options)
+    store = Path(res.uns["out"]) / files.PREDICT_ZARR.format(
+        section=str(res.obs[K.SLIDE_ID].iloc[0]))
+    return as_returned(returns, res, store)

@@ -181,6 +181,7 @@ def predict_section(run_path: str | Path, image: str | Path, spots: str | Path, 
         out = (portable_output(run_path) if is_model_file(run_path)
                else run.path / files.PREDICT)
     out = Path(out)
+    result.uns["out"] = str(out)
     record: dict[str, Any] = {"image": str(image), "spots": str(spots),
                               "n_spots": int(adata.n_obs), "map_genes": chosen,
                               "interval": result.uns.get("interval", {}).get("method")}
