@@ -112,7 +112,7 @@ def test_bad_input_is_named(predicted, tmp_path, synthetic_tiff):
 
     with pytest.raises(InputError, match="no predictions for NOPE"):
         build_viewer(dest, dest=tmp_path / "a", genes=["NOPE"])
-    with pytest.raises(InputError, match="no predict-slide output"):
+    with pytest.raises(InputError, match="no predictions to view"):
         build_viewer(tmp_path, dest=tmp_path / "b")
     from histoexpr.datasets.synthetic import synthetic_he, write_pyramidal_tiff
 
@@ -124,3 +124,37 @@ def test_bad_input_is_named(predicted, tmp_path, synthetic_tiff):
                                mpp=0.25)
     with pytest.raises(InputError, match=r"predictions were made at 0\.5"):
         build_viewer(dest, dest=tmp_path / "d", slide=big)
+
+
+def test_st_predict_spots_with_measured_layers(tiny_st_run, tmp_path):
+    """st predict with --counts, viewed: each spot a disc on the section image, each gene's
+    measured values a layer beside the prediction, on one colour scale."""
+    _osd_or_skip()
+    import numpy as np
+
+    from histoexpr.plot.viewer import build_viewer
+    from histoexpr.st import predict_section
+
+    run, s = tiny_st_run
+    spec = s.specs[0]
+    res = predict_section(run.path, spec["image"], spec["spots"], out=tmp_path / "p",
+                          counts=spec["counts"])
+    page = build_viewer(tmp_path / "p", genes=[str(res.var_names[0])])
+    section = str(res.obs["slide_id"].iloc[0])
+    assert page == tmp_path / "p" / f"{section}_viewer" / "index.html"
+    data = json.loads((page.parent / "data.js").read_text()
+                      .removeprefix("window.HISTOEXPR = ").rstrip().rstrip(";"))
+    g = str(res.var_names[0])
+    assert data["genes"] == [g, f"{g} (measured)"] and data["unit"] == "spot"
+    assert data["range"][g] == data["range"][f"{g} (measured)"]
+    measured = np.asarray(res.layers["measured"])[:, 0]
+    got = np.array([np.nan if v is None else v for v in data["values"][f"{g} (measured)"]])
+    np.testing.assert_allclose(got, measured, rtol=1e-3, atol=1e-3, equal_nan=True)
+    grid = data["grid"]
+    index = np.asarray(grid["index"])
+    assert set(index[index >= 0]) == set(range(res.n_obs))  # every spot is a disc
+    # the cell under each spot's centre holds that spot
+    xy = res.obs[["x", "y"]].to_numpy(float)
+    c = ((xy[:, 0] - grid["x0"]) // grid["step"]).astype(int)
+    r = ((xy[:, 1] - grid["y0"]) // grid["step"]).astype(int)
+    np.testing.assert_array_equal(index[r * grid["cols"] + c], np.arange(res.n_obs))

@@ -1,4 +1,5 @@
-"""``histoexpr view``: an interactive deep-zoom viewer of a predict-slide output.
+"""``histoexpr view``: an interactive deep-zoom viewer of a predict-slide output (tiles) or
+an st predict output (spots; with their measured values when --counts was given).
 
     histoexpr view OUT [--slide SLIDE] [--genes A,B] [--dest DIR]
 
@@ -17,9 +18,11 @@ from . import add_common
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("view", help="deep-zoom viewer of a predict-slide output",
+    p = sub.add_parser("view", help="deep-zoom viewer of predict-slide or st predict output",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path, metavar="OUT", help="a predict-slide output folder")
+    p.add_argument("out", type=Path, metavar="OUT",
+                   help="a predict-slide output folder, or an st predict output (its folder "
+                        "when it holds one section, else <section>_predictions.h5ad)")
     p.add_argument("--slide", type=Path, default=None,
                    help="the slide (default: the path the predictions record)")
     p.add_argument("--genes", default=None, help="genes to layer, comma separated "

@@ -1,4 +1,5 @@
-"""``histoexpr view``: an interactive deep-zoom viewer of a ``predict-slide`` output
+"""``histoexpr view``: an interactive deep-zoom viewer of a ``predict-slide`` output, or of
+an ``st predict`` output's spots (with their measured values where the counts were given)
 (issue 22, item 5).
 
 The folder it builds opens from disk (``index.html``) or from any static server:
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _keys as K
 from ..errors import InputError, MppMissingError
 
 __all__ = ["MAX_VALUES", "build_viewer", "find_openseadragon"]
@@ -52,20 +54,48 @@ def find_openseadragon() -> Path:
                      "openseadragon` here, or set HISTOEXPR_OPENSEADRAGON to its build folder")
 
 
-def _prediction(folder: Path) -> tuple[Any, Path]:
+def _prediction(path: Path) -> tuple[Any, Path]:
+    """The predictions to view: a predict-slide output folder (``<slide>.h5ad``), an
+    ``st predict`` output folder holding one section (``<section>_predictions.h5ad``), or
+    either ``.h5ad`` file itself."""
     import anndata as ad
 
-    found = sorted(folder.glob("*.h5ad"))
-    if not found:
-        raise InputError(f"{folder}: no predict-slide output (<slide>.h5ad); run `histoexpr "
-                         "predict-slide SLIDE --model RUN --out DIR` and view DIR")
-    if len(found) > 1:
-        raise InputError(f"{folder}: {len(found)} .h5ad files; view one predict-slide "
-                         "output folder (OUT/<slide>/ of a multi-slide run)")
+    if path.is_file() and path.suffix == ".h5ad":
+        found = [path]
+    else:
+        found = sorted(path.glob("*.h5ad"))
+        if not found:
+            raise InputError(f"{path}: no predictions to view (<slide>.h5ad of predict-slide, "
+                             "<section>_predictions.h5ad of st predict); run `histoexpr "
+                             "predict-slide SLIDE --model RUN --out DIR` and view DIR")
+        if len(found) > 1:
+            raise InputError(f"{path}: {len(found)} .h5ad files; view one of them (e.g. "
+                             f"`histoexpr view {found[0]}`) or one predict-slide output "
+                             "folder (OUT/<slide>/ of a multi-slide run)")
     a = ad.read_h5ad(found[0])
-    if "tile_spec" not in a.uns or "slide" not in a.uns:
-        raise InputError(f"{found[0]}: not a predict-slide output (no tile_spec / slide)")
+    spots = K.UNS_SECTIONS in a.uns and {K.X, K.Y, K.SLIDE_ID} <= set(a.obs.columns)
+    if not spots and ("tile_spec" not in a.uns or "slide" not in a.uns):
+        raise InputError(f"{found[0]}: neither a predict-slide output (no tile_spec / slide) "
+                         "nor st predict's spots (no x, y and sections)")
     return a, found[0]
+
+
+def _spot_grid(xy: np.ndarray, diameter: float, dims: tuple[int, int]) -> dict[str, Any]:
+    """A raster over the spots' bounding box, cells of 1/8 spot diameter, each holding the
+    spot that covers it (or -1): layers are drawn and hovered on it as tiles are."""
+    from scipy.spatial import cKDTree
+
+    r = diameter / 2
+    step = max(1.0, diameter / 8)
+    x0, y0 = max(0.0, float(xy[:, 0].min() - r)), max(0.0, float(xy[:, 1].min() - r))
+    cols = int(np.ceil((min(dims[0], xy[:, 0].max() + r) - x0) / step))
+    rows = int(np.ceil((min(dims[1], xy[:, 1].max() + r) - y0) / step))
+    cy, cx = np.mgrid[0:rows, 0:cols]
+    centres = np.c_[x0 + (cx.ravel() + 0.5) * step, y0 + (cy.ravel() + 0.5) * step]
+    dist, idx = cKDTree(xy).query(centres, distance_upper_bound=r)
+    index = np.where(np.isfinite(dist), idx, -1).astype(np.int64)
+    return {"x0": x0, "y0": y0, "step": step, "rows": rows, "cols": cols,
+            "index": index.tolist(), "_cells": index}
 
 
 def _grid(coords: np.ndarray, size0: float, step: float) -> dict[str, Any]:
@@ -80,18 +110,24 @@ def _grid(coords: np.ndarray, size0: float, step: float) -> dict[str, Any]:
             "_row": row, "_col": col}
 
 
-def _layer(values: np.ndarray, grid: dict[str, Any], path: Path) -> tuple[float, float]:
+def _layer(values: np.ndarray, grid: dict[str, Any], path: Path,
+           lohi: tuple[float, float] | None = None) -> tuple[float, float]:
     from matplotlib import colormaps
     from PIL import Image
 
     ok = np.isfinite(values)
-    lo, hi = (np.percentile(values[ok], [2, 98]) if ok.any() else (0.0, 1.0))
+    lo, hi = lohi or (np.percentile(values[ok], [2, 98]) if ok.any() else (0.0, 1.0))
     hi = hi if hi > lo else lo + 1e-6
     rgba = np.zeros((grid["rows"], grid["cols"], 4), np.uint8)
     norm = np.clip((values - lo) / (hi - lo), 0, 1)
     colours = (colormaps["viridis"](np.where(ok, norm, 0)) * 255).astype(np.uint8)
     colours[~ok, 3] = 0
-    rgba[grid["_row"], grid["_col"]] = colours
+    if "_cells" in grid:  # spots: each raster cell takes its spot's colour
+        cells = grid["_cells"]
+        flat = rgba.reshape(-1, 4)
+        flat[cells >= 0] = colours[cells[cells >= 0]]
+    else:
+        rgba[grid["_row"], grid["_col"]] = colours
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgba, "RGBA").save(path)
     return float(lo), float(hi)
@@ -122,22 +158,50 @@ def _dzi(slide: Path, dims: tuple[int, int], dest: Path) -> dict[str, Any]:
                       "Size": {"Width": str(im.width), "Height": str(im.height)}}}
 
 
+def _tiles_source(a: Any, folder: Path) -> dict[str, Any]:
+    """What a predict-slide output is viewed on: its slide, tiles on their grid."""
+    ts = a.uns["tile_spec"]
+    return {"slide": Path(a.uns["slide"]["path"]), "mpp": float(ts["slide_mpp"]),
+            "dims": tuple(int(v) for v in a.uns["slide"]["dimensions"]), "unit": "tile",
+            "dest": (folder if folder.is_dir() else folder.parent) / "viewer",
+            "grid": lambda dims: _grid(a.obs[["x", "y"]].to_numpy(float),
+                                       float(ts["size_level0"]), float(ts["stride_level0"]))}
+
+
+def _spots_source(a: Any, h5ad: Path) -> dict[str, Any]:
+    """What st predict's spots are viewed on: the section's image, a disc per spot."""
+    from ..st.sdata_out import spot_diameter_px
+
+    section = str(a.obs[K.SLIDE_ID].iloc[0])
+    info = a.uns[K.UNS_SECTIONS].get(section, {})
+    if not info.get("image_path") or not info.get("mpp"):
+        raise InputError(f"{h5ad}: section {section} records no image or µm/px to view "
+                         "it on; pass the image with --slide")
+    xy = a.obs[[K.X, K.Y]].to_numpy(float)
+    return {"slide": Path(info["image_path"]), "mpp": float(info["mpp"]), "dims": None,
+            "unit": "spot", "dest": h5ad.parent / f"{section}_viewer",
+            "grid": lambda dims: _spot_grid(xy, spot_diameter_px(info, xy), dims)}
+
+
 def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
                  slide: str | Path | None = None, genes: list[str] | None = None) -> Path:
     """Build the viewer of a ``predict-slide`` output ``folder`` in ``dest`` (default
-    ``folder/viewer``); returns ``index.html``.
+    ``folder/viewer``), or of an ``st predict`` output (one section's spots as discs on its
+    image, default ``<section>_viewer`` beside it; with ``--counts`` each gene's measured
+    values are a layer too, on the prediction's colour scale); returns ``index.html``.
 
     Raises
     ------
     InputError
-        Not a predict-slide output; the slide is missing, unreadable, or not the one
-        predicted (other dimensions or µm/px); genes the predictions lack; no OpenSeadragon.
+        Not a predict-slide or st predict output; the slide is missing, unreadable, or not
+        the one predicted (other dimensions or µm/px); genes the predictions lack; no
+        OpenSeadragon.
     """
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
     from ..atomic import write_json
-    from ..slide import open_slide
+    from ..slide import image_dimensions, open_slide
     from .viewer_page import PAGE
 
     folder = Path(folder)
@@ -159,46 +223,56 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
                            "the mapped genes (%s); pass --genes to choose", a.n_obs,
                            len(names), ", ".join(mapped))
             genes = list(mapped)
-    slide = Path(slide) if slide is not None else Path(a.uns["slide"]["path"])
+    src = _spots_source(a, h5ad) if "tile_spec" not in a.uns else _tiles_source(a, folder)
+    slide = Path(slide) if slide is not None else src["slide"]
     if not slide.is_file():
         raise InputError(f"{slide}: the predicted slide is not there any more; pass its "
                          "path with --slide")
-    ts = a.uns["tile_spec"]
+    want_mpp = src["mpp"]
     try:
         with open_slide(slide) as s:
             mpp = s.mpp
     except MppMissingError:  # a plain image: the predictions' µm/px was given, not read
-        mpp = float(ts["slide_mpp"])
-    if abs(mpp - float(ts["slide_mpp"])) > 0.01 * float(ts["slide_mpp"]):
+        mpp = want_mpp
+    if abs(mpp - want_mpp) > 0.01 * want_mpp:
         raise InputError(f"{slide}: {mpp:.4g} µm/px, but the predictions were made at "
-                         f"{float(ts['slide_mpp']):.4g} µm/px; view the slide they came "
-                         "from, or predict this one")
-    dest = Path(dest) if dest is not None else folder / "viewer"
+                         f"{want_mpp:.4g} µm/px; view the slide they came from, or predict "
+                         "this one")
+    dest = Path(dest) if dest is not None else src["dest"]
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    dims = tuple(int(v) for v in a.uns["slide"]["dimensions"])
+    dims = src["dims"] or image_dimensions(slide)
     dzi = _dzi(slide, dims, dest)
     shutil.copytree(osd, dest / "openseadragon")
-    coords = a.obs[["x", "y"]].to_numpy(float)
-    grid = _grid(coords, float(ts["size_level0"]), float(ts["stride_level0"]))
+    points = a.obs[["x", "y"]].to_numpy(float)
+    grid = src["grid"](dims)
     X = np.asarray(a.X.toarray() if hasattr(a.X, "toarray") else a.X, float)
-    layers, ranges, values = {}, {}, {}
+    measured = (np.asarray(a.layers["measured"], float) if "measured" in a.layers else None)
+    layers, ranges, values, shown = {}, {}, {}, []
     for g in genes:
         v = X[:, names.index(g)]
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in g)
-        ranges[g] = _layer(v, grid, dest / "layers" / f"{safe}.png")
-        layers[g] = f"layers/{safe}.png"
-        values[g] = [round(float(x), 4) if np.isfinite(x) else None for x in v]
-    data = {"dzi": dzi, "width": dims[0], "height": dims[1], "genes": genes,
-            "layers": layers, "range": ranges, "values": values,
-            "tiles": coords.astype(int).tolist(),
+        pairs = [(g, v)]
+        if measured is not None:  # truth beside the prediction, on one colour scale
+            pairs.append((f"{g} (measured)", measured[:, names.index(g)]))
+        both = np.concatenate([p[1] for p in pairs])
+        lohi = (tuple(np.nanpercentile(both, [2, 98])) if measured is not None
+                and np.isfinite(both).any() else None)
+        for name, vals in pairs:
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+            ranges[name] = _layer(vals, grid, dest / "layers" / f"{safe}.png", lohi)
+            layers[name] = f"layers/{safe}.png"
+            values[name] = [round(float(x), 4) if np.isfinite(x) else None for x in vals]
+            shown.append(name)
+    data = {"dzi": dzi, "width": dims[0], "height": dims[1], "genes": shown,
+            "layers": layers, "range": ranges, "values": values, "unit": src["unit"],
+            "tiles": points.astype(int).tolist(),
             "colours": [to_hex(colormaps["viridis"](t)) for t in np.linspace(0, 1, 9)],
             "grid": {k: v for k, v in grid.items() if not k.startswith("_")}}
     (dest / "data.js").write_text("window.HISTOEXPR = " + json.dumps(data) + ";\n")
     page = PAGE.replace("__TITLE__", slide.name)
     (dest / "index.html").write_text(page, encoding="utf-8")
     write_json(dest / "viewer.json", {"predictions": str(h5ad.resolve()),
-                                      "slide": str(slide.resolve()), "genes": genes,
+                                      "slide": str(slide.resolve()), "genes": shown,
                                       "openseadragon": str(osd)})
     return dest / "index.html"

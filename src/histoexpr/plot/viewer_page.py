@@ -77,8 +77,9 @@ PAGE = """<!doctype html>
       var out = document.getElementById("hover");
       var k = (r >= 0 && c >= 0 && r < D.grid.rows && c < D.grid.cols) ?
         D.grid.index[r * D.grid.cols + c] : -1;
-      if (k < 0) { out.textContent = "no tile here"; return; }
-      var txt = "tile (" + D.tiles[k][0] + ", " + D.tiles[k][1] + ")";
+      var unit = D.unit || "tile";
+      if (k < 0) { out.textContent = "no " + unit + " here"; return; }
+      var txt = unit + " (" + D.tiles[k][0] + ", " + D.tiles[k][1] + ")";
       var v = D.values[current][k];
       txt += " " + current + " = " + (v === null ? "n/a" : v.toFixed(3));
       out.textContent = txt;
