@@ -158,3 +158,34 @@ def test_st_predict_spots_with_measured_layers(tiny_st_run, tmp_path):
     c = ((xy[:, 0] - grid["x0"]) // grid["step"]).astype(int)
     r = ((xy[:, 1] - grid["y0"]) // grid["step"]).astype(int)
     np.testing.assert_array_equal(index[r * grid["cols"] + c], np.arange(res.n_obs))
+
+
+def test_a_spatialdata_store_is_viewed(tiny_st_run, tmp_path):
+    """histoexpr view store.zarr: the store's own image (from zarr, via a streamed TIFF) and
+    spots, the table's predictions and measured values as layers."""
+    _osd_or_skip()
+    pytest.importorskip("spatialdata")
+    import numpy as np
+
+    from histoexpr.st import predict_section
+
+    run, s = tiny_st_run
+    spec = s.specs[0]
+    res = predict_section(run.path, spec["image"], spec["spots"], out=tmp_path / "p",
+                          counts=spec["counts"], spatialdata=True)
+    section = str(res.obs["slide_id"].iloc[0])
+    store = tmp_path / "p" / f"{section}.zarr"
+    g = str(res.var_names[1])
+    assert main(["-q", "view", str(store), "--genes", g]) == 0
+    v = tmp_path / "p" / f"{section}_viewer"
+    data = json.loads((v / "data.js").read_text().removeprefix("window.HISTOEXPR = ")
+                      .rstrip().rstrip(";"))
+    assert data["genes"] == [g, f"{g} (measured)"] and data["unit"] == "spot"
+    np.testing.assert_allclose(data["values"][g], res.X[:, 1], rtol=1e-3, atol=1e-4)
+    index = np.asarray(data["grid"]["index"])
+    assert set(index[index >= 0]) == set(range(res.n_obs))
+    assert (v / "slide.dzi").is_file() and not (v / ".slide.tif").exists()
+    from histoexpr.plot.viewer import build_viewer
+
+    with pytest.raises(InputError, match="no section 'nope'"):
+        build_viewer(store, section="nope")

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["is_spatialdata_store", "read_spatialdata", "spatialdata_spec"]
+__all__ = ["element_affine", "is_spatialdata_store", "pick_image", "pick_table", "read_spatialdata",
+           "shape_centres", "spatialdata_spec"]
 
 #: images coarser than this (µm/px) make poor patches: warned about
 COARSE_MPP = 1.5
@@ -83,7 +84,7 @@ def spatialdata_spec(root: Path, query: dict[str, list[str]]) -> dict[str, Any]:
     return spec
 
 
-def _affine(element: Any, cs: str) -> np.ndarray:
+def element_affine(element: Any, cs: str) -> np.ndarray:
     """3x3 matrix taking ``element``'s (x, y) to coordinate system ``cs``."""
     from spatialdata.transformations import get_transformation
 
@@ -97,7 +98,7 @@ def _systems(element: Any) -> list[str]:
     return list(get_transformation(element, get_all=True))
 
 
-def _pick_table(sdata: Any, name: str | None, path: Path) -> tuple[str, Any]:
+def pick_table(sdata: Any, name: str | None, path: Path) -> tuple[str, Any]:
     tables = dict(sdata.tables)
     if not tables:
         raise InputError(f"{path}: the SpatialData store has no table (no expression to fit); "
@@ -115,7 +116,7 @@ def _pick_table(sdata: Any, name: str | None, path: Path) -> tuple[str, Any]:
                      f"({', '.join(sorted(tables))}); choose one with ?table=NAME")
 
 
-def _pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, path: Path,
+def pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, path: Path,
                 region: str) -> tuple[str, str]:
     """(image name, coordinate system) the spots of ``region`` are placed on."""
     systems = _systems(shapes)
@@ -136,7 +137,7 @@ def _pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, p
     for c in order:
         cands = [(n, im) for n, im in sdata.images.items() if c in _systems(im)]
         if cands:  # the finest: the smallest coordinate-system units per image pixel
-            best = min(cands, key=lambda kv: abs(np.linalg.det(_affine(kv[1], c)[:2, :2])))
+            best = min(cands, key=lambda kv: abs(np.linalg.det(element_affine(kv[1], c)[:2, :2])))
             return best[0], c
     raise InputError(
         f"{path}: no image shares a coordinate system with the spots {region!r} "
@@ -144,7 +145,7 @@ def _pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, p
         "section from its Space Ranger folder instead")
 
 
-def _centres(shapes: Any) -> tuple[np.ndarray, float | None]:
+def shape_centres(shapes: Any) -> tuple[np.ndarray, float | None]:
     """Centres (N, 2) of a shapes element and the circles' radius (None for polygons)."""
     geom = shapes.geometry
     if (geom.geom_type == "Point").all():
@@ -153,6 +154,66 @@ def _centres(shapes: Any) -> tuple[np.ndarray, float | None]:
         return xy, (float(np.median(r)) if r is not None and len(r) else None)
     c = geom.centroid
     return np.c_[c.x.to_numpy(float), c.y.to_numpy(float)], None
+
+
+def open_store(path: Path) -> Any:
+    """``spatialdata.read_zarr(path)``, or an :class:`InputError` saying what is wrong."""
+    from ..st.sdata_out import require_spatialdata
+
+    sd = require_spatialdata()
+    if not is_spatialdata_store(path):
+        raise InputError(f"{path}: not a SpatialData zarr store (a folder with tables/ and "
+                         "zarr.json); write one with SpatialData.write or spatialdata-io")
+    try:
+        return sd.read_zarr(path)
+    except Exception as e:  # zarr/ome-zarr raise many kinds for a damaged store
+        raise InputError(f"{path}: cannot read the SpatialData store ({e})") from e
+
+
+def table_regions(tbl: Any, tname: str, path: Path) -> tuple[list[str], str, str]:
+    """The elements a table annotates, its region key and its instance key."""
+    attrs = tbl.uns.get("spatialdata_attrs") or {}
+    regions = attrs.get("region")
+    regions = [regions] if isinstance(regions, str) else list(regions or [])
+    rkey, ikey = attrs.get("region_key"), attrs.get("instance_key")
+    if not regions or rkey not in tbl.obs or ikey not in tbl.obs:
+        raise InputError(f"{path}: table {tname!r} annotates no elements (its "
+                         "spatialdata_attrs name no region/region_key/instance_key)")
+    return [str(r) for r in regions], str(rkey), str(ikey)
+
+
+def place_region(sdata: Any, tbl: Any, region: str, rkey: str, ikey: str, *, path: Path,
+                 tname: str, image: str | None = None,
+                 coordinate_system: str | None = None) -> dict[str, Any]:
+    """The table rows of one shapes element and their centres in the pixels of the image
+    they are placed on: ``rows``, ``instances``, ``xy``, ``radius`` (circles, in the shapes'
+    units; ``None`` for polygons), ``side`` (polygons: the median square root of their
+    area), ``image``, ``coordinate_system``, ``px_per_unit`` (image pixels per shapes unit).
+    """
+    if region not in sdata.shapes:
+        kind = "points" if region in sdata.points else "labels" if region in sdata.labels \
+            else "no element"
+        raise InputError(f"{path}: table {tname!r} annotates {region!r}, which is {kind}; "
+                         "spots must be a shapes element (circles or polygons)")
+    shapes = sdata.shapes[region]
+    rows = np.flatnonzero(tbl.obs[rkey].astype(str).to_numpy() == region)
+    inst = tbl.obs[ikey].to_numpy()[rows]
+    known = shapes.index.get_indexer(inst)
+    if (known < 0).any():
+        raise InputError(f"{path}: {int((known < 0).sum())} row(s) of table {tname!r} "
+                         f"name instances that shapes {region!r} lacks (e.g. "
+                         f"{inst[known < 0][:3].tolist()})")
+    img_name, cs = pick_image(sdata, shapes, image=image, cs=coordinate_system, path=path,
+                              region=region)
+    mine = shapes.iloc[known]
+    xy_s, radius = shape_centres(mine)
+    to_px = np.linalg.inv(element_affine(sdata.images[img_name], cs)) @ \
+        element_affine(shapes, cs)
+    xy = (np.c_[xy_s, np.ones(len(xy_s))] @ to_px.T)[:, :2]
+    side = None if radius else float(np.median(np.sqrt(mine.geometry.area.to_numpy())))
+    return {"rows": rows, "instances": inst, "xy": xy, "radius": radius, "side": side,
+            "image": img_name, "coordinate_system": cs,
+            "px_per_unit": float(np.sqrt(abs(np.linalg.det(to_px[:2, :2]))))}
 
 
 def read_spatialdata(
@@ -176,25 +237,11 @@ def read_spatialdata(
         image or coordinate system; pixel size unknown.
     """
     from ..slide.ngff import NGFFSlide, ngff_mpp
-    from ..st.sdata_out import require_spatialdata
 
-    sd = require_spatialdata()
     path = Path(path)
-    if not is_spatialdata_store(path):
-        raise InputError(f"{path}: not a SpatialData zarr store (a folder with tables/ and "
-                         "zarr.json); write one with SpatialData.write or spatialdata-io")
-    try:
-        sdata = sd.read_zarr(path)
-    except Exception as e:  # zarr/ome-zarr raise many kinds for a damaged store
-        raise InputError(f"{path}: cannot read the SpatialData store ({e})") from e
-    tname, tbl = _pick_table(sdata, table, path)
-    attrs = tbl.uns.get("spatialdata_attrs") or {}
-    regions = attrs.get("region")
-    regions = [regions] if isinstance(regions, str) else list(regions or [])
-    rkey, ikey = attrs.get("region_key"), attrs.get("instance_key")
-    if not regions or rkey not in tbl.obs or ikey not in tbl.obs:
-        raise InputError(f"{path}: table {tname!r} annotates no elements (its "
-                         "spatialdata_attrs name no region/region_key/instance_key)")
+    sdata = open_store(path)
+    tname, tbl = pick_table(sdata, table, path)
+    regions, rkey, ikey = table_regions(tbl, tname, path)
     counts_all = tbl.layers[K.LAYER_COUNTS] if K.LAYER_COUNTS in tbl.layers else tbl.X
     counts_all = sp.csr_matrix(counts_all)
     check_counts(counts_all.data, f"{path} (table {tname})")
@@ -203,26 +250,10 @@ def read_spatialdata(
     written = (tbl.uns.get("histoexpr") or {}).get("sections") or {}
     out = []
     for region in regions:
-        if region not in sdata.shapes:
-            kind = "points" if region in sdata.points else "labels" if region in sdata.labels \
-                else "no element"
-            raise InputError(f"{path}: table {tname!r} annotates {region!r}, which is {kind}; "
-                             "spots must be a shapes element (circles or polygons)")
-        shapes = sdata.shapes[region]
-        rows = np.flatnonzero(tbl.obs[rkey].astype(str).to_numpy() == region)
-        inst = tbl.obs[ikey].to_numpy()[rows]
-        known = shapes.index.get_indexer(inst)
-        if (known < 0).any():
-            raise InputError(f"{path}: {int((known < 0).sum())} row(s) of table {tname!r} "
-                             f"name instances that shapes {region!r} lacks (e.g. "
-                             f"{inst[known < 0][:3].tolist()})")
-        img_name, cs = _pick_image(sdata, shapes, image=image, cs=coordinate_system,
-                                   path=path, region=region)
-        xy_s, radius = _centres(shapes.iloc[known])
-        a_s, a_i = _affine(shapes, cs), _affine(sdata.images[img_name], cs)
-        to_px = np.linalg.inv(a_i) @ a_s
-        xy = (np.c_[xy_s, np.ones(len(xy_s))] @ to_px.T)[:, :2]
-        px_per_unit = float(np.sqrt(abs(np.linalg.det(to_px[:2, :2]))))
+        p = place_region(sdata, tbl, region, rkey, ikey, path=path, tname=tname, image=image,
+                         coordinate_system=coordinate_system)
+        rows, inst, xy, radius = p["rows"], p["instances"], p["xy"], p["radius"]
+        img_name, cs, px_per_unit = p["image"], p["coordinate_system"], p["px_per_unit"]
         img_path = path / "images" / img_name
         um, source = spot_diameter_um, "spot_diameter_um"
         if um is None and "downscaled_hires" in sdata.coordinate_systems:

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _keys as K
 from ..errors import InputError, MppMissingError
+from .viewer_grid import spot_grid, tile_grid
 
 __all__ = ["MAX_VALUES", "build_viewer", "find_openseadragon"]
 
@@ -80,36 +81,6 @@ def _prediction(path: Path) -> tuple[Any, Path]:
     return a, found[0]
 
 
-def _spot_grid(xy: np.ndarray, diameter: float, dims: tuple[int, int]) -> dict[str, Any]:
-    """A raster over the spots' bounding box, cells of 1/8 spot diameter, each holding the
-    spot that covers it (or -1): layers are drawn and hovered on it as tiles are."""
-    from scipy.spatial import cKDTree
-
-    r = diameter / 2
-    step = max(1.0, diameter / 8)
-    x0, y0 = max(0.0, float(xy[:, 0].min() - r)), max(0.0, float(xy[:, 1].min() - r))
-    cols = int(np.ceil((min(dims[0], xy[:, 0].max() + r) - x0) / step))
-    rows = int(np.ceil((min(dims[1], xy[:, 1].max() + r) - y0) / step))
-    cy, cx = np.mgrid[0:rows, 0:cols]
-    centres = np.c_[x0 + (cx.ravel() + 0.5) * step, y0 + (cy.ravel() + 0.5) * step]
-    dist, idx = cKDTree(xy).query(centres, distance_upper_bound=r)
-    index = np.where(np.isfinite(dist), idx, -1).astype(np.int64)
-    return {"x0": x0, "y0": y0, "step": step, "rows": rows, "cols": cols,
-            "index": index.tolist(), "_cells": index}
-
-
-def _grid(coords: np.ndarray, size0: float, step: float) -> dict[str, Any]:
-    col = np.rint((coords[:, 0] - coords[:, 0].min()) / step).astype(int)
-    row = np.rint((coords[:, 1] - coords[:, 1].min()) / step).astype(int)
-    rows, cols = int(row.max()) + 1, int(col.max()) + 1
-    index = np.full(rows * cols, -1, np.int64)
-    index[row * cols + col] = np.arange(len(coords))
-    return {"x0": float(coords[:, 0].min() + (size0 - step) / 2),
-            "y0": float(coords[:, 1].min() + (size0 - step) / 2),
-            "step": float(step), "rows": rows, "cols": cols, "index": index.tolist(),
-            "_row": row, "_col": col}
-
-
 def _layer(values: np.ndarray, grid: dict[str, Any], path: Path,
            lohi: tuple[float, float] | None = None) -> tuple[float, float]:
     from matplotlib import colormaps
@@ -139,6 +110,10 @@ def _dzi(slide: Path, dims: tuple[int, int], dest: Path) -> dict[str, Any]:
     except (ImportError, OSError) as e:
         raise InputError(f"the viewer needs libvips: pip install 'histoexpr[viewer]' "
                          f"(pyvips with its binary) ({e})") from e
+    if slide.is_dir():  # an OME-Zarr image (a SpatialData store's): a TIFF libvips reads
+        from .viewer_sdata import ngff_to_tiff
+
+        slide = ngff_to_tiff(slide, dest / ".slide.tif")
     try:
         im = pyvips.Image.new_from_file(str(slide), access="sequential")
     except pyvips.Error as e:
@@ -152,6 +127,7 @@ def _dzi(slide: Path, dims: tuple[int, int], dest: Path) -> dict[str, Any]:
         im = im.flatten(background=[255, 255, 255])
     im.dzsave(str(dest / "slide"), tile_size=DZ_TILE, overlap=DZ_OVERLAP,
               suffix=".jpg[Q=85]")
+    (dest / ".slide.tif").unlink(missing_ok=True)
     return {"Image": {"xmlns": "http://schemas.microsoft.com/deepzoom/2008",
                       "Url": "slide_files/", "Format": "jpg", "Overlap": str(DZ_OVERLAP),
                       "TileSize": str(DZ_TILE),
@@ -164,7 +140,7 @@ def _tiles_source(a: Any, folder: Path) -> dict[str, Any]:
     return {"slide": Path(a.uns["slide"]["path"]), "mpp": float(ts["slide_mpp"]),
             "dims": tuple(int(v) for v in a.uns["slide"]["dimensions"]), "unit": "tile",
             "dest": (folder if folder.is_dir() else folder.parent) / "viewer",
-            "grid": lambda dims: _grid(a.obs[["x", "y"]].to_numpy(float),
+            "grid": lambda dims: tile_grid(a.obs[["x", "y"]].to_numpy(float),
                                        float(ts["size_level0"]), float(ts["stride_level0"]))}
 
 
@@ -180,15 +156,17 @@ def _spots_source(a: Any, h5ad: Path) -> dict[str, Any]:
     xy = a.obs[[K.X, K.Y]].to_numpy(float)
     return {"slide": Path(info["image_path"]), "mpp": float(info["mpp"]), "dims": None,
             "unit": "spot", "dest": h5ad.parent / f"{section}_viewer",
-            "grid": lambda dims: _spot_grid(xy, spot_diameter_px(info, xy), dims)}
+            "grid": lambda dims: spot_grid(xy, spot_diameter_px(info, xy), dims)}
 
 
 def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
-                 slide: str | Path | None = None, genes: list[str] | None = None) -> Path:
+                 slide: str | Path | None = None, genes: list[str] | None = None,
+                 section: str | None = None) -> Path:
     """Build the viewer of a ``predict-slide`` output ``folder`` in ``dest`` (default
     ``folder/viewer``), or of an ``st predict`` output (one section's spots as discs on its
     image, default ``<section>_viewer`` beside it; with ``--counts`` each gene's measured
-    values are a layer too, on the prediction's colour scale); returns ``index.html``.
+    values are a layer too, on the prediction's colour scale), or of a SpatialData store
+    (``section`` chooses one of several; :mod:`.viewer_sdata`); returns ``index.html``.
 
     Raises
     ------
@@ -201,12 +179,20 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
     from matplotlib.colors import to_hex
 
     from ..atomic import write_json
+    from ..expression.sdata_in import is_spatialdata_store
     from ..slide import image_dimensions, open_slide
     from .viewer_page import PAGE
 
     folder = Path(folder)
     osd = find_openseadragon()
-    a, h5ad = _prediction(folder)
+    src = None
+    if is_spatialdata_store(folder):
+        from .viewer_sdata import store_view
+
+        a, src = store_view(folder, section)
+        h5ad = folder
+    else:
+        a, h5ad = _prediction(folder)
     names = list(map(str, a.var_names))
     if genes:
         missing = [g for g in genes if g not in names]
@@ -223,9 +209,10 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
                            "the mapped genes (%s); pass --genes to choose", a.n_obs,
                            len(names), ", ".join(mapped))
             genes = list(mapped)
-    src = _spots_source(a, h5ad) if "tile_spec" not in a.uns else _tiles_source(a, folder)
+    if src is None:
+        src = _spots_source(a, h5ad) if "tile_spec" not in a.uns else _tiles_source(a, folder)
     slide = Path(slide) if slide is not None else src["slide"]
-    if not slide.is_file():
+    if not slide.exists():
         raise InputError(f"{slide}: the predicted slide is not there any more; pass its "
                          "path with --slide")
     want_mpp = src["mpp"]
@@ -234,7 +221,7 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
             mpp = s.mpp
     except MppMissingError:  # a plain image: the predictions' µm/px was given, not read
         mpp = want_mpp
-    if abs(mpp - want_mpp) > 0.01 * want_mpp:
+    if want_mpp is not None and abs(mpp - want_mpp) > 0.01 * want_mpp:
         raise InputError(f"{slide}: {mpp:.4g} µm/px, but the predictions were made at "
                          f"{want_mpp:.4g} µm/px; view the slide they came from, or predict "
                          "this one")
