@@ -40,6 +40,7 @@ PAGE = """<!doctype html>
     showNavigator: true, crossOriginPolicy: false,
     drawer: "canvas", imageSmoothingEnabled: false  // tiles as squares, not blurred
   });
+  document.getElementById("hover").textContent = "hover a " + (D.unit || "tile");
   var select = document.getElementById("gene");
   var opacity = document.getElementById("opacity");
   D.genes.forEach(function (g) {
