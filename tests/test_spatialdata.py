@@ -269,6 +269,20 @@ def test_bad_stores_get_one_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"pixel size of image 'he' is unknown.*\?mpp="):
         read_cohort([str(no_mpp)])
     assert read_cohort([f"{no_mpp}?mpp=0.5"]).uns["sections"]["spots"]["mpp"] == 0.5
+    # a finer fluorescence image (Xenium's morphology) is passed over for the H&E; alone,
+    # it is named in the error
+    dapi = Image2DModel.parse(np.zeros((2, 128, 128), np.uint16), dims=("c", "y", "x"),
+                              transformations={"global": Identity()})
+    both = tmp_path / "both.zarr"
+    _write(sd.SpatialData(images={"he": img, "morphology": dapi}, shapes={"spots": shapes},
+                          tables={"table": table}), both)
+    got = read_cohort([f"{both}?mpp=0.5"]).uns["sections"]["spots"]
+    assert got["image_path"].endswith("images/he")
+    only = tmp_path / "only.zarr"
+    _write(sd.SpatialData(images={"morphology": dapi}, shapes={"spots": shapes},
+                          tables={"table": table}), only)
+    with pytest.raises(InputError, match=r"only morphology \(2-channel uint16\)"):
+        read_cohort([f"{only}?mpp=0.5"])
     # the writer without the package's sections: a clear error, not a KeyError
     bare = ad.AnnData(X=np.ones((2, 2), np.float32), obs=pd.DataFrame(index=["a", "b"]))
     with pytest.raises(InputError, match="lack obs"):

@@ -134,15 +134,40 @@ def pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, pa
                              "the spots cannot be placed on it")
         return image, ("global" if "global" in shared else shared[0])
     order = [cs] if cs else sorted(systems, key=lambda c: c != "global")
+    others: list[str] = []
     for c in order:
         cands = [(n, im) for n, im in sdata.images.items() if c in _systems(im)]
+        # an H&E is 8-bit RGB: Xenium's morphology (16-bit fluorescence) is passed over
+        others += [f"{n} ({_kind(im)})" for n, im in cands if not _is_rgb(im)]
+        cands = [(n, im) for n, im in cands if _is_rgb(im)]
         if cands:  # the finest: the smallest coordinate-system units per image pixel
-            best = min(cands, key=lambda kv: abs(np.linalg.det(element_affine(kv[1], c)[:2, :2])))
+            best = min(cands, key=lambda kv: abs(np.linalg.det(
+                element_affine(kv[1], c)[:2, :2])))
             return best[0], c
     raise InputError(
-        f"{path}: no image shares a coordinate system with the spots {region!r} "
-        f"({', '.join(order)}); the store lacks the H&E: add it (Image2DModel) or read the "
-        "section from its Space Ranger folder instead")
+        f"{path}: no H&E (8-bit RGB) image shares a coordinate system with the spots "
+        f"{region!r} ({', '.join(order)})"
+        + (f"; there are only {', '.join(others)}" if others else "")
+        + "; the store lacks the H&E: add it (Image2DModel; spatialdata-io's "
+        "xenium_aligned_image for Xenium) or read the section from its Space Ranger folder")
+
+
+def _level0(image: Any) -> Any:
+    """The full-resolution array of an image element (a multiscale one's first level)."""
+    if hasattr(image, "children"):
+        return next(iter(image.children.values()))["image"]
+    return image
+
+
+def _is_rgb(image: Any) -> bool:
+    a = _level0(image)
+    n_c = a.sizes.get("c", 1) if hasattr(a, "sizes") else 1
+    return a.dtype == np.uint8 and n_c in (1, 3, 4)
+
+
+def _kind(image: Any) -> str:
+    a = _level0(image)
+    return f"{a.sizes.get('c', 1)}-channel {a.dtype}"
 
 
 def shape_centres(shapes: Any) -> tuple[np.ndarray, float | None]:
