@@ -352,3 +352,66 @@ def test_real_sections_round_trip_through_a_store(shared_data, tmp_path):
                 open_slide(src["image_path"], mpp=src["mpp"]) as t:
             np.testing.assert_array_equal(s.read_region(x - 8, y - 8, 16, 16),
                                           t.read_region(x - 8, y - 8, 16, 16))
+
+
+def _as_10x_h5(mtx_folder, dest):
+    """A 10x matrix folder (MatrixMarket) as the 10x HDF5 file spatialdata-io reads."""
+    import h5py
+    import scipy.io
+    import scipy.sparse as sps
+
+    m = sps.csc_matrix(scipy.io.mmread(str(mtx_folder / "matrix.mtx.gz")))  # genes x spots
+    barcodes = pd.read_csv(mtx_folder / "barcodes.tsv.gz", header=None)[0].astype(str)
+    feats = pd.read_csv(mtx_folder / "features.tsv.gz", header=None, sep="\t")
+    with h5py.File(dest, "w") as f:
+        g = f.create_group("matrix")
+        g["barcodes"] = barcodes.to_numpy().astype("S")
+        g["data"], g["indices"], g["indptr"] = m.data.astype(np.int32), m.indices, m.indptr
+        g["shape"] = np.array(m.shape, np.int32)
+        fg = g.create_group("features")
+        fg["id"], fg["name"] = feats[0].to_numpy().astype("S"), feats[1].to_numpy().astype("S")
+        fg["feature_type"] = feats[2].to_numpy().astype("S")
+        fg["genome"] = np.array([b"mm10"] * len(feats))
+        fg["_all_tag_keys"] = np.array([b"genome"])
+
+
+@pytest.mark.data
+def test_a_store_spatialdata_io_made_from_real_visium(shared_data, tmp_path):
+    """spatialdata-io's own reader on the real Visium embryo (its counts as the 10x .h5 it
+    wants): st fit's reader finds the table, the circles and the low-res image they share a
+    coordinate system with, and places the spots as our Space Ranger reader does."""
+    sio = pytest.importorskip("spatialdata_io")
+    from histoexpr.expression import read_visium
+
+    src = shared_data / "visium_mouse_embryo"
+    folder = tmp_path / "outs"
+    folder.mkdir()
+    (folder / "spatial").symlink_to(src / "spatial")
+    _as_10x_h5(src / "filtered_feature_bc_matrix", folder / "filtered_feature_bc_matrix.h5")
+    store = tmp_path / "embryo.zarr"
+    import warnings
+
+    with warnings.catch_warnings():  # scanpy's notice on duplicate names it then fixes
+        warnings.simplefilter("ignore", UserWarning)
+        made = sio.visium(folder, dataset_id="embryo")
+    _write(made, store)
+    ours = read_visium(src, section="embryo")
+    got = read_cohort([str(store)])
+    info, mine = got.uns["sections"]["embryo"], ours.uns["sections"]["embryo"]
+    scale = json.loads((src / "spatial" / "scalefactors_json.json").read_text())[
+        "tissue_lowres_scalef"]
+    assert info["image_path"].endswith("images/embryo_lowres_image")  # its only image
+    assert info["mpp"] == pytest.approx(mine["mpp"] / scale, rel=1e-6)
+    assert got.n_obs == ours.n_obs
+    # spatialdata-io's spots are numbered; join on the barcodes its table keeps as obs names
+    table = sd.read_zarr(store).tables["table"]
+    barcode = dict(zip(table.obs["spot_id"].astype(str), table.obs_names.astype(str)))
+    mine_xy = ours.obs.set_index(ours.obs["spot_id"].astype(str))[[K.X, K.Y]]
+    theirs_xy = got.obs[[K.X, K.Y]].set_axis(
+        [barcode[s] for s in got.obs["spot_id"].astype(str)])
+    np.testing.assert_allclose(theirs_xy.to_numpy(), mine_xy.loc[theirs_xy.index].to_numpy()
+                               * scale, rtol=1e-6, atol=1e-6)
+    a = got[:, ours.var_names[:50]].X.toarray()
+    b = ours[[f"embryo:{barcode[s]}" for s in got.obs["spot_id"].astype(str)],
+             ours.var_names[:50]].X.toarray()
+    np.testing.assert_array_equal(a, b)

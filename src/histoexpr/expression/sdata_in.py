@@ -15,8 +15,9 @@ Options ride on a query, as for HEST folders:
   in it, else the first they share);
 - ``mpp`` — the image's µm/px; default: what the image records (an NGFF axis unit), or
   what this package wrote beside the table, or from the spot size when it is known
-  (``spot_diameter_um``, or Visium's 55 µm for a store with Visium's ``downscaled_hires``
-  coordinate system), else an error asking for it;
+  (``spot_diameter_um``, or Visium's 55 µm for a store in spatialdata-io's Visium layout:
+  its ``downscaled_hires/lowres`` coordinate systems or Space Ranger scale factors), else an
+  error asking for it;
 - ``patient`` — a patient id for every section (default: the section's id; an ``obs``
   column ``patient_id`` or ``patient`` wins).
 
@@ -152,6 +153,18 @@ def pick_image(sdata: Any, shapes: Any, *, image: str | None, cs: str | None, pa
         "xenium_aligned_image for Xenium) or read the section from its Space Ranger folder")
 
 
+def _looks_visium(sdata: Any, tbl: Any) -> bool:
+    """spatialdata-io's Visium layout: its ``[<id>_]downscaled_hires/lowres`` coordinate
+    systems, or scanpy's ``uns["spatial"]`` scale factors with ``spot_diameter_fullres``."""
+    if any(str(c).endswith(("downscaled_hires", "downscaled_lowres"))
+           for c in sdata.coordinate_systems):
+        return True
+    spatial = tbl.uns.get("spatial")
+    return isinstance(spatial, dict) and any(
+        isinstance(v, dict) and "spot_diameter_fullres" in (v.get("scalefactors") or {})
+        for v in spatial.values())
+
+
 def _level0(image: Any) -> Any:
     """The full-resolution array of an image element (a multiscale one's first level)."""
     if hasattr(image, "children"):
@@ -281,7 +294,7 @@ def read_spatialdata(
         img_name, cs, px_per_unit = p["image"], p["coordinate_system"], p["px_per_unit"]
         img_path = path / "images" / img_name
         um, source = spot_diameter_um, "spot_diameter_um"
-        if um is None and "downscaled_hires" in sdata.coordinate_systems:
+        if um is None and _looks_visium(sdata, tbl):
             um, source = VISIUM_SPOT_DIAMETER_UM, "Visium's 55 µm spot"
         found = None if mpp is not None else ngff_mpp(img_path)
         ours = written.get(str(region), {})
