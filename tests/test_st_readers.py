@@ -396,7 +396,7 @@ def test_read_sections_from_specs(tmp_path):
     ], join="outer")
     assert c.n_obs == 17 and set(c.uns[K.UNS_SECTIONS]) == {"S1", "V1"}
     assert {c.uns[K.UNS_SECTIONS][s]["platform"] for s in ("S1", "V1")} == {"legacy_st", "visium"}
-    assert SPATIAL_READERS.list() == ["h5ad", "legacy_st", "stnet", "visium"]
+    assert SPATIAL_READERS.list() == ["h5ad", "legacy_st", "spatialdata", "stnet", "visium"]
     with pytest.raises(UnknownNameError, match="legacy_st"):
         read_sections([{"platform": "slide-seq", "path": "x"}])
     with pytest.raises(InputError, match="no 'platform'"):
