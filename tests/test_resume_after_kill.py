@@ -94,3 +94,31 @@ def test_tile_killed_mid_cohort_resumes_to_identical_coordinates(cohort, tmp_pat
         again, _ = load_coords(out / spec / f"{n}.h5")
         assert np.array_equal(whole, again), n
     assert (out / "run.json").is_file()
+
+
+@pytest.mark.slow
+def test_st_predict_killed_mid_cohort_resumes_to_identical_predictions(tiny_st_run, tmp_path):
+    """st predict --manifest: the driver SIGKILLed after its first section; the rerun does
+    the rest, leaves the first untouched, and every section equals an uninterrupted run."""
+    import anndata as ad
+
+    run, s = tiny_st_run
+    spec = s.specs[0]
+    names = [f"sec{i}" for i in range(3)]  # one section under three names: each a few maps
+    man = tmp_path / "sections.csv"
+    man.write_text("image,spots,section\n" + "".join(
+        f"{spec['image']},{spec['spots']},{n}\n" for n in names))
+    cmd = [*CLI, "-q", "st", "predict", str(run.path), "--manifest", str(man)]
+    assert subprocess.run([*cmd, "--out", str(tmp_path / "whole")]).returncode == 0
+    out = tmp_path / "killed"
+    _kill_when([*cmd, "--out", str(out)], out / "sec0_predict.json")
+    assert not (out / "sec2_predict.json").exists(), "finished before the kill"
+    stamp = (out / "sec0_predictions.h5ad").stat().st_mtime_ns
+    assert subprocess.run([*cmd, "--out", str(out)]).returncode == 0
+    assert (out / "sec0_predictions.h5ad").stat().st_mtime_ns == stamp
+    for n in names:
+        want = ad.read_h5ad(tmp_path / "whole" / f"{n}_predictions.h5ad")
+        got = ad.read_h5ad(out / f"{n}_predictions.h5ad")
+        np.testing.assert_array_equal(got.X, want.X)
+    assert not list(out.rglob("*.tmp*"))
+

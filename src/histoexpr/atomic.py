@@ -28,6 +28,7 @@ import errno
 import json
 import math
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -37,9 +38,8 @@ from typing import Any
 
 from .errors import InputError, OutputError
 
-__all__ = ["FolderLock", "atomic_path", "dumps", "json_safe", "output_error", "write_bytes",
-           "write_csv",
-           "write_json", "write_text"]
+__all__ = ["FolderLock", "atomic_path", "dumps", "json_safe", "output_error",
+           "sweep_temporaries", "write_bytes", "write_csv", "write_json", "write_text"]
 
 #: the process umask, read once at import (reading it means setting it, which is not
 #: thread-safe); outputs get the mode a plain ``open`` would give, not mkstemp's 0600
@@ -61,6 +61,23 @@ def output_error(path: str | Path, err: OSError) -> OutputError | None:
             if err.errno in (errno.ENOSPC, errno.EDQUOT)
             else "choose an --out folder you can write to")
     return OutputError(f"{path}: cannot write ({why}); {todo}")
+
+
+#: what a temporary of :func:`atomic_path` is called: ``.<name>.<random>.tmp[<suffix>]``
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def sweep_temporaries(folder: str | Path) -> int:
+    """Remove the temporaries a killed writer left under ``folder`` (the hidden
+    ``.<name>.<random>.tmp*`` files of :func:`atomic_path`); returns how many. Call it only
+    while holding the folder (:class:`FolderLock`): no other writer is then at work there.
+    """
+    n = 0
+    for p in Path(folder).rglob(".*.tmp*"):
+        if p.is_file() and _TEMPORARY.match(p.name):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 @contextmanager

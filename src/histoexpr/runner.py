@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import FolderLock
+from .atomic import FolderLock, sweep_temporaries
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,9 @@ class BatchOutput:
     :class:`~histoexpr.errors.OutputError` before any work). Set :attr:`produced` once the
     run has made something worth keeping; on exit, a run that raised or produced nothing
     leaves the folder as it found it: the lock file and the empty folders it made are
-    removed, and the folder itself when the run created it. Files are never removed.
+    removed, and the folder itself when the run created it. Files are never removed, except
+    the temporaries of a killed run (:func:`~histoexpr.atomic.sweep_temporaries`), once the
+    folder is locked.
 
     Examples
     --------
@@ -310,6 +312,9 @@ class BatchOutput:
             raise InputError(f"{self.folder}: exists and is not a folder; choose another --out")
         self._before = set(os.listdir(self.folder)) if self.folder.is_dir() else None
         self._lock.acquire()
+        n = sweep_temporaries(self.folder)  # half-written files of a killed run: ours alone
+        if n:
+            logger.info("%s: removed %d temporary file(s) a killed run left", self.folder, n)
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:

@@ -274,3 +274,25 @@ def test_embed_random_init(cli, tmp_path, slides):
     assert feats.shape == (3, 1280) and attrs["encoder_weights"] == "none"
     assert_clear_error(cli(*argv, "--random-init", "--weights", tmp_path / "w.pth"),
                        "--weights or --random-init")
+
+
+def test_a_rerun_sweeps_the_temporaries_a_killed_run_left(tmp_path):
+    """Half-written files of a killed writer (atomic_path's hidden temporaries) are removed
+    once the next batch run holds the folder; other files, hidden or not, are kept."""
+    from histoexpr.atomic import atomic_path
+    from histoexpr.runner import BatchOutput
+
+    out = tmp_path / "out"
+    (out / "s1").mkdir(parents=True)
+    left = []
+    for where, suffix in ((out, ".h5ad"), (out / "s1", "")):
+        ctx = atomic_path(where / "x.h5ad", suffix=suffix)
+        left.append(ctx.__enter__())  # a writer killed before its exit: the file stays
+        left[-1].write_bytes(b"half")
+    keep = [out / ".notes.tmp", out / "done.h5ad", out / "s1" / "a.tmp"]
+    for p in keep:
+        p.write_bytes(b"mine")
+    with BatchOutput(out) as run:
+        run.produced = True
+    assert not any(p.exists() for p in left)
+    assert all(p.exists() for p in keep)
