@@ -35,17 +35,17 @@ def predict_slide(slide, model, *, out, returns="anndata", **options):
     (``genes``, ``n_maps``, ``device``, ``batch_size``, ``features``, ``map_mpp``,
     ``spatialdata_mpp``, ...). ``returns="spatialdata"`` also writes ``OUT/<slide>.zarr``
     and returns it as a SpatialData object (the slide, its tiles, the predictions)."""
-    from .st.api import as_returned
+    from .st.api import returned, wants_store
     from .st.predict_slide import predict_slide as _predict_slide
 
     res = _predict_slide(slide, model, out=out, quiet=options.pop("quiet", True),
-                         spatialdata=as_returned(returns) or options.pop("spatialdata", False),
+                         spatialdata=wants_store(returns) or options.pop("spatialdata", False),
                          **options)
     res.adata.uns["files"] = {"h5ad": str(res.h5ad), "geojson": str(res.geojson),
                               "maps": [str(p) for p in res.maps],
                               "overlays": [str(p) for p in res.overlays],
                               "spatialdata": str(res.spatialdata) if res.spatialdata else None}
-    return as_returned(returns, res.adata, res.spatialdata)
+    return returned(returns, res.adata, res.spatialdata)
 
 
 def export_model(run, path):

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["element_affine", "is_spatialdata_store", "pick_image", "pick_table", "read_spatialdata",
-           "shape_centres", "spatialdata_spec"]
+           "shape_centres", "spatialdata_spec", "written_sections"]
 
 #: images coarser than this (µm/px) make poor patches: warned about
 COARSE_MPP = 1.5
@@ -208,6 +208,12 @@ def open_store(path: Path) -> Any:
         raise InputError(f"{path}: cannot read the SpatialData store ({e})") from e
 
 
+def written_sections(tbl: Any) -> dict[str, dict[str, Any]]:
+    """What this package wrote beside a store's table, by shapes element: the section's
+    name and its image's µm/px (``{}`` for stores made elsewhere)."""
+    return (tbl.uns.get("histoexpr") or {}).get("sections") or {}
+
+
 def table_regions(tbl: Any, tname: str, path: Path) -> tuple[list[str], str, str]:
     """The elements a table annotates, its region key and its instance key."""
     attrs = tbl.uns.get("spatialdata_attrs") or {}
@@ -284,8 +290,7 @@ def read_spatialdata(
     counts_all = sp.csr_matrix(counts_all)
     check_counts(counts_all.data, f"{path} (table {tname})")
     genes = unique_genes(tbl.var_names, path)
-    # a store this package wrote names each region's section and image µm/px
-    written = (tbl.uns.get("histoexpr") or {}).get("sections") or {}
+    written = written_sections(tbl)
     out = []
     for region in regions:
         p = place_region(sdata, tbl, region, rkey, ikey, path=path, tname=tname, image=image,

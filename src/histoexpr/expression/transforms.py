@@ -22,14 +22,16 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GENE_SELECTIONS", "GeneSelector", "expressed_genes", "normalise", "spot_mask"]
+__all__ = ["GENE_SELECTIONS", "GeneSelector", "dense", "expressed_genes", "normalise",
+           "spot_mask"]
 
 #: gene-selection methods of :class:`GeneSelector`
 GENE_SELECTIONS = ("top_mean", "hvg")
 
 
-def _dense(x: Any) -> np.ndarray:
-    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+def dense(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    """A matrix (scipy sparse or array-like) as a dense array of ``dtype``."""
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=dtype)
 
 
 def _row_sums(x: Any) -> np.ndarray:
@@ -72,7 +74,7 @@ def normalise(counts: Any, *, target_sum: float | None = 1e4, log: str = "log1p"
     """
     if log not in ("log1p", "log2", "none"):
         raise InputError(f"log must be 'log1p', 'log2' or 'none', got {log!r}")
-    x = _dense(counts)
+    x = dense(counts)
     if np.isnan(x).any() or (x < 0).any():
         raise InputError("counts contain NaN or negative values; give raw counts")
     if target_sum:
@@ -148,7 +150,7 @@ class GeneSelector:
     def fit(self, log_expr: Any, var_names: Sequence[str]) -> GeneSelector:
         """Choose the genes from normalised expression of the *training* spots."""
         names = [str(g) for g in var_names]
-        x = _dense(log_expr)
+        x = dense(log_expr)
         if x.shape[1] != len(names):
             raise InputError(f"expression has {x.shape[1]} genes but {len(names)} names")
         if self.genes is not None:
@@ -172,7 +174,7 @@ class GeneSelector:
         """The chosen columns, in the order of :attr:`genes_`."""
         if not hasattr(self, "index_"):
             raise InputError("GeneSelector is not fitted; call fit() on the training spots")
-        return _dense(log_expr)[:, self.index_].astype(np.float32)
+        return dense(log_expr)[:, self.index_].astype(np.float32)
 
     def rest(self, n_genes: int) -> np.ndarray:
         """Columns *not* chosen (the auxiliary head's targets in seed 003)."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _keys as K
 from ..errors import InputError, MppMissingError
+from ..expression.transforms import dense
 from .viewer_grid import spot_grid, tile_grid
 
 __all__ = ["MAX_VALUES", "build_viewer", "find_openseadragon"]
@@ -159,6 +160,21 @@ def _spots_source(a: Any, h5ad: Path) -> dict[str, Any]:
             "grid": lambda dims: spot_grid(xy, spot_diameter_px(info, xy), dims)}
 
 
+def _check_mpp(slide: Path, want_mpp: float) -> None:
+    """Refuse a slide whose µm/px is not the one the predictions were made at."""
+    from ..slide import open_slide
+
+    try:
+        with open_slide(slide) as s:
+            mpp = s.mpp
+    except MppMissingError:  # a plain image: the predictions' µm/px was given, not read
+        return
+    if abs(mpp - want_mpp) > 0.01 * want_mpp:
+        raise InputError(f"{slide}: {mpp:.4g} µm/px, but the predictions were made at "
+                         f"{want_mpp:.4g} µm/px; view the slide they came from, or predict "
+                         "this one")
+
+
 def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
                  slide: str | Path | None = None, genes: list[str] | None = None,
                  section: str | None = None) -> Path:
@@ -180,7 +196,7 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
 
     from ..atomic import write_json
     from ..expression.sdata_in import is_spatialdata_store
-    from ..slide import image_dimensions, open_slide
+    from ..slide import image_dimensions
     from .viewer_page import PAGE
 
     folder = Path(folder)
@@ -215,16 +231,8 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
     if not slide.exists():
         raise InputError(f"{slide}: the predicted slide is not there any more; pass its "
                          "path with --slide")
-    want_mpp = src["mpp"]
-    try:
-        with open_slide(slide) as s:
-            mpp = s.mpp
-    except MppMissingError:  # a plain image: the predictions' µm/px was given, not read
-        mpp = want_mpp
-    if want_mpp is not None and abs(mpp - want_mpp) > 0.01 * want_mpp:
-        raise InputError(f"{slide}: {mpp:.4g} µm/px, but the predictions were made at "
-                         f"{want_mpp:.4g} µm/px; view the slide they came from, or predict "
-                         "this one")
+    if src["mpp"] is not None:  # None: nothing to check (a store's own image)
+        _check_mpp(slide, float(src["mpp"]))
     dest = Path(dest) if dest is not None else src["dest"]
     if dest.exists():
         shutil.rmtree(dest)
@@ -234,7 +242,7 @@ def build_viewer(folder: str | Path, *, dest: str | Path | None = None,
     shutil.copytree(osd, dest / "openseadragon")
     points = a.obs[["x", "y"]].to_numpy(float)
     grid = src["grid"](dims)
-    X = np.asarray(a.X.toarray() if hasattr(a.X, "toarray") else a.X, float)
+    X = dense(a.X)
     measured = (np.asarray(a.layers["measured"], float) if "measured" in a.layers else None)
     layers, ranges, values, shown = {}, {}, {}, []
     for g in genes:

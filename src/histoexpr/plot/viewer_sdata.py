@@ -29,14 +29,20 @@ def store_view(store: Path, section: str | None = None) -> tuple[Any, dict[str, 
     import anndata as ad
     import pandas as pd
 
-    from ..expression.sdata_in import open_store, pick_table, place_region, table_regions
-    from ..slide.ngff import NGFFSlide
+    from ..expression.sdata_in import (
+        open_store,
+        pick_table,
+        place_region,
+        table_regions,
+        written_sections,
+    )
+    from ..expression.transforms import dense
     from .viewer_grid import spot_grid
 
     sdata = open_store(store)
     tname, tbl = pick_table(sdata, None, store)
     regions, rkey, ikey = table_regions(tbl, tname, store)
-    written = (tbl.uns.get("histoexpr") or {}).get("sections") or {}
+    written = written_sections(tbl)
     by_section = {str(written.get(r, {}).get("section", r)): r for r in regions}
     if section is None:
         if len(by_section) > 1:
@@ -54,19 +60,16 @@ def store_view(store: Path, section: str | None = None) -> tuple[Any, dict[str, 
     else:
         size, shape, unit = p["side"] * p["px_per_unit"], "square", "tile"
 
-    def dense(m: Any) -> np.ndarray:
-        return np.asarray(m.toarray() if hasattr(m, "toarray") else m, np.float32)
-
-    a = ad.AnnData(X=dense(tbl.X[rows]), var=pd.DataFrame(index=tbl.var_names.astype(str)),
+    a = ad.AnnData(X=dense(tbl.X[rows], np.float32),
+                   var=pd.DataFrame(index=tbl.var_names.astype(str)),
                    obs=pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]},
                                     index=tbl.obs_names[rows].astype(str)))
     if "measured" in tbl.layers:
-        a.layers["measured"] = dense(tbl.layers["measured"][rows])
-    image = store / "images" / p["image"]
-    with NGFFSlide(image, mpp=1.0) as s:  # the pixel size plays no part in viewing
-        dims = s.dimensions
+        a.layers["measured"] = dense(tbl.layers["measured"][rows], np.float32)
     tag = f"_{section}" if len(by_section) > 1 else ""
-    src = {"slide": image, "mpp": None, "dims": dims, "unit": unit,
+    # no µm/px to check (the image is the store's own); its size is read by the viewer
+    src = {"slide": store / "images" / p["image"], "mpp": None, "dims": None,
+           "unit": unit,
            "dest": store.parent / f"{store.name.removesuffix('.zarr')}{tag}_viewer",
            "grid": lambda d: spot_grid(xy, size, d, shape=shape)}
     return a, src

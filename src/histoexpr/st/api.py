@@ -19,21 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["as_returned", "fit", "predict"]
+__all__ = ["fit", "predict", "returned", "wants_store"]
 
 RETURNS = ("anndata", "spatialdata")
 
 
-def as_returned(returns: str, adata: Any = None, store: Any = None) -> Any:
-    """With ``adata``: what ``returns`` asks for (the AnnData, or the store read back);
-    without: whether a store must be written. An unknown ``returns`` is an error."""
+def wants_store(returns: str) -> bool:
+    """Whether ``returns`` asks for the SpatialData store (so it must be written); an
+    unknown ``returns`` is an error."""
     from ..errors import InputError
 
     if returns not in RETURNS:
         raise InputError(f"returns must be one of {', '.join(RETURNS)}, not {returns!r}")
-    if adata is None:
-        return returns == "spatialdata"
-    if returns == "anndata":
+    return returns == "spatialdata"
+
+
+def returned(returns: str, adata: Any, store: str | Path | None) -> Any:
+    """What ``returns`` asks for: ``adata``, or the store at ``store`` opened."""
+    if not wants_store(returns):
         return adata
     from .sdata_out import require_spatialdata
 
@@ -75,10 +78,10 @@ def fit(data: str | Path | Sequence[str | Path] | Any, *, out: str | Path,
         [str(data)] if isinstance(data, str | Path) else [str(p) for p in data])
     cfg = STConfig.resolve(**({"data": paths} if paths else {}), **options)
     run = fit_run(cfg, out, overwrite=overwrite, maps=maps, adata=adata,
-                  spatialdata=as_returned(returns))
+                  spatialdata=wants_store(returns))
     oof = ad.read_h5ad(run.predictions)
     oof.uns["run"] = str(run.path.resolve())
-    return as_returned(returns, oof, run.path / "predictions.zarr")
+    return returned(returns, oof, run.path / "predictions.zarr")
 
 
 def predict(model: str | Path, image: str | Path, spots: str | Path, *,
@@ -91,7 +94,7 @@ def predict(model: str | Path, image: str | Path, spots: str | Path, *,
     from ..runs import files
     from .predict import predict_section
 
-    res = predict_section(model, image, spots, spatialdata=as_returned(returns), **options)
+    res = predict_section(model, image, spots, spatialdata=wants_store(returns), **options)
     store = Path(res.uns["out"]) / files.PREDICT_ZARR.format(
         section=str(res.obs[K.SLIDE_ID].iloc[0]))
-    return as_returned(returns, res, store)
+    return returned(returns, res, store)

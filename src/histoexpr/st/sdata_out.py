@@ -35,6 +35,7 @@ import pandas as pd
 from .. import _keys as K
 from ..atomic import json_safe, output_error
 from ..errors import InputError
+from ..expression.transforms import dense
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -136,10 +137,6 @@ def _no_autoshard() -> Any:
     return contextlib.nullcontext()
 
 
-def _dense(m: Any) -> np.ndarray:
-    return np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=np.float32)
-
-
 def _scale_factors(h: int, w: int) -> list[int]:
     out: list[int] = []
     while min(h, w) // 2 ** (len(out) + 1) >= MIN_LEVEL_SIDE and len(out) < 8:
@@ -228,8 +225,9 @@ def write_spatialdata(
                 scale_factors=_scale_factors(*arr.shape[1:]) or None,
                 chunks=(3, CHUNK, CHUNK), transformations={cs: t})
         part = table[rows]
-        part = ad.AnnData(X=_dense(part.X), var=part.var[[]].copy(), obs=part.obs.copy(),
-                          layers={k: _dense(v) for k, v in part.layers.items()})
+        part = ad.AnnData(X=dense(part.X, np.float32), var=part.var[[]].copy(),
+                          obs=part.obs.copy(),
+                          layers={k: dense(v, np.float32) for k, v in part.layers.items()})
         part.obs["region"] = name
         part.obs["instance_id"] = np.arange(len(rows))
         part.obs_names = table.obs_names[rows]
